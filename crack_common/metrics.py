@@ -1,0 +1,114 @@
+"""Pixel-wise metrics of the crack class, per image and over a set (CrackSAM Table 7 / B.1).
+
+Empty-mask convention: a ratio whose denominator is zero (0/0) counts as 1.0 when the
+ground truth and the prediction are both empty (nothing to find, nothing found), and as
+0.0 otherwise. So a crack-free image predicted crack-free scores 1 on every metric, and
+a crack-free image with any false alarm scores 0 on every metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterable, List
+
+import numpy as np
+
+METRIC_NAMES = ("precision", "recall", "f1", "iou")
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Pixel counts of the crack class for one image (or summed over several)."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    def __add__(self, other: Confusion) -> Confusion:
+        return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn,
+                         self.tn + other.tn)
+
+    @property
+    def both_empty(self) -> bool:
+        return self.tp + self.fp + self.fn == 0
+
+    def _ratio(self, num: int, den: int) -> float:
+        if den == 0:
+            return 1.0 if self.both_empty else 0.0
+        return num / den
+
+    @property
+    def precision(self) -> float:
+        return self._ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        return self._ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        return self._ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def iou(self) -> float:
+        return self._ratio(self.tp, self.tp + self.fp + self.fn)
+
+    def scores(self) -> Dict[str, float]:
+        return {name: getattr(self, name) for name in METRIC_NAMES}
+
+
+def _as_bool(mask: np.ndarray, name: str) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D mask, got shape {mask.shape}")
+    return mask > 0 if mask.dtype != bool else mask
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray) -> Confusion:
+    """Confusion counts of a predicted mask against the ground truth (nonzero = crack)."""
+    p, t = _as_bool(pred, "pred"), _as_bool(truth, "truth")
+    if p.shape != t.shape:
+        raise ValueError(f"pred shape {p.shape} differs from truth shape {t.shape}")
+    tp = int(np.count_nonzero(p & t))
+    fp = int(np.count_nonzero(p)) - tp
+    fn = int(np.count_nonzero(t)) - tp
+    return Confusion(tp, fp, fn, p.size - tp - fp - fn)
+
+
+class MetricAccumulator:
+    """Collects per-image confusions; reports the per-image mean (the paper's) and pooled scores."""
+
+    def __init__(self) -> None:
+        self._items: List[Confusion] = []
+
+    def add(self, pred: np.ndarray, truth: np.ndarray) -> Confusion:
+        c = confusion(pred, truth)
+        self._items.append(c)
+        return c
+
+    def extend(self, items: Iterable[Confusion]) -> None:
+        self._items.extend(items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def mean(self) -> Dict[str, float]:
+        """Per-image metrics averaged over the set."""
+        if not self._items:
+            raise ValueError("no images were scored")
+        per = [c.scores() for c in self._items]
+        return {k: float(np.mean([s[k] for s in per])) for k in METRIC_NAMES}
+
+    def pooled(self) -> Dict[str, float]:
+        """Metrics of the confusion counts summed over the set (dataset-level)."""
+        if not self._items:
+            raise ValueError("no images were scored")
+        total = Confusion(0, 0, 0, 0)
+        for c in self._items:
+            total = total + c
+        return total.scores()
+
+    def summary(self) -> Dict[str, object]:
+        return {"images": len(self), "mean": self.mean(), "pooled": self.pooled(),
+                "counts": asdict(sum(self._items, Confusion(0, 0, 0, 0)))}

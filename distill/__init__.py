@@ -1,0 +1,1 @@
+"""crack-distill: the workstation half (data, teacher, student, distillation, export)."""

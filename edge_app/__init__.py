@@ -1,0 +1,1 @@
+"""crack-car: the on-car application. Never imports torch; runs on Python 3.9+."""

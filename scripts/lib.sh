@@ -1,0 +1,53 @@
+# Shared helpers for the project's set-up scripts (sourced, not run).
+# shellcheck shell=bash
+
+log() { printf '[crack-car setup] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else log "need root for: $*"; return 1; fi
+}
+
+# ensure_debs PKG...: install the Debian packages that are missing (once).
+ensure_debs() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# find_python VERSION: print the path of a CPython interpreter of that minor version.
+find_python() {
+  local v=$1 cand
+  for cand in "python$v" ; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys' >/dev/null 2>&1; then
+      command -v "$cand"; return 0
+    fi
+  done
+  if command -v pyenv >/dev/null 2>&1; then
+    cand=$(ls -d "$(pyenv root)"/versions/"$v".*/bin/python"$v" 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$cand" ] && { echo "$cand"; return 0; }
+  fi
+  return 1
+}
+
+# stamp_of FILE...: a hash of the inputs that decide what a venv holds.
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# ensure_venv DIR PYTHON STAMP INSTALL_FN: (re)build DIR when STAMP changed.
+ensure_venv() {
+  local dir=$1 py=$2 stamp=$3 fn=$4
+  if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ] && [ -x "$dir/bin/python" ]; then
+    return 0
+  fi
+  log "preparing $dir with $($py --version 2>&1)"
+  [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$fn" "$dir"
+  echo "$stamp" > "$dir/.stamp"
+}
