@@ -60,8 +60,8 @@ def walk(rng: np.random.Generator, shape: Tuple[int, int], start: Tuple[float, f
     pts = [(x, y)]
     zig = rng.uniform(0.15, 0.45)
     for i in range(int(length / step)):
-        drift = 0.9 * drift + rng.normal(0, wiggle * 0.3)
-        course += drift + 0.03 * (goal - course)
+        drift = 0.85 * drift + rng.normal(0, wiggle * 0.25)
+        course += drift + 0.06 * (goal - course)
         if rng.random() < 0.01:
             course += rng.normal(0, 0.4)
         hd = course + rng.normal(0, zig)
@@ -223,7 +223,7 @@ def apply_cracks(image: np.ndarray, layer: CrackLayer, rng: np.random.Generator)
     profile = np.clip(dist / np.maximum(local_max, 1.0), 0.0, 1.0) ** 0.7
     grit = 1.0 + 0.15 * rng.standard_normal(layer.mask.shape).astype(np.float32)
     dark = np.clip(layer.contrast * (0.55 + 0.45 * profile) * grit, 0.08, 0.97)
-    fill = np.array(rng.uniform(5, 30, 3), np.float32)  # dirt or shadow in the gap
+    fill = (rng.uniform(5, 30) * np.array([0.9, 1.0, 1.1])).astype(np.float32)  # dirt
     out = image.copy()
     inside = layer.mask.astype(bool)
     d = dark[inside][:, None]

@@ -44,7 +44,8 @@ def lane_marking(img: np.ndarray, rng: np.random.Generator, zoom: float) -> np.n
     if rng.random() < 0.4:  # dashes
         gaps = smooth_noise(rng, shape, 80.0) > 0.3
         band[gaps] = 0
-    wear = np.clip(0.85 + 0.6 * smooth_noise(rng, shape, 6.0), 0.0, 1.0)
+    worn = rng.uniform(0.0, 0.5)  # share of the paint gone: aggregate shows through
+    wear = np.clip(1.5 * (smooth_noise(rng, shape, 1.5) - 2.0 * worn + 1.0), 0.0, 1.0)
     alpha = cv2.GaussianBlur(band.astype(np.float32), (3, 3), 0) * wear
     color = np.array([225, 230, 232] if rng.random() < 0.6 else [40, 185, 225], np.float32)
     img[:] = blend(img, color * rng.uniform(0.8, 1.05), alpha * rng.uniform(0.6, 0.95))

@@ -20,7 +20,7 @@ def _tint(rng: np.random.Generator, base: float, warmth: float) -> np.ndarray:
 def asphalt(rng: np.random.Generator, shape: Tuple[int, int], zoom: float) -> np.ndarray:
     """Asphalt: dark binder with light and dark aggregate grains and worn patches."""
     h, w = shape
-    base = _tint(rng, rng.uniform(70, 135), rng.uniform(-0.06, 0.08))
+    base = _tint(rng, rng.uniform(70, 135), rng.uniform(-0.03, 0.06))
     img = np.empty((h, w, 3), np.float32)
     img[:] = base
     mottle = fractal_noise(rng, shape, 120 * zoom, octaves=3)
@@ -44,12 +44,13 @@ def concrete(rng: np.random.Generator, shape: Tuple[int, int], zoom: float) -> n
     img = np.empty((h, w, 3), np.float32)
     img[:] = base
     img *= (1.0 + 0.08 * fractal_noise(rng, shape, 160 * zoom, octaves=4))[..., None]
-    if rng.random() < 0.6:  # brushed finish: streaks along one direction
-        streak = smooth_noise(rng, shape, 2.0 * zoom, aspect=rng.uniform(8, 30))
+    if rng.random() < 0.35:  # broom finish: faint streaks along one direction
+        streak = smooth_noise(rng, shape, 2.0 * zoom, aspect=rng.uniform(5, 15))
         if rng.random() < 0.5:
-            streak = cv2.rotate(smooth_noise(rng, (w, h), 2.0 * zoom, aspect=20.0),
+            streak = cv2.rotate(smooth_noise(rng, (w, h), 2.0 * zoom, aspect=10.0),
                                 cv2.ROTATE_90_CLOCKWISE)
-        img += (streak * rng.uniform(3, 9))[..., None]
+        fade = np.clip(0.5 + smooth_noise(rng, shape, 90 * zoom), 0, 1)
+        img += (streak * fade * rng.uniform(2, 5))[..., None]
     fine = smooth_noise(rng, shape, max(1.0, 1.2 * zoom))
     img += (fine * rng.uniform(4, 10))[..., None]
     pores = smooth_noise(rng, shape, max(1.0, 1.6 * zoom))
