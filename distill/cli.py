@@ -43,6 +43,45 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from distill.describe import describe, render, teacher_config
+    if args.student:
+        info = describe(True, None, args.state_dict, args.head_kernel)
+        if args.student_init:
+            import torch
+
+            from distill.nets.hrnet import HRNetFCN
+            from distill.nets.student_weights import load_student_weights
+            with torch.device("cpu"):
+                report = load_student_weights(HRNetFCN(head_kernel=args.head_kernel),
+                                              args.student_init)
+            info["student_init"] = {"file": str(args.student_init), "loaded": len(report.loaded),
+                                    "unplaced": report.unplaced,
+                                    "mismatched": report.mismatched,
+                                    "ignored_classifier": len(report.ignored_head),
+                                    "left_initialised": report.missing}
+            if not args.json:
+                log.info("%s: %s", args.student_init, report.summary())
+    else:
+        cfg = teacher_config(args.teacher_config, args.size, args.delta, args.rank,
+                             args.adapter_dim, args.multimask)
+        info = describe(False, cfg, args.state_dict)
+    print(render(info, args.json))
+    return 0
+
+
+def _cmd_teacher_merge(args: argparse.Namespace) -> int:
+    from distill.nets.sam.checkpoints import merge
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    model = merge(args.sam, args.delta, args.out, args.size)
+    c = model.cfg
+    log.info("wrote %s: %s at %dpx, delta %s (rank %d, adapter width %d), %d mask tokens",
+             args.out, c.encoder, c.img_size, c.delta.kind, c.delta.rank, c.delta.adapter_dim,
+             c.num_multimask_outputs + 1)
+    return 0
+
+
 def _frame_size(text: str) -> List[int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -100,6 +139,44 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split-file", type=Path, help="file listing the names to use, one a line")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=_cmd_data_check)
+
+    de = sub.add_parser(
+        "describe", help="parameter counts and names of the student or the teacher",
+        description="Print parameter counts (total, tunable) of the HRNet-W18 student or a "
+                    "CrackSAM teacher, built on the meta device (no memory, no weights).")
+    who = de.add_mutually_exclusive_group()
+    who.add_argument("--student", action="store_true", help="the HRNet-W18 FCN student")
+    who.add_argument("--teacher-config", default="vit_h",
+                     help="vit_b, vit_l, vit_h (default), a YAML/JSON config or a teacher file")
+    de.add_argument("--size", type=int, help="teacher input size (default 448)")
+    de.add_argument("--delta", choices=["none", "lora", "adapter", "both"],
+                    help="attach a CrackSAM delta")
+    de.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4)")
+    de.add_argument("--adapter-dim", type=int, default=32, help="adapter width (default 32)")
+    de.add_argument("--multimask", type=int, default=1,
+                    help="multimask outputs (CrackSAM 1, Meta's SAM 3)")
+    de.add_argument("--head-kernel", type=int, default=1, choices=[1, 3],
+                    help="student FCN head conv kernel (default 1, as mmsegmentation)")
+    de.add_argument("--student-init", type=Path,
+                    help="with --student: load timm/mmsegmentation weights and report the fit")
+    de.add_argument("--state-dict", action="store_true", help="list every tensor and shape")
+    de.add_argument("--json", action="store_true", help="print one JSON object")
+    de.set_defaults(func=_cmd_describe)
+
+    t = sub.add_parser("teacher", help="teacher files", description="Teacher files.")
+    tsub = t.add_subparsers(dest="teacher_command", metavar="ACTION")
+    tsub.required = True
+    m = tsub.add_parser(
+        "merge", help="Meta's SAM checkpoint + a CrackSAM delta -> one teacher file",
+        description="Combine Meta's sam_vit_{b,l,h} checkpoint and a CrackSAM delta "
+                    "(LoRA, adapter or both) into one file holding config and all weights, "
+                    "resized to the input size, for --teacher.")
+    m.add_argument("--sam", type=Path, required=True, help="Meta's sam_vit_*.pth")
+    m.add_argument("--delta", type=Path, required=True, help="CrackSAM delta .pth")
+    m.add_argument("--out", type=Path, required=True, help="teacher file to write")
+    m.add_argument("--size", type=int, default=448, help="input size (default 448)")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    m.set_defaults(func=_cmd_teacher_merge)
     return p
 
 

@@ -1,0 +1,1 @@
+"""Networks written in the project with the parameter names of the published checkpoints."""
