@@ -82,6 +82,138 @@ def _cmd_teacher_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace):
+    """Defaults <- --config <- --set <- the dedicated flags."""
+    from distill.config import load_config, parse_override
+    over = [parse_override(t) for t in (args.set or [])]
+    flags = {
+        "work": getattr(args, "work", None), "teacher": _str(getattr(args, "teacher", None)),
+        "data": {"root": _str(getattr(args, "data", None))},
+        "cache": {"teacher_device": getattr(args, "teacher_device", None),
+                  "noise_mix": getattr(args, "noise_mix", None),
+                  "views": getattr(args, "views", None)},
+        "train": {"epochs": getattr(args, "epochs", None),
+                  "device": getattr(args, "device", None),
+                  "temperature": getattr(args, "temperature", None),
+                  "kd": False if getattr(args, "no_kd", False) else None},
+        "student": {"init": _str(getattr(args, "student_init", None))},
+        "export": {"int8": True if getattr(args, "int8", False) else None},
+    }
+    over.append(_prune(flags))
+    return load_config(args.config, over)
+
+
+def _str(v):
+    return None if v is None else str(v)
+
+
+def _prune(d):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _prune(v)
+            if v:
+                out[k] = v
+        elif v is not None:
+            out[k] = v
+    return out
+
+
+def _temperature(text: str):
+    if text == "dynamic":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or 'dynamic', got {text!r}") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from distill.pipeline import run_all
+    cfg = _config(args)
+    summary = run_all(cfg, check=not args.no_check, progress=not args.quiet)
+    ev = summary["eval"]
+    print(f"\nsummary ({cfg.work}/summary.json)")
+    if "cache" in summary:
+        c = summary["cache"]
+        print(f"  cache   {c['views']} views, {c['bytes_per_view'] / 1024:.1f} KiB per view")
+    t = summary["train"]
+    print(f"  train   {t['steps']} steps, best validation IoU {t['best_val_iou']:.4f}")
+    print(f"  eval    IoU clean {ev['clean']['iou']:.4f}, case1 {ev['case1']['iou']:.4f}, "
+          f"case2 {ev['case2']['iou']:.4f}")
+    print(f"  export  {summary['export']['xml']}")
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from distill.pipeline import save_config, stage_cache
+    cfg = _config(args)
+    save_config(cfg)
+    r = stage_cache(cfg, not args.quiet)
+    log.info("cache: %d views, %.1f KiB per view, %.1f s", r["views"],
+             r["bytes_per_view"] / 1024, r["seconds"])
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from distill.pipeline import save_config, stage_train
+    cfg = _config(args)
+    save_config(cfg)
+    r = stage_train(cfg, not args.quiet)
+    log.info("trained %d steps in %.0f s; best validation IoU %.4f -> %s", r["steps"],
+             r["seconds"], r["best_val_iou"], r["checkpoint"])
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from distill.pipeline import stage_eval
+    cfg = _config(args)
+    stage_eval(args.model, cfg, args.dataset, args.json, not args.quiet)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from distill.pipeline import stage_export
+    cfg = _config(args)
+    r = stage_export(cfg, args.checkpoint, args.check, args.int8 or None)
+    print(f"IR: {r['xml']} (model card {Path(r['xml']).with_suffix('.yaml')})")
+    for runtime, agree in r.get("check", {}).items():
+        if isinstance(agree, dict):
+            print(f"  {runtime}: max |logit diff| {agree['max_abs_logit_diff']:.4g}, "
+                  f"mask IoU vs PyTorch {agree['mask_iou']:.4f}")
+    if "int8" in r:
+        print(f"INT8 IR: {r['int8']['xml']} (validation IoU {r['int8']['val_iou']})")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
+    g = p.add_argument_group("configuration")
+    g.add_argument("--config", type=Path, help="YAML config (see crack-distill config)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.epochs=5 (repeatable)")
+    g.add_argument("--work", help="work folder (default work/distill)")
+    g.add_argument("--teacher", type=Path, help="merged CrackSAM teacher file")
+    if data:
+        g.add_argument("--data", type=Path, help="dataset folder")
+    g.add_argument("--teacher-device", help="torch device of the teacher (cpu, cuda, ...)")
+    g.add_argument("--views", type=int, help="augmented views per image")
+    g.add_argument("--noise-mix", type=float, help="share of views with a noise case")
+    g.add_argument("--epochs", type=int, help="training epochs")
+    g.add_argument("--device", help="torch device of the student")
+    g.add_argument("--temperature", type=_temperature, help="KD temperature or 'dynamic'")
+    g.add_argument("--no-kd", action="store_true", help="baseline without distillation")
+    g.add_argument("--student-init", type=Path, help="timm/mmsegmentation weights to start from")
+    g.add_argument("--int8", action="store_true", help="also export an INT8 IR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from distill.config import DistillConfig
+    print(DistillConfig().to_yaml() if args.defaults else _config(args).to_yaml(), end="")
+    return 0
+
+
 def _frame_size(text: str) -> List[int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -100,8 +232,49 @@ def build_parser() -> argparse.ArgumentParser:
                     "the car.")
     p.add_argument("--version", action="version", version=f"crack-distill {project_version()}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--no-check", action="store_true",
+                   help="run: skip comparing the IR with PyTorch in both OpenVINO runtimes")
+    _common(p)
+    p.set_defaults(func=_cmd_run)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+
+    st = sub.add_parser("cache", help="run the teacher once per augmented view, store logits",
+                        description="Run the CrackSAM teacher over every augmented view of "
+                                    "the training images and store its 1/4-resolution logits "
+                                    "(float16 shards); resumes finished shards.")
+    _common(st)
+    st.set_defaults(func=_cmd_cache)
+    st = sub.add_parser("train", help="train the student (CWD at T=3 from the cache)",
+                        description="Train the HRNet-W18 student with 0.2 CE + 0.8 Dice + "
+                                    "5 x CWD(T) from the cached teacher logits; resumes from "
+                                    "the work folder's last.pth.")
+    _common(st)
+    st.set_defaults(func=_cmd_train)
+    st = sub.add_parser("eval", help="P/R/F1/IoU on clean, noise cases and a blur sweep",
+                        description="Evaluate a student checkpoint, an IR (.xml), an ONNX file "
+                                    "or a teacher file: precision, recall, F1, IoU on clean "
+                                    "images, noise cases 1 and 2, and IoU against Gaussian blur.")
+    st.add_argument("model", type=Path, help="checkpoint .pth, IR .xml, .onnx or teacher .pth")
+    st.add_argument("dataset", type=Path, nargs="?",
+                    help="dataset folder (default: the validation split of --data)")
+    st.add_argument("--json", type=Path, help="where to write the results (a PNG plot goes "
+                    "beside it)")
+    _common(st)
+    st.set_defaults(func=_cmd_eval)
+    st = sub.add_parser("export", help="ONNX + FP16 IR for the car (and INT8 for CPUs)",
+                        description="Export the best student as ONNX and an OpenVINO IR with "
+                                    "FP16 weights under the car's input/output contract, with "
+                                    "a model card; --check compares the IR in OpenVINO 2022.3 "
+                                    "and current OpenVINO with PyTorch.")
+    st.add_argument("--checkpoint", type=Path, help="student checkpoint (default: best.pth)")
+    st.add_argument("--check", action="store_true", help="compare runtimes with PyTorch")
+    _common(st)
+    st.set_defaults(func=_cmd_export)
+    st = sub.add_parser("config", help="print the effective or default configuration",
+                        description="Print the configuration as YAML.")
+    st.add_argument("--defaults", action="store_true", help="the documented defaults")
+    _common(st)
+    st.set_defaults(func=_cmd_config)
 
     s = sub.add_parser(
         "synth", help="generate synthetic crack photographs with exact masks",
@@ -187,6 +360,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == "synth" and not (args.out or args.video):
         parser.error("synth needs --out DIR and/or --video FILE")
+    if args.command is None and not (args.data or args.config):
+        parser.error("give a COMMAND, or --teacher FILE --data DIR to run the whole job")
     try:
         return args.func(args)
     except (ValueError, OSError) as e:

@@ -2,7 +2,7 @@
 
 They compute exactly what `F.interpolate(..., mode="nearest")` and
 `F.interpolate(..., mode="bilinear", align_corners=False)` compute for an integer scale,
-but export to ONNX as ConvTranspose/Pad/Slice with static shapes, which every OpenVINO
+but export to ONNX as ConvTranspose/Slice/Concat with static shapes, which every OpenVINO
 release (2022.3 and its MYRIAD plugin included) reads, where a Resize would become an
 opset-11 Interpolate in current converters. The kernels are buffers kept out of the
 state dict, so checkpoints are unaffected.
@@ -38,6 +38,13 @@ def bilinear_kernel(scale: int) -> torch.Tensor:
     return (1 - (t - (scale - 0.5)).abs() / scale).clamp(min=0)
 
 
+def replicate_pad1(x: torch.Tensor) -> torch.Tensor:
+    """Replicate the border by one pixel with slices and concats (an edge-mode Pad would
+    export as Pad-12, which OpenVINO 2022.3 does not know)."""
+    x = torch.cat([x[..., :1, :], x, x[..., -1:, :]], dim=-2)
+    return torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
+
+
 class BilinearUpsample(nn.Module):
     """Bilinear upsampling (align_corners=False) by an even integer factor (or 1)."""
 
@@ -55,7 +62,7 @@ class BilinearUpsample(nn.Module):
         if s == 1:
             return x
         h, w = x.shape[-2:]
-        y = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel.to(x.dtype),
-                               stride=s, groups=self.channels)
+        y = F.conv_transpose2d(replicate_pad1(x), self.kernel.to(x.dtype), stride=s,
+                               groups=self.channels)
         c = 3 * s // 2  # the replicated border and the tent's offset
         return y[..., c:c + h * s, c:c + w * s]

@@ -12,8 +12,6 @@ Delta files (KG-TSI-Civil/CrackSAM) hold, besides full `prompt_encoder.*` and
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -21,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from crack_common.files import atomic_write, sha256_file
 from distill.nets.sam.cracksam import ENCODERS, CrackSAM, SamConfig
 from distill.nets.sam.image_encoder import DeltaSpec
 from distill.nets.student_weights import read_checkpoint
@@ -191,36 +190,20 @@ def build_from_sam(sam_path: Path, delta_path: Path, img_size: int = 448,
     return model.eval()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_merged(model: CrackSAM, out: Path, sources: Optional[Dict[str, str]] = None) -> None:
     """Write config + every weight to `out` atomically (a failed write leaves no file)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
     payload = {"format": MERGED_FORMAT, "version": MERGED_VERSION,
                "config": model.cfg.to_dict(), "sources": sources or {},
                "state_dict": model.state_dict()}
-    try:
-        torch.save(payload, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(out, lambda tmp: torch.save(payload, str(tmp)))
 
 
 def merge(sam_path: Path, delta_path: Path, out: Path, img_size: int = 448) -> CrackSAM:
     """`crack-distill teacher merge`: one self-contained teacher file."""
     model = build_from_sam(sam_path, delta_path, img_size)
-    save_merged(model, out, {"sam": Path(sam_path).name, "sam_sha256": _sha256(sam_path),
+    save_merged(model, out, {"sam": Path(sam_path).name, "sam_sha256": sha256_file(sam_path),
                              "delta": Path(delta_path).name,
-                             "delta_sha256": _sha256(delta_path)})
+                             "delta_sha256": sha256_file(delta_path)})
     return model
 
 

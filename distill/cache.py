@@ -1,0 +1,197 @@
+"""The teacher-logit cache: the teacher runs once per augmented view, offline; training
+reads the logits back and never holds the teacher in memory.
+
+Layout of a cache folder:
+  index.json        settings (teacher hash, size, views, seed, noise mix, image names) and
+                    the finished shards with their SHA-256
+  shard_00000.npy   float16 (n, 2, size/4, size/4): the teacher's 1/4-resolution logits
+
+Shards are written atomically and recorded in the index after each one, so a killed run
+resumes at the first unfinished shard. A shard that does not match its hash, shape or
+the index is reported by name and nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from crack_common.files import atomic_write, atomic_write_text, sha256_file
+from distill.data.datasets import CrackDataset
+from distill.data.views import View, apply_view, fit, plan_view
+from distill.nets.student_io import bgr_to_unit_rgb
+
+log = logging.getLogger(__name__)
+INDEX = "index.json"
+CACHE_VERSION = 1
+
+
+class CacheError(ValueError):
+    """A cache folder that cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    image_index: int
+    view: View
+
+
+def plan(dataset: CrackDataset, views: int, seed: int, noise_mix: float) -> List[Entry]:
+    return [Entry(s.name, i, plan_view(seed, i, v, noise_mix))
+            for i, s in enumerate(dataset.samples) for v in range(views)]
+
+
+def _settings(teacher_sha: str, teacher_cfg: Dict, size: int, views: int, seed: int,
+              noise_mix: float, names: List[str]) -> Dict:
+    return {"version": CACHE_VERSION, "teacher_sha256": teacher_sha, "teacher_config": teacher_cfg,
+            "size": size, "views": views, "seed": seed, "noise_mix": noise_mix,
+            "logit_shape": [2, size // 4, size // 4], "dtype": "float16", "names": names}
+
+
+def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: int,
+                views: int, seed: int, noise_mix: float = 0.0, shard_size: int = 64,
+                batch: int = 4, device: str = "cpu",
+                progress: Optional[Callable[[int, int], None]] = None) -> Dict:
+    """Fill `folder` with the teacher's logits of every view; resumes finished shards."""
+    from distill.nets.sam.checkpoints import load_teacher, read_merged_config
+    folder = Path(folder)
+    teacher_cfg = read_merged_config(teacher_path)
+    if teacher_cfg.img_size != size:
+        raise CacheError(f"teacher {teacher_path} takes {teacher_cfg.img_size}px input but "
+                         f"size is {size}; merge the teacher at --size {size}")
+    settings = _settings(sha256_file(teacher_path), teacher_cfg.to_dict(), size, views, seed,
+                         noise_mix, [s.name for s in dataset.samples])
+    index_path = folder / INDEX
+    shards: List[Dict] = []
+    if index_path.exists():
+        old = _read_index(index_path)
+        changed = [k for k in settings if old.get("settings", {}).get(k) != settings[k]]
+        if changed:
+            raise CacheError(f"cache {folder} was made with other settings ({', '.join(changed)}"
+                             "); use another work folder or delete this cache")
+        shards = old["shards"]
+    entries = plan(dataset, views, seed, noise_mix)
+    chunks = [entries[i:i + shard_size] for i in range(0, len(entries), shard_size)]
+    done = len(shards)
+    for k, rec in enumerate(shards):
+        _check_shard(folder, rec, k, settings["logit_shape"])
+    if done < len(chunks):
+        teacher = load_teacher(teacher_path).to(device)
+        log.info("teacher %s on %s: %d views in %d shards (%d done)", teacher_path.name,
+                 device, len(entries), len(chunks), done)
+    for k in range(done, len(chunks)):
+        t0 = time.perf_counter()
+        logits = _run_teacher(teacher, dataset, chunks[k], size, batch, device)
+        name = f"shard_{k:05d}.npy"
+        atomic_write(folder / name, lambda tmp, a=logits: _save_npy(tmp, a))
+        shards.append({"file": name, "count": len(chunks[k]),
+                       "sha256": sha256_file(folder / name),
+                       "entries": [{"name": e.name, "image_index": e.image_index,
+                                    "view": e.view.to_dict()} for e in chunks[k]]})
+        atomic_write_text(index_path, json.dumps({"settings": settings, "shards": shards}))
+        if progress:
+            progress(k + 1, len(chunks))
+        log.debug("shard %d/%d in %.1f s", k + 1, len(chunks), time.perf_counter() - t0)
+    return {"settings": settings, "shards": shards}
+
+
+@torch.no_grad()
+def _run_teacher(teacher, dataset: CrackDataset, chunk: List[Entry], size: int, batch: int,
+                 device: str) -> np.ndarray:
+    out = []
+    for i in range(0, len(chunk), batch):
+        imgs = []
+        for e in chunk[i:i + batch]:
+            img, mask = fit(*dataset.load(e.image_index), size)
+            imgs.append(apply_view(img, mask, e.view)[0])
+        _, quarter = teacher(bgr_to_unit_rgb(np.stack(imgs)).to(device))
+        out.append(quarter.float().cpu().numpy().astype(np.float16))
+    return np.concatenate(out)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def _read_index(path: Path) -> Dict:
+    try:
+        data = json.loads(path.read_text())
+        assert isinstance(data["settings"], dict) and isinstance(data["shards"], list)
+        return data
+    except (OSError, ValueError, KeyError, AssertionError, TypeError) as e:
+        raise CacheError(f"{path}: not a readable cache index ({type(e).__name__}); delete "
+                         "the cache folder to rebuild it") from e
+
+
+def _check_shard(folder: Path, rec: Dict, k: int, shape: List[int]) -> None:
+    path = folder / rec["file"]
+    if not path.is_file():
+        raise CacheError(f"{path}: shard {k} listed in the index is missing")
+    if sha256_file(path) != rec["sha256"]:
+        raise CacheError(f"{path}: shard {k} is corrupt (its SHA-256 differs from the index); "
+                         "delete it and its index entry, or the cache folder, to rebuild")
+
+
+class TeacherCache:
+    """Read-only access to a finished cache: entries and their logits, shard by shard."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        if not (self.folder / INDEX).is_file():
+            raise CacheError(f"{self.folder}: no teacher cache here (no {INDEX}); run "
+                             "crack-distill cache first")
+        data = _read_index(self.folder / INDEX)
+        self.settings = data["settings"]
+        self.shards = data["shards"]
+        self.shape = tuple(self.settings["logit_shape"])
+        self.entries: List[Tuple[int, int, Entry]] = []
+        for k, rec in enumerate(self.shards):
+            for row, e in enumerate(rec["entries"]):
+                self.entries.append((k, row, Entry(e["name"], e["image_index"],
+                                                   View(**e["view"]))))
+        expected = len(self.settings["names"]) * self.settings["views"]
+        if len(self.entries) != expected:
+            raise CacheError(f"{self.folder}: cache is unfinished ({len(self.entries)} of "
+                             f"{expected} views); run crack-distill cache to complete it")
+        self._loaded: Dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _shard(self, k: int) -> np.ndarray:
+        if k not in self._loaded:
+            rec = self.shards[k]
+            _check_shard(self.folder, rec, k, list(self.shape))
+            path = self.folder / rec["file"]
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise CacheError(f"{path}: unreadable shard ({e})") from e
+            if arr.shape != (rec["count"], *self.shape) or arr.dtype != np.float16:
+                raise CacheError(f"{path}: shard holds {arr.dtype}{list(arr.shape)}, the index "
+                                 f"says float16{[rec['count'], *self.shape]}")
+            if len(self._loaded) > 8:
+                self._loaded.pop(next(iter(self._loaded)))
+            self._loaded[k] = arr
+        return self._loaded[k]
+
+    def get(self, i: int) -> Tuple[Entry, np.ndarray]:
+        k, row, entry = self.entries[i]
+        return entry, self._shard(k)[row]
+
+    def verify(self) -> None:
+        for k, rec in enumerate(self.shards):
+            _check_shard(self.folder, rec, k, list(self.shape))
+
+    def bytes_per_view(self) -> float:
+        total = sum((self.folder / r["file"]).stat().st_size for r in self.shards)
+        return total / max(1, len(self))

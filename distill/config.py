@@ -1,0 +1,216 @@
+"""The workstation job's configuration: one YAML document, every key with a default.
+
+`crack-distill ... --config distill.yaml --set train.epochs=5` reads the file over the
+defaults, then the overrides; an unknown key or a bad value fails at once, naming the key
+and what is allowed. `DistillConfig().to_yaml()` prints the documented defaults
+(`crack-distill config --defaults`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # dataset folder (Khanhha or CrackForest layout)
+    split: Optional[str] = None  # sub-folder such as "train" when the dataset has one
+    val_ratio: float = 0.1  # share of the pairs held out for validation
+    seed: int = 0  # seed of the split
+
+
+@dataclass
+class CacheConfig:
+    views: int = 4  # augmented views per image (view 0 is the image as it is)
+    noise_mix: float = 0.0  # share of views with a noise case (RFKD-style mixing)
+    shard_size: int = 64  # views per shard file
+    batch: int = 4  # teacher batch size
+    teacher_device: str = "cpu"  # torch device of the teacher (cuda, cuda:1, cpu)
+
+
+@dataclass
+class StudentConfig:
+    width: int = 18  # HRNet width (18 = HRNet-W18; smaller only for tests)
+    head_kernel: int = 1  # FCN head conv kernel (1 as mmsegmentation, or 3)
+    init: Optional[str] = None  # timm or mmsegmentation weights to start from
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_iters: int = 100  # linear warm-up, then poly decay
+    poly_power: float = 0.9
+    kd: bool = True  # False: the no-KD baseline (hard loss only, no cache needed)
+    kd_weight: float = 5.0  # weight of the CWD loss
+    hard_weight: float = 1.0  # weight of 0.2 CE + 0.8 Dice (0: soft loss only)
+    temperature: Union[float, str] = 3.0  # a number, or "dynamic"
+    t_min: float = 1.0  # range of a dynamic temperature
+    t_max: float = 10.0
+    seed: int = 0
+    device: str = "cpu"
+    save_every: int = 0  # also checkpoint every N iterations (0: at epoch ends only)
+
+
+@dataclass
+class EvalConfig:
+    threshold: float = 0.5  # on the crack probability
+    blur: List[int] = field(default_factory=lambda: [1, 5, 9, 13, 17, 21, 25, 31])
+
+
+@dataclass
+class ExportConfig:
+    size: int = 448  # the car's input side
+    int8: bool = False  # also an NNCF post-training-quantised IR (CPU targets)
+    calibration: int = 64  # images for INT8 calibration
+
+
+@dataclass
+class DistillConfig:
+    work: str = "work/distill"  # work folder: cache, checkpoints, exports, reports
+    teacher: str = ""  # merged CrackSAM file (crack-distill teacher merge)
+    size: int = 448  # training and teacher input side
+    data: DataConfig = field(default_factory=DataConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def digest(self, *sections: str) -> str:
+        """A short hash of some sections, to tell whether saved work still matches."""
+        d = self.to_dict()
+        part = {s: d[s] for s in sections} if sections else d
+        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that is not allowed."""
+
+
+def _check_type(key: str, value: Any, default: Any, hint: Any) -> Any:
+    allowed = str(hint)
+    if "Optional" in allowed and value is None:
+        return None
+    if "Union[float, str]" in allowed or "Union[str, float]" in allowed:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if value == "dynamic":
+            return value
+        raise ConfigError(f"{key}: expected a number or 'dynamic', got {value!r}")
+    base = type(default) if default is not None else (
+        str if "str" in allowed else int if "int" in allowed else float)
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is list:
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
+        return value
+    if not isinstance(value, base) or isinstance(value, bool) and base is not bool:
+        raise ConfigError(f"{key}: expected {base.__name__}, got {value!r}")
+    return value
+
+
+def _merge(obj: Any, data: Dict[str, Any], prefix: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    hints = {f.name: f.type for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown config key {name!r}; expected one of "
+                              f"{', '.join(prefix + k for k in fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, name + ".")
+        else:
+            setattr(obj, key, _check_type(name, value, current, hints[key]))
+
+
+def validate(cfg: DistillConfig) -> DistillConfig:
+    """Range checks that need more than a type."""
+    def need(ok: bool, key: str, what: str, value: Any) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: {what}, got {value!r}")
+    need(cfg.size % 32 == 0 and cfg.size >= 64, "size", "a multiple of 32, at least 64",
+         cfg.size)
+    need(0 < cfg.data.val_ratio < 1, "data.val_ratio", "between 0 and 1", cfg.data.val_ratio)
+    need(cfg.cache.views >= 1, "cache.views", "at least 1", cfg.cache.views)
+    need(0 <= cfg.cache.noise_mix <= 1, "cache.noise_mix", "between 0 and 1",
+         cfg.cache.noise_mix)
+    need(cfg.cache.shard_size >= 1, "cache.shard_size", "at least 1", cfg.cache.shard_size)
+    need(cfg.cache.batch >= 1, "cache.batch", "at least 1", cfg.cache.batch)
+    need(cfg.student.width in (8, 16, 18, 30, 32, 40, 48, 64), "student.width",
+         "an HRNet width (18 for W18)", cfg.student.width)
+    need(cfg.student.head_kernel in (1, 3), "student.head_kernel", "1 or 3",
+         cfg.student.head_kernel)
+    t = cfg.train
+    need(t.epochs >= 1, "train.epochs", "at least 1", t.epochs)
+    need(t.batch >= 1, "train.batch", "at least 1", t.batch)
+    need(t.lr > 0, "train.lr", "positive", t.lr)
+    need(t.warmup_iters >= 0, "train.warmup_iters", "0 or more", t.warmup_iters)
+    need(t.kd_weight >= 0 and t.hard_weight >= 0, "train.kd_weight/hard_weight",
+         "not negative", (t.kd_weight, t.hard_weight))
+    need(t.kd or t.hard_weight > 0, "train.hard_weight", "positive when train.kd is false",
+         t.hard_weight)
+    need(0 < t.t_min < t.t_max, "train.t_min/t_max", "0 < t_min < t_max", (t.t_min, t.t_max))
+    if t.temperature != "dynamic":
+        need(t.t_min <= t.temperature <= t.t_max, "train.temperature",
+             f"within [{t.t_min}, {t.t_max}] or 'dynamic'", t.temperature)
+    need(0 < cfg.eval.threshold < 1, "eval.threshold", "between 0 and 1", cfg.eval.threshold)
+    need(all(k >= 1 and k % 2 for k in cfg.eval.blur), "eval.blur", "odd kernel sizes",
+         cfg.eval.blur)
+    need(cfg.export.size % 32 == 0, "export.size", "a multiple of 32", cfg.export.size)
+    return cfg
+
+
+def parse_override(text: str) -> Dict[str, Any]:
+    """'train.epochs=5' -> {'train': {'epochs': 5}} (the value read as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE such as train.epochs=5")
+    key, raw = text.split("=", 1)
+    value: Any = yaml.safe_load(raw) if raw != "" else ""
+    out: Dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(path: Optional[Path] = None, overrides: Sequence[Dict[str, Any]] = ()
+                ) -> DistillConfig:
+    """Defaults, then the YAML file, then each override mapping; validated."""
+    cfg = DistillConfig()
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        _merge(cfg, data, "")
+    for o in overrides:
+        _merge(cfg, o, "")
+    return validate(cfg)

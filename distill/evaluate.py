@@ -1,0 +1,134 @@
+"""`crack-distill eval`: precision, recall, F1 and IoU of the crack class on clean images,
+the paper's two noise cases and a Gaussian-blur sweep, for a student checkpoint, an
+exported IR or ONNX file, or a teacher file."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional
+
+import cv2
+import numpy as np
+import torch
+
+from crack_common.metrics import METRIC_NAMES, MetricAccumulator
+from crack_common.noise import NOISE_CASES, gaussian_blur
+from distill.data.datasets import CrackDataset
+from distill.data.views import fit
+from distill.nets.student_io import bgr_to_unit_rgb
+
+log = logging.getLogger(__name__)
+Predictor = Callable[[np.ndarray], np.ndarray]  # BGR u8 (S, S, 3) -> crack probability (S, S)
+
+
+def crack_probability(logits: np.ndarray) -> np.ndarray:
+    d = logits[1].astype(np.float32) - logits[0].astype(np.float32)
+    return 1.0 / (1.0 + np.exp(-np.clip(d, -60, 60)))
+
+
+def load_predictor(path: Path, device: str = "cpu") -> tuple:
+    """(predictor, input size, description) for .pth (student or teacher), .xml, .onnx."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such model file")
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        from edge_app.ir_model import IRModel
+        ir = IRModel(path, "CPU")
+        return (lambda img: crack_probability(ir.infer(img))), ir.size, f"OpenVINO IR {path.name}"
+    if suffix == ".onnx":
+        from distill.export import compile_onnx
+        run, size = compile_onnx(path)
+        return (lambda img: crack_probability(run(img))), size, f"ONNX {path.name}"
+    from distill.nets.sam.checkpoints import CheckpointError, load_teacher
+    try:
+        teacher = load_teacher(path).to(device)
+    except CheckpointError:
+        teacher = None
+    if teacher is not None:
+        def run_teacher(img: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                full, _ = teacher(bgr_to_unit_rgb(img).to(device))
+            return full.softmax(1)[0, 1].cpu().numpy()
+        return run_teacher, teacher.cfg.img_size, f"CrackSAM teacher {path.name}"
+    from distill.train import load_student, predict_probs
+    model, cfg = load_student(path)
+    model.to(device)
+    return (lambda img: predict_probs(model, img[None], device)[0]), cfg.size, \
+        f"student {path.name}"
+
+
+def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: float = 0.5,
+             blur: Iterable[int] = (1, 5, 9, 13, 17, 21, 25, 31),
+             progress: bool = False) -> Dict[str, object]:
+    """Per-image mean metrics for clean/case1/case2 and IoU for every blur kernel."""
+    blur = list(blur)
+    accs = {name: MetricAccumulator() for name in NOISE_CASES}
+    blur_accs = {k: MetricAccumulator() for k in blur}
+    from tqdm import tqdm
+    for i in tqdm(range(len(dataset)), desc="eval", unit="img", disable=not progress):
+        img, mask = fit(*dataset.load(i), size)
+        for name, case in NOISE_CASES.items():
+            accs[name].add(predict(case(img)) > threshold, mask)
+        for k in blur:
+            blur_accs[k].add(predict(gaussian_blur(img, k)) > threshold, mask)
+    out: Dict[str, object] = {"images": len(dataset), "threshold": threshold}
+    out.update({name: acc.mean() for name, acc in accs.items()})
+    out["blur"] = {str(k): acc.mean()["iou"] for k, acc in blur_accs.items()}
+    return out
+
+
+def table(results: Dict[str, object], title: str = "") -> str:
+    """A Table B.1-style text table."""
+    rows = [f"{title}" if title else "", f"{'case':<8}" + "".join(f"{m:>11}" for m in
+                                                               METRIC_NAMES)]
+    for case in NOISE_CASES:
+        r = results[case]
+        rows.append(f"{case:<8}" + "".join(f"{r[m]:>11.4f}" for m in METRIC_NAMES))
+    blur = results["blur"]
+    rows.append("blur IoU " + "  ".join(f"k={k}:{v:.4f}" for k, v in blur.items()))
+    return "\n".join(r for r in rows if r)
+
+
+def plot_blur(results: Dict[str, object], out: Path, label: str = "",
+              others: Optional[List[tuple]] = None) -> None:
+    """A PNG of IoU against blur kernel (one line per model)."""
+    series = [(label or "model", results["blur"])] + list(others or [])
+    w, h, m = 640, 400, 56
+    img = np.full((h, w, 3), 255, np.uint8)
+    ks = [int(k) for k in series[0][1]]
+    kmax = max(ks) if ks else 1
+
+    def px(k: float, iou: float) -> tuple:
+        return (int(m + (w - 2 * m) * (k / kmax)), int(h - m - (h - 2 * m) * iou))
+    for v in np.linspace(0, 1, 6):
+        cv2.line(img, px(0, v), px(kmax, v), (225, 225, 225), 1)
+        cv2.putText(img, f"{v:.1f}", (8, px(0, v)[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (60, 60, 60), 1, cv2.LINE_AA)
+    for k in ks:
+        cv2.putText(img, str(k), (px(k, 0)[0] - 6, h - m + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (60, 60, 60), 1, cv2.LINE_AA)
+    cv2.line(img, px(0, 0), px(kmax, 0), (0, 0, 0), 1)
+    cv2.line(img, px(0, 0), px(0, 1), (0, 0, 0), 1)
+    colors = [(200, 80, 20), (40, 40, 220), (40, 160, 40), (160, 40, 160)]
+    for n, (name, curve) in enumerate(series):
+        c = colors[n % len(colors)]
+        pts = [px(int(k), v) for k, v in curve.items()]
+        for a, b in zip(pts, pts[1:]):
+            cv2.line(img, a, b, c, 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, p, 4, c, -1, cv2.LINE_AA)
+        cv2.putText(img, name, (w - m - 220, m + 18 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, "IoU vs Gaussian blur kernel", (m, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), img):
+        raise OSError(f"cannot write {out}")
+
+
+def write_json(results: Dict[str, object], out: Path) -> None:
+    from crack_common.files import atomic_write_text
+    atomic_write_text(out, json.dumps(results, indent=1))

@@ -1,0 +1,209 @@
+"""The workstation job's stages over one work folder: cache -> train -> eval -> export.
+
+work/
+  config.yaml          the effective configuration of the last run
+  cache/               teacher logits (crack-distill cache)
+  checkpoints/         last.pth, best.pth, epoch_NNN.pth (crack-distill train)
+  eval/                eval.json, blur.png (crack-distill eval)
+  export/              student.onnx, student.xml/.bin/.yaml (+ student_int8.*)
+  summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from crack_common.files import atomic_write_text
+from crack_common.metrics import MetricAccumulator
+from distill.config import DistillConfig
+from distill.data.datasets import CrackDataset, DatasetError, open_dataset
+from distill.data.views import fit
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def open_splits(cfg: DistillConfig) -> Tuple[CrackDataset, CrackDataset]:
+    """The checked dataset, split into (train, validation) by data.val_ratio and seed."""
+    if not cfg.data.root:
+        raise DatasetError(Path("."), ["no dataset given: --data DIR (or data.root)"])
+    ds = open_dataset(Path(cfg.data.root), cfg.data.split)
+    counts = ds.check()
+    log.info("dataset %s: %d pairs (%d crack-free)", cfg.data.root, counts["pairs"],
+             counts["crack_free"])
+    if len(ds) < 2:
+        return ds, ds.subset([])
+    return ds.split(1 - cfg.data.val_ratio, cfg.data.seed)
+
+
+def save_config(cfg: DistillConfig) -> None:
+    atomic_write_text(Path(cfg.work) / "config.yaml", cfg.to_yaml())
+
+
+def stage_cache(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
+    from distill.cache import TeacherCache, build_cache
+    if not cfg.teacher:
+        raise ValueError("no teacher given: --teacher cracksam.pth (crack-distill teacher merge "
+                         "makes one)")
+    train, _ = open_splits(cfg)
+    folder = Path(cfg.work) / "cache"
+    from tqdm import tqdm
+    bar = tqdm(desc="cache", unit="shard", disable=not progress)
+
+    def tick(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+    t0 = time.perf_counter()
+    build_cache(Path(cfg.teacher), train, folder, cfg.size, cfg.cache.views, cfg.data.seed,
+                cfg.cache.noise_mix, cfg.cache.shard_size, cfg.cache.batch,
+                cfg.cache.teacher_device, tick)
+    bar.close()
+    cache = TeacherCache(folder)
+    return {"views": len(cache), "bytes_per_view": cache.bytes_per_view(),
+            "seconds": time.perf_counter() - t0}
+
+
+def stage_train(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
+    from distill.train import Trainer
+    train, val = open_splits(cfg)
+    trainer = Trainer(cfg, train, val, Path(cfg.work), progress)
+    trainer.resume()
+    return trainer.run()
+
+
+def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
+               json_out: Optional[Path] = None, progress: bool = True) -> Dict[str, Any]:
+    from distill.evaluate import evaluate, load_predictor, plot_blur, table, write_json
+    if data is not None:
+        ds = open_dataset(Path(data))
+        ds.check()
+    else:
+        _, ds = open_splits(cfg)
+    predict, size, what = load_predictor(Path(model), cfg.train.device)
+    results = evaluate(predict, ds, size, cfg.eval.threshold, cfg.eval.blur, progress)
+    results["model"] = what
+    out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "eval.json"
+    write_json(results, out)
+    plot_blur(results, out.with_suffix(".png"), what)
+    print(table(results, f"{what} on {len(ds)} images"))
+    return results
+
+
+def legacy_python() -> Optional[Path]:
+    """The Python 3.9 + OpenVINO 2022.3 interpreter, when one is set up."""
+    env = os.environ.get("CRACK_CAR_PY39")
+    for cand in ([Path(env)] if env else []) + [REPO / ".venv39" / "bin" / "python"]:
+        if cand.is_file():
+            return cand
+    return None
+
+
+def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: bool = False,
+                 int8: Optional[bool] = None, name: str = "student") -> Dict[str, Any]:
+    from distill.export import check_export, export_ir, quantize_int8, write_card
+    from distill.train import load_student
+    ckpt = Path(checkpoint) if checkpoint else Path(cfg.work) / "checkpoints" / "best.pth"
+    if not ckpt.is_file():
+        raise ValueError(f"{ckpt}: no student checkpoint; train first or pass --checkpoint")
+    model, train_cfg = load_student(ckpt)
+    size = cfg.export.size
+    out_dir = Path(cfg.work) / "export"
+    paths = export_ir(model, out_dir, name, size)
+    result: Dict[str, Any] = {k: str(v) for k, v in paths.items()}
+    frames = _sample_frames(cfg, size)
+    info: Dict[str, Any] = {"size": size, "precision": "FP16",
+                            "student": {"arch": f"hrnet_w{train_cfg.student.width}_fcn",
+                                        "checkpoint": ckpt.name,
+                                        "params": sum(p.numel() for p in model.parameters())},
+                            "teacher": _teacher_info(train_cfg), "training": _training_info(
+                                train_cfg)}
+    eval_json = Path(cfg.work) / "eval" / "eval.json"
+    if eval_json.is_file():
+        info["metrics"] = json.loads(eval_json.read_text())
+    if check:
+        legacy = legacy_python()
+        if legacy is None:
+            log.warning("no Python 3.9 + OpenVINO 2022.3 environment (.venv39 or CRACK_CAR_PY39);"
+                        " the IR is checked in current OpenVINO only")
+        result["check"] = check_export(model, paths["xml"], frames, legacy)
+        info["export_check"] = result["check"]
+    write_card(paths["xml"], info)
+    if int8 if int8 is not None else cfg.export.int8:
+        result["int8"] = _export_int8(cfg, model, paths, frames, size, info, quantize_int8)
+    return result
+
+
+def _export_int8(cfg, model, paths, frames, size, info, quantize_int8) -> Dict[str, Any]:
+    from distill.evaluate import crack_probability
+    from distill.export import write_card
+    from edge_app.ir_model import IRModel
+    calib = _sample_frames(cfg, size, cfg.export.calibration)
+    xml8 = quantize_int8(paths["onnx"], list(calib), paths["xml"].with_name(
+        paths["xml"].stem + "_int8.xml"))
+    _, val = open_splits(cfg)
+    scores = {}
+    for tag, xml in (("fp16", paths["xml"]), ("int8", xml8)):
+        ir = IRModel(xml)
+        acc = MetricAccumulator()
+        for i in range(len(val)):
+            img, mask = fit(*val.load(i), size)
+            acc.add(crack_probability(ir.infer(img)) > cfg.eval.threshold, mask)
+        scores[tag] = acc.mean()["iou"] if len(acc) else None
+    write_card(xml8, {**info, "size": size, "precision": "INT8 (NNCF post-training)",
+                      "int8_val_iou": scores})
+    return {"xml": str(xml8), "val_iou": scores}
+
+
+def _sample_frames(cfg: DistillConfig, size: int, n: int = 4) -> np.ndarray:
+    """Frames for checks and calibration: from the dataset, or synthetic when none is set."""
+    if cfg.data.root:
+        ds = open_dataset(Path(cfg.data.root), cfg.data.split)
+        idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
+        return np.stack([fit(*ds.load(int(i)), size)[0] for i in idx])
+    from distill.synth import render_scene
+    return np.stack([render_scene(np.random.default_rng([7, i]), (size, size)).image
+                     for i in range(n)])
+
+
+def _teacher_info(cfg: DistillConfig) -> Dict[str, Any]:
+    if not cfg.train.kd:
+        return {"none": "trained without distillation"}
+    cache = Path(cfg.work) / "cache" / "index.json"
+    if cache.is_file():
+        s = json.loads(cache.read_text())["settings"]
+        return {"file": Path(cfg.teacher).name, "sha256": s["teacher_sha256"],
+                "encoder": s["teacher_config"]["encoder"],
+                "delta": s["teacher_config"]["delta"]}
+    return {"file": Path(cfg.teacher).name}
+
+
+def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
+    t = cfg.train
+    return {"data": cfg.data.root, "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
+            "loss": f"{t.hard_weight} x (0.2 CE + 0.8 Dice) + {t.kd_weight if t.kd else 0} x "
+                    f"CWD(T={t.temperature})", "views": cfg.cache.views,
+            "noise_mix": cfg.cache.noise_mix, "seed": t.seed}
+
+
+def run_all(cfg: DistillConfig, check: bool = True, progress: bool = True) -> Dict[str, Any]:
+    """The whole job; each stage resumes what an earlier, interrupted run left."""
+    open_splits(cfg)  # a broken dataset stops the job before anything is written
+    save_config(cfg)
+    summary: Dict[str, Any] = {}
+    if cfg.train.kd:
+        summary["cache"] = stage_cache(cfg, progress)
+    summary["train"] = stage_train(cfg, progress)
+    best = Path(cfg.work) / "checkpoints" / "best.pth"
+    summary["eval"] = stage_eval(best, cfg, progress=progress)
+    summary["export"] = stage_export(cfg, best, check=check)
+    atomic_write_text(Path(cfg.work) / "summary.json", json.dumps(summary, indent=1,
+                                                                  default=str))
+    return summary

@@ -1,0 +1,279 @@
+"""Train the HRNet-W18 student: L = hard + kd_weight * CWD(T) against the cached teacher
+logits (or the hard loss alone with train.kd false, the no-KD baseline).
+
+AdamW with linear warm-up then poly decay; a checkpoint at every epoch end (and every
+`save_every` iterations), `best.pth` on validation IoU, and `last.pth` to resume from:
+a killed run picks up at the iteration it last saved and ends with the same weights as
+an uninterrupted one (the data order and every view derive from the seed). Several GPUs
+(or CPU processes with gloo) through torchrun: each takes its share of every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from crack_common.files import atomic_write
+from crack_common.metrics import MetricAccumulator
+from distill.cache import CacheError, Entry, TeacherCache, plan
+from distill.config import DistillConfig
+from distill.data.datasets import CrackDataset
+from distill.data.views import apply_view, fit
+from distill.losses import DistillLoss, Temperature
+from distill.nets.hrnet import HRNetFCN, HRNetSpec
+from distill.nets.student_io import bgr_to_tensor
+from distill.nets.student_weights import load_student_weights, read_checkpoint
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = "crack-car/student"
+
+
+def build_student(cfg: DistillConfig) -> HRNetFCN:
+    return HRNetFCN(2, cfg.student.head_kernel, HRNetSpec(width=cfg.student.width))
+
+
+class TrainData:
+    """Training samples: (normalised image, mask, teacher 1/4 logits or None)."""
+
+    def __init__(self, dataset: CrackDataset, cfg: DistillConfig,
+                 cache: Optional[TeacherCache]):
+        self.dataset, self.size, self.cache = dataset, cfg.size, cache
+        names = [s.name for s in dataset.samples]
+        if cache is not None:
+            s = cache.settings
+            if s["names"] != names or s["size"] != cfg.size:
+                raise CacheError(f"cache {cache.folder} was made for other images or another "
+                                 "size than this training set; rebuild it (crack-distill cache)")
+            self.entries: List[Entry] = [e for _, _, e in cache.entries]
+        else:
+            self.entries = plan(dataset, cfg.cache.views, cfg.data.seed, cfg.cache.noise_mix)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def batch(self, indices: List[int]) -> Tuple[torch.Tensor, torch.Tensor,
+                                                  Optional[torch.Tensor]]:
+        imgs, masks, logits = [], [], []
+        for i in indices:
+            entry = self.entries[i]
+            img, mask = apply_view(*fit(*self.dataset.load(entry.image_index), self.size),
+                                   entry.view)
+            imgs.append(img)
+            masks.append(mask)
+            if self.cache is not None:
+                logits.append(torch.from_numpy(self.cache.get(i)[1].astype(np.float32)))
+        teacher = torch.stack(logits) if logits else None
+        return bgr_to_tensor(np.stack(imgs)), torch.from_numpy(np.stack(masks)).long(), teacher
+
+
+def lr_factor(step: int, total: int, warmup: int, power: float) -> float:
+    """Linear warm-up to 1 over `warmup` steps, then (1 - progress) ** power."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    rest = max(1, total - warmup)
+    return max(0.0, 1 - (step - warmup) / rest) ** power
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, images: np.ndarray, device: str) -> np.ndarray:
+    """Crack probabilities (N, H, W) of BGR uint8 images (N, H, W, 3)."""
+    was = model.training
+    model.eval()
+    out = model(bgr_to_tensor(images).to(device)).softmax(1)[:, 1].cpu().numpy()
+    model.train(was)
+    return out
+
+
+def validate(model: nn.Module, dataset: CrackDataset, size: int, device: str,
+             threshold: float = 0.5, batch: int = 4) -> Dict[str, float]:
+    acc = MetricAccumulator()
+    for i in range(0, len(dataset), batch):
+        pairs = [fit(*dataset.load(j), size) for j in range(i, min(i + batch, len(dataset)))]
+        probs = predict_probs(model, np.stack([p[0] for p in pairs]), device)
+        for prob, (_, mask) in zip(probs, pairs):
+            acc.add(prob > threshold, mask)
+    return acc.mean()
+
+
+@torch.no_grad()
+def calibrate_offsets(model: HRNetFCN, data: TrainData, device: str, limit: int = 32) -> None:
+    """Soft-only training: CWD cannot see a per-channel constant (softmax over positions is
+    blind to it), so set the head's biases to match the teacher's mean logit per channel."""
+    if data.cache is None:
+        return
+    idx = list(range(min(limit, len(data))))
+    x, _, teacher = data.batch(idx)
+    was = model.training
+    model.eval()
+    student = model(x.to(device))
+    model.train(was)
+    shift = teacher.to(device).mean(dim=(0, 2, 3)) - student.mean(dim=(0, 2, 3))
+    model.decode_head.conv_seg.bias.add_(shift)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    iteration: int = 0  # batches done in `epoch`
+    step: int = 0
+    best_iou: float = -1.0
+    history: Optional[List[Dict[str, float]]] = None
+
+
+class Trainer:
+    def __init__(self, cfg: DistillConfig, train_ds: CrackDataset, val_ds: CrackDataset,
+                 work: Path, progress: bool = True):
+        self.cfg, self.work, self.progress = cfg, Path(work), progress
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        t = cfg.train
+        self.device = t.device
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if t.device.startswith("cuda") else "gloo"
+            dist.init_process_group(backend)
+            if t.device.startswith("cuda"):
+                self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        cache = TeacherCache(self.work / "cache") if t.kd else None
+        self.data = TrainData(train_ds, cfg, cache)
+        self.val_ds = val_ds
+        torch.manual_seed(t.seed)
+        self.model = build_student(cfg)
+        if cfg.student.init:
+            report = load_student_weights(self.model, Path(cfg.student.init))
+            log.info("student init %s: %s", cfg.student.init, report.summary())
+        self.model.to(self.device)
+        dynamic = t.temperature == "dynamic"
+        temp = Temperature(3.0 if dynamic else float(t.temperature), dynamic, t.t_min, t.t_max)
+        self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight).to(self.device)
+        params = list(self.model.parameters()) + [p for p in self.loss.parameters()
+                                                  if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        self.net = self.model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(self.model)
+        self.per_epoch = math.ceil(len(self.data) / t.batch)
+        self.total = self.per_epoch * t.epochs
+        self.state = TrainState(history=[])
+        self.ckpt_dir = self.work / "checkpoints"
+        self.digest = cfg.digest("train", "student", "size", "data", "cache")
+
+    # ------------------------------------------------------------ checkpoints
+    def _save(self, path: Path) -> None:
+        if self.rank:
+            return
+        payload = {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+                   "optimizer": self.opt.state_dict(), "loss": self.loss.state_dict(),
+                   "state": self.state.__dict__, "config": self.cfg.to_dict(),
+                   "digest": self.digest}
+        atomic_write(path, lambda tmp: torch.save(payload, str(tmp)))
+
+    def resume(self) -> bool:
+        last = self.ckpt_dir / "last.pth"
+        if not last.is_file():
+            return False
+        ck = torch.load(str(last), map_location=self.device, weights_only=False)
+        if ck.get("digest") != self.digest:
+            raise ValueError(f"{last} was written with other train/student/data settings; "
+                             "use another work folder or delete the checkpoints to start over")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.loss.load_state_dict(ck["loss"])
+        self.state = TrainState(**ck["state"])
+        log.info("resuming at epoch %d, iteration %d", self.state.epoch + 1, self.state.iteration)
+        return True
+
+    # ------------------------------------------------------------ loop
+    def _set_lr(self) -> None:
+        t = self.cfg.train
+        f = lr_factor(self.state.step, self.total, t.warmup_iters, t.poly_power)
+        for g in self.opt.param_groups:
+            g["lr"] = t.lr * f
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.cfg.train.seed, epoch]).permutation(len(self.data))
+
+    def run(self) -> Dict[str, object]:
+        t, s = self.cfg.train, self.state
+        self.model.train()
+        bar = _bar(self.total, s.step, self.progress and not self.rank)
+        t0 = time.perf_counter()
+        while s.epoch < t.epochs:
+            order = self._order(s.epoch)
+            while s.iteration < self.per_epoch:
+                idx = order[s.iteration * t.batch:(s.iteration + 1) * t.batch].tolist()
+                idx = idx[self.rank::self.world] or idx[:1]
+                x, y, teacher = self.data.batch(idx)
+                self._set_lr()
+                parts = self.loss(self.net(x.to(self.device)), y.to(self.device),
+                                  None if teacher is None else teacher.to(self.device))
+                self.opt.zero_grad(set_to_none=True)
+                parts["total"].backward()
+                self.opt.step()
+                s.iteration += 1
+                s.step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['total'].item():.4f}")
+                if t.save_every and s.step % t.save_every == 0 and s.iteration < self.per_epoch:
+                    self._save(self.ckpt_dir / "last.pth")
+            self._end_epoch()
+        bar.close()
+        if self.world > 1:
+            dist.barrier()
+        return {"epochs": t.epochs, "steps": s.step, "best_val_iou": s.best_iou,
+                "history": s.history, "seconds": time.perf_counter() - t0,
+                "checkpoint": str(self.ckpt_dir / "best.pth")}
+
+    def _end_epoch(self) -> None:
+        s = self.state
+        if self.cfg.train.hard_weight == 0:
+            calibrate_offsets(self.model, self.data, self.device)
+        metrics = {"epoch": s.epoch + 1}
+        if not self.rank and len(self.val_ds):
+            metrics.update(validate(self.model, self.val_ds, self.cfg.size, self.device,
+                                    self.cfg.eval.threshold))
+            log.info("epoch %d: val IoU %.4f F1 %.4f", s.epoch + 1, metrics["iou"],
+                     metrics["f1"])
+        s.history.append(metrics)
+        s.epoch += 1
+        s.iteration = 0
+        improved = metrics.get("iou", -1.0) > s.best_iou
+        if improved:
+            s.best_iou = metrics.get("iou", -1.0)
+        self._save(self.ckpt_dir / f"epoch_{s.epoch:03d}.pth")
+        if improved:
+            self._save(self.ckpt_dir / "best.pth")
+        self._save(self.ckpt_dir / "last.pth")
+
+
+def _bar(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc="train", unit="it", disable=not enabled)
+
+
+def load_student(path: Path) -> Tuple[HRNetFCN, DistillConfig]:
+    """A trained student checkpoint (best.pth, last.pth, epoch_*.pth) and its config."""
+    from distill.config import load_config
+    path = Path(path)
+    try:
+        ck = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__})") from e
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        tensors = read_checkpoint(path)  # a bare state dict of an HRNet-W18 FCN
+        model = HRNetFCN()
+        model.load_state_dict(tensors)
+        return model.eval(), load_config()
+    cfg = load_config(overrides=[{k: v for k, v in ck["config"].items()}])
+    model = build_student(cfg)
+    model.load_state_dict(ck["model"])
+    return model.eval(), cfg
