@@ -184,6 +184,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
                   f"mask IoU vs PyTorch {agree['mask_iou']:.4f}")
     if "int8" in r:
         print(f"INT8 IR: {r['int8']['xml']} (validation IoU {r['int8']['val_iou']})")
+    if args.check and not r["check"]["pass"]:
+        log.error("the IR does not match PyTorch closely enough (see above)")
+        return 1
     return 0
 
 

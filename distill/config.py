@@ -38,6 +38,8 @@ class CacheConfig:
 @dataclass
 class StudentConfig:
     width: int = 18  # HRNet width (18 = HRNet-W18; smaller only for tests)
+    modules: List[int] = field(default_factory=lambda: [1, 4, 3])  # stages 2-4 (W18: 1, 4, 3)
+    blocks: int = 4  # basic blocks per branch (W18: 4)
     head_kernel: int = 1  # FCN head conv kernel (1 as mmsegmentation, or 3)
     init: Optional[str] = None  # timm or mmsegmentation weights to start from
 
@@ -122,7 +124,8 @@ def _check_type(key: str, value: Any, default: Any, hint: Any) -> Any:
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if base is list:
-        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
         return value
     if not isinstance(value, base) or isinstance(value, bool) and base is not bool:
@@ -132,7 +135,7 @@ def _check_type(key: str, value: Any, default: Any, hint: Any) -> Any:
 
 def _merge(obj: Any, data: Dict[str, Any], prefix: str) -> None:
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(obj)}
     hints = {f.name: f.type for f in dataclasses.fields(obj)}
     for key, value in data.items():
@@ -162,6 +165,9 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(cfg.cache.batch >= 1, "cache.batch", "at least 1", cfg.cache.batch)
     need(cfg.student.width in (8, 16, 18, 30, 32, 40, 48, 64), "student.width",
          "an HRNet width (18 for W18)", cfg.student.width)
+    need(len(cfg.student.modules) == 3 and min(cfg.student.modules) >= 1, "student.modules",
+         "three positive counts (stages 2, 3, 4)", cfg.student.modules)
+    need(cfg.student.blocks >= 1, "student.blocks", "at least 1", cfg.student.blocks)
     need(cfg.student.head_kernel in (1, 3), "student.head_kernel", "1 or 3",
          cfg.student.head_kernel)
     t = cfg.train

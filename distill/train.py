@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from crack_common.files import atomic_write
@@ -39,7 +40,8 @@ CHECKPOINT_FORMAT = "crack-car/student"
 
 
 def build_student(cfg: DistillConfig) -> HRNetFCN:
-    return HRNetFCN(2, cfg.student.head_kernel, HRNetSpec(width=cfg.student.width))
+    s = cfg.student
+    return HRNetFCN(2, s.head_kernel, HRNetSpec(s.width, tuple(s.modules), s.blocks))
 
 
 class TrainData:
@@ -106,19 +108,35 @@ def validate(model: nn.Module, dataset: CrackDataset, size: int, device: str,
 
 
 @torch.no_grad()
-def calibrate_offsets(model: HRNetFCN, data: TrainData, device: str, limit: int = 32) -> None:
-    """Soft-only training: CWD cannot see a per-channel constant (softmax over positions is
-    blind to it), so set the head's biases to match the teacher's mean logit per channel."""
+def calibrate_offsets(model: HRNetFCN, data: TrainData, device: str, limit: int = 32) -> float:
+    """Soft-only training: CWD cannot see a constant added to a channel (a softmax over
+    positions is blind to it), so the crack-vs-background offset of the student's logits
+    is left undetermined. Set it from the cached teacher logits alone: the shift of the
+    student's logit difference that best reproduces the teacher's masks (IoU over up to
+    `limit` views). Returns the shift applied to the head's biases."""
     if data.cache is None:
-        return
-    idx = list(range(min(limit, len(data))))
-    x, _, teacher = data.batch(idx)
+        return 0.0
+    x, _, teacher = data.batch(list(range(min(limit, len(data)))))
     was = model.training
     model.eval()
-    student = model(x.to(device))
+    student = model(x.to(device)).cpu()
     model.train(was)
-    shift = teacher.to(device).mean(dim=(0, 2, 3)) - student.mean(dim=(0, 2, 3))
-    model.decode_head.conv_seg.bias.add_(shift)
+    teacher = F.interpolate(teacher, size=student.shape[-2:], mode="bilinear",
+                            align_corners=False)  # as the teacher upsamples its own output
+    d_s = (student[:, 1] - student[:, 0]).flatten()
+    t_mask = (teacher[:, 1] > teacher[:, 0]).flatten()
+    candidates = torch.quantile(-d_s, torch.linspace(0.0, 1.0, 201))
+    best, shift = -1.0, 0.0
+    for c in candidates.tolist():
+        s_mask = d_s + c > 0
+        union = (s_mask | t_mask).sum().item()
+        iou = (s_mask & t_mask).sum().item() / union if union else 1.0
+        if iou > best:
+            best, shift = iou, c
+    bias = model.decode_head.conv_seg.bias
+    bias[1] += shift / 2
+    bias[0] -= shift / 2
+    return shift
 
 
 @dataclass

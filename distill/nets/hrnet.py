@@ -216,6 +216,6 @@ class HRNetFCN(nn.Module):
         self.up = BilinearUpsample(num_classes, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % 32 or x.shape[-2] % 32:
+        if not torch.jit.is_tracing() and (x.shape[-1] % 32 or x.shape[-2] % 32):
             raise ValueError(f"input size must be a multiple of 32, got {tuple(x.shape[-2:])}")
         return self.up(self.decode_head(self.backbone(x)))

@@ -1,0 +1,77 @@
+"""Small real models and data the distillation tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+from distill.config import DistillConfig, load_config
+from distill.data.datasets import open_dataset
+from distill.losses import hard_loss
+from distill.nets.sam.checkpoints import save_merged
+from distill.nets.sam.cracksam import CrackSAM, SamConfig
+from distill.nets.sam.image_encoder import DeltaSpec
+from distill.nets.student_io import bgr_to_unit_rgb
+from distill.synth.writer import write_dataset
+
+TINY_STUDENT = {"width": 8, "modules": [1, 1, 1], "blocks": 1}
+
+
+def tiny_teacher_config(size: int = 64) -> SamConfig:
+    return SamConfig(encoder="custom", embed_dim=32, depth=2, num_heads=2,
+                     global_attn_indexes=(1,), img_size=size, window_size=2, prompt_dim=32,
+                     num_multimask_outputs=1, delta=DeltaSpec("lora", 2))
+
+
+def make_data(folder: Path, count: int = 8, size: int = 64, seed: int = 3) -> Path:
+    write_dataset(folder, count, size=size, seed=seed, workers=1, progress=False)
+    return folder
+
+
+def train_teacher(data: Path, out: Path, steps: int = 250, seed: int = 0) -> Path:
+    """A tiny CrackSAM fitted to the data with the hard loss, so its masks mean something."""
+    ds = open_dataset(data)
+    pairs = [ds.load(i) for i in range(len(ds))]
+    x = bgr_to_unit_rgb(np.stack([p[0] for p in pairs]))
+    y = torch.from_numpy(np.stack([p[1] for p in pairs]))
+    torch.manual_seed(seed)
+    teacher = CrackSAM(tiny_teacher_config(x.shape[-1]))
+    opt = torch.optim.AdamW(teacher.parameters(), 3e-3)
+    for _ in range(steps):
+        loss = hard_loss(teacher(x)[0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    save_merged(teacher.eval(), out)
+    return out
+
+
+def tiny_config(work: Path, teacher: Path, data: Path, **sections: Dict[str, Any]
+                ) -> DistillConfig:
+    base: Dict[str, Any] = {"work": str(work), "teacher": str(teacher), "size": 64,
+                            "data": {"root": str(data), "val_ratio": 0.25},
+                            "student": dict(TINY_STUDENT),
+                            "cache": {"views": 2, "shard_size": 8},
+                            "train": {"epochs": 2, "batch": 4, "warmup_iters": 2},
+                            "eval": {"blur": [1, 9]}, "export": {"size": 64}}
+    for k, v in sections.items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    return load_config(overrides=[base])
+
+
+def cli_sets(cfg: DistillConfig) -> list:
+    """The --set flags that reproduce a tiny config on the command line."""
+    import json
+    flat = []
+
+    def walk(prefix: str, d: Dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            elif v is not None:
+                flat.extend(["--set", f"{prefix}{k}={json.dumps(v)}"])
+    walk("", cfg.to_dict())
+    return flat

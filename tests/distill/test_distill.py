@@ -1,0 +1,290 @@
+"""crack-distill's stages on tiny real models: CWD, soft-only distillation, kill and resume,
+evaluation, export into both OpenVINO runtimes, and bad inputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from distill.cache import CacheError, TeacherCache, build_cache
+from distill.config import ConfigError, load_config, parse_override
+from distill.data.datasets import DatasetError, open_dataset
+from distill.export import ExportError, check_opsets
+from distill.losses import DistillLoss, Temperature, cwd_loss
+from distill.nets.sam.checkpoints import CheckpointError, load_teacher
+from distill.nets.student_io import bgr_to_unit_rgb
+from distill.pipeline import legacy_python, run_all, stage_cache, stage_eval, stage_export
+from distill.train import Trainer, lr_factor, predict_probs
+from tests.conftest import REPO
+from tests.distill.helpers import cli_sets, make_data, tiny_config, train_teacher
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    data = make_data(root / "data")
+    teacher = train_teacher(data, root / "teacher.pth")
+    return root, data, teacher
+
+
+def files_state(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+# ------------------------------------------------------------------ losses
+
+def test_cwd_equals_an_independent_evaluation_of_the_formula():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g) * 2
+    T = 3.0
+    total = 0.0
+    for n in range(3):
+        for c in range(2):
+            ps = np.exp(s[n, c].numpy().ravel().astype(np.float64) / T)
+            pt = np.exp(t[n, c].numpy().ravel().astype(np.float64) / T)
+            ps, pt = ps / ps.sum(), pt / pt.sum()
+            total += float(np.sum(pt * np.log(pt / ps)))
+    expected = total * T ** 2 / 2 / 3
+    assert cwd_loss(s, t, T).item() == pytest.approx(expected, rel=1e-5)
+    assert cwd_loss(t, t, T).item() == pytest.approx(0.0, abs=1e-6)
+    # blind to a constant per channel: why soft-only training calibrates its offsets
+    assert cwd_loss(s + torch.tensor([1.0, -2.0]).view(1, 2, 1, 1), s, T).item() == \
+        pytest.approx(0.0, abs=1e-5)
+
+
+def test_total_loss_weights_and_dynamic_temperature_reverses_its_gradient():
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(2, 2, 8, 8, generator=g, requires_grad=True)
+    t = torch.randn(2, 2, 8, 8, generator=g)
+    y = (torch.rand(2, 8, 8, generator=g) > 0.7).long()
+    parts = DistillLoss(5.0)(s, y, t)
+    assert parts["total"].item() == pytest.approx(parts["hard"].item() + 5 * parts["soft"].item())
+    temp = Temperature(3.0, dynamic=True, t_min=1.0, t_max=10.0)
+    loss = DistillLoss(5.0, temp, hard_weight=0.0)
+    out = loss(s, y, t)
+    assert out["temperature"].item() == pytest.approx(3.0, rel=1e-3)
+    out["total"].backward()
+    eps = 1e-3  # the loss's own slope in T's raw parameter, by finite differences
+    with torch.no_grad():
+        temp.raw += eps
+        up = loss(s, y, t)["total"].item()
+        temp.raw -= 2 * eps
+        down = loss(s, y, t)["total"].item()
+        temp.raw += eps
+    slope = (up - down) / (2 * eps)
+    assert temp.raw.grad.item() == pytest.approx(-slope, rel=0.1)  # reversed (float32 slope)
+    assert 1.0 < temp().item() < 10.0
+    with pytest.raises(ValueError, match="must lie in"):
+        Temperature(20.0)
+
+
+def test_learning_rate_schedule():
+    assert lr_factor(0, 100, 10, 0.9) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, 0.9) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10, 0.9) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, 1.0) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 10, 0.9) == 0.0
+
+
+# ------------------------------------------------------------------ distillation
+
+def test_soft_loss_alone_reproduces_the_teachers_masks(assets, tmp_path):
+    root, data, teacher_path = assets
+    cfg = tiny_config(tmp_path / "w", teacher_path, data, cache={"views": 4},
+                      train={"epochs": 50, "batch": 8, "hard_weight": 0.0, "lr": 3e-3,
+                             "warmup_iters": 5, "poly_power": 0.5})
+    ds = open_dataset(data)
+    build_cache(teacher_path, ds, tmp_path / "w" / "cache", 64, 4, 0)
+    trainer = Trainer(cfg, ds, ds.subset([]), tmp_path / "w", progress=False)
+    trainer.run()
+    images = np.stack([ds.load(i)[0] for i in range(len(ds))])
+    with torch.no_grad():
+        t_mask = load_teacher(teacher_path)(bgr_to_unit_rgb(images))[0].argmax(1).numpy() == 1
+    s_mask = predict_probs(trainer.model, images, "cpu") > 0.5
+    iou = (s_mask & t_mask).sum() / (s_mask | t_mask).sum()
+    assert 0.05 < t_mask.mean() < 0.5  # the teacher draws real masks, not all or nothing
+    assert iou >= 0.9
+
+
+def _distill(args, work, env=None):
+    return subprocess.Popen([sys.executable, "-m", "distill.cli", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_killed_training_resumes_to_the_same_weights(assets, tmp_path):
+    root, data, teacher = assets
+    runs = {}
+    for name in ("straight", "killed"):
+        cfg = tiny_config(tmp_path / name, teacher, data, train={"epochs": 2, "save_every": 1})
+        sets = cli_sets(cfg)
+        assert _distill(["cache", "--quiet", *sets], cfg.work).wait(120) == 0
+        runs[name] = (cfg, sets)
+    cfg, sets = runs["straight"]
+    p = _distill(["train", "--quiet", *sets], cfg.work)
+    assert p.wait(300) == 0, p.stderr.read()
+
+    cfg, sets = runs["killed"]
+    last = tmp_path / "killed" / "checkpoints" / "last.pth"
+    p = _distill(["train", "--quiet", *sets], cfg.work)
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(30)
+    assert p.returncode == -signal.SIGKILL
+    state = torch.load(str(last), weights_only=False)["state"]
+    assert state["epoch"] == 0 and state["iteration"] > 0  # killed in the middle of epoch 1
+    p = _distill(["train", "--quiet", *sets], cfg.work)
+    assert p.wait(300) == 0, p.stderr.read()
+    a = torch.load(str(tmp_path / "straight" / "checkpoints" / "last.pth"), weights_only=False)
+    b = torch.load(str(last), weights_only=False)
+    assert a["state"]["step"] == b["state"]["step"] == 6  # 6 images x 2 views / batch 4, x 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_whole_job_eval_and_export_in_both_runtimes(assets, tmp_path):
+    root, data, teacher = assets
+    cfg = tiny_config(tmp_path / "w", teacher, data)
+    summary = run_all(cfg, check=True, progress=False)
+    work = tmp_path / "w"
+    assert summary["cache"]["views"] == 12  # 6 training images x 2 views
+    assert summary["cache"]["bytes_per_view"] < 2 * 16 * 16 * 2 + 200
+    ev = json.loads((work / "eval" / "eval.json").read_text())
+    for case in ("clean", "case1", "case2"):
+        assert set(ev[case]) == {"precision", "recall", "f1", "iou"}
+        assert all(0.0 <= v <= 1.0 for v in ev[case].values())
+    assert set(ev["blur"]) == {"1", "9"}
+    plot = cv2.imread(str(work / "eval" / "eval.png"))
+    assert plot is not None and plot.shape == (400, 640, 3) and plot.std() > 5
+    check = summary["export"]["check"]
+    assert legacy_python() is not None, "the Python 3.9 + OpenVINO 2022.3 environment is missing"
+    runtimes = [k for k in check if k.startswith("openvino")]
+    assert len(runtimes) == 2 and any("2022.3" in k for k in runtimes)
+    for k in runtimes:
+        assert check[k]["pass"] and check[k]["max_abs_logit_diff"] < 0.05
+    assert check["pass"]
+    card = (work / "export" / "student.yaml").read_text()
+    import yaml
+    card = yaml.safe_load(card)
+    from crack_common.files import sha256_file
+    assert card["files"]["bin_sha256"] == sha256_file(work / "export" / "student.bin")
+    assert card["input"]["shape"] == [1, 64, 64, 3] and card["metrics"]["clean"] == ev["clean"]
+    assert card["teacher"]["encoder"] == "custom" and card["teacher"]["delta"]["kind"] == "lora"
+    # the IR and the checkpoint agree when evaluated the same way
+    ir = stage_eval(work / "export" / "student.xml", cfg, data, tmp_path / "ir.json", False)
+    ck = stage_eval(work / "checkpoints" / "best.pth", cfg, data, tmp_path / "ck.json", False)
+    assert abs(ir["clean"]["iou"] - ck["clean"]["iou"]) < 0.02
+    onnx = stage_eval(work / "export" / "student.onnx", cfg, data, tmp_path / "ox.json", False)
+    assert abs(onnx["clean"]["iou"] - ck["clean"]["iou"]) < 0.02
+
+
+def test_int8_export_reports_iou_before_and_after(assets, tmp_path):
+    root, data, teacher = assets
+    cfg = tiny_config(tmp_path / "w", teacher, data, train={"kd": False, "epochs": 1},
+                      export={"int8": True, "calibration": 4})
+    from distill.pipeline import stage_train
+    stage_train(cfg, progress=False)
+    r = stage_export(cfg)
+    xml8 = r["int8"]["xml"]
+    assert os.path.exists(xml8) and set(r["int8"]["val_iou"]) == {"fp16", "int8"}
+    check_opsets(xml8)
+    assert "FakeQuantize" in Path(xml8).read_text()
+
+
+# ------------------------------------------------------------------ bad inputs
+
+def test_corrupt_cache_shard_is_named_and_nothing_is_touched(assets, tmp_path):
+    root, data, teacher = assets
+    ds = open_dataset(data)
+    folder = tmp_path / "cache"
+    build_cache(teacher, ds, folder, 64, 2, 0, shard_size=4)
+    shard = folder / "shard_00001.npy"
+    raw = bytearray(shard.read_bytes())
+    raw[-1] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    before = files_state(folder)
+    cache = TeacherCache(folder)
+    cache.get(0)  # other shards stay usable
+    with pytest.raises(CacheError, match="shard_00001.npy: shard 1 is corrupt"):
+        cache.get(5)
+    with pytest.raises(CacheError, match="shard_00001.npy"):
+        build_cache(teacher, ds, folder, 64, 2, 0, shard_size=4)
+    assert files_state(folder) == before
+
+
+def test_cache_resumes_and_refuses_other_settings(assets, tmp_path):
+    root, data, teacher = assets
+    ds = open_dataset(data)
+    folder = tmp_path / "cache"
+    build_cache(teacher, ds, folder, 64, 2, 0, shard_size=4)
+    index = json.loads((folder / "index.json").read_text())
+    index["shards"] = index["shards"][:2]  # as if killed after two shards
+    (folder / "index.json").write_text(json.dumps(index))
+    for p in folder.glob("shard_0000[2-9].npy"):
+        p.unlink()
+    first = (folder / "shard_00000.npy").stat().st_mtime_ns
+    build_cache(teacher, ds, folder, 64, 2, 0, shard_size=4)
+    assert (folder / "shard_00000.npy").stat().st_mtime_ns == first  # not recomputed
+    assert len(TeacherCache(folder)) == 16
+    with pytest.raises(CacheError, match="other settings \\(views"):
+        build_cache(teacher, ds, folder, 64, 3, 0, shard_size=4)
+
+
+def test_corrupt_teacher_and_dataset_stop_before_writing(assets, tmp_path):
+    root, data, teacher = assets
+    bad = tmp_path / "bad_teacher.pth"
+    bad.write_bytes(b"\x80\x02 not a teacher")
+    cfg = tiny_config(tmp_path / "w1", bad, data)
+    with pytest.raises(CheckpointError, match="bad_teacher.pth: not a readable"):
+        stage_cache(cfg, progress=False)
+    assert not (tmp_path / "w1" / "cache").exists()
+    broken = make_data(tmp_path / "broken", count=3)
+    victim = next((broken / "images").glob("*.jpg"))
+    victim.write_bytes(b"\xff\xd8 truncated")
+    cfg = tiny_config(tmp_path / "w2", teacher, broken)
+    with pytest.raises(DatasetError, match=f"{victim.name}: not a readable image"):
+        run_all(cfg, progress=False)
+    assert not (tmp_path / "w2").exists()
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'train.epoch'"):
+        load_config(overrides=[parse_override("train.epoch=3")])
+    with pytest.raises(ConfigError, match="train.temperature: expected a number or 'dynamic'"):
+        load_config(overrides=[parse_override("train.temperature=hot")])
+    with pytest.raises(ConfigError, match="size: a multiple of 32"):
+        load_config(overrides=[parse_override("size=100")])
+    (tmp_path / "c.yaml").write_text("train: [1, 2]\n")
+    with pytest.raises(ConfigError, match="train: expected a mapping"):
+        load_config(tmp_path / "c.yaml")
+    cfg = load_config(overrides=[parse_override("train.temperature=dynamic"),
+                                 parse_override("cache.noise_mix=0.3")])
+    assert cfg.train.temperature == "dynamic" and cfg.cache.noise_mix == 0.3
+
+
+def test_ir_opset_and_contract_checks(tmp_path):
+    xml = tmp_path / "m.xml"
+    xml.write_text('<net><layers><layer id="0" name="x" type="Interpolate" version="opset11"/>'
+                   '<layer id="1" name="y" type="Convolution" version="opset1"/></layers></net>')
+    with pytest.raises(ExportError, match="opset11: Interpolate"):
+        check_opsets(xml)
+
+
+def test_cli_end_to_end_help_and_errors(cli):
+    r = cli("distill.cli", ["--set", "train.epochs=0", "--data", "x"])
+    assert r.returncode == 1 and "train.epochs: at least 1" in r.stderr
+    r = cli("distill.cli", [])
+    assert r.returncode == 2 and "--teacher FILE --data DIR" in r.stderr
+    for sub in ("cache", "train", "eval", "export", "config"):
+        r = cli("distill.cli", [sub, "--help"])
+        assert r.returncode == 0 and "usage: crack-distill" in r.stdout
