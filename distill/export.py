@@ -47,6 +47,55 @@ def export_onnx(model: torch.nn.Module, out: Path, size: int) -> Path:
     return out
 
 
+def downgrade_interpolate(ov_model: Any) -> int:
+    """Rewrite every Interpolate-11 (what current converters make of ONNX Resize) as the
+    equivalent Interpolate-4, which OpenVINO 2022.3 and the MYRIAD plugin know. Needs static
+    shapes and constant scales or sizes. Returns how many were rewritten."""
+    import openvino.opset10 as ops
+    count = 0
+    for node in ov_model.get_ordered_ops():
+        if node.get_type_name() != "Interpolate" or node.get_type_info().version_id != "opset11":
+            continue
+        a = node.get_attributes()
+        data = node.input(0).get_source_output()
+        const = node.input(1).get_source_output().get_node()
+        if data.get_partial_shape().is_dynamic or const.get_type_name() != "Constant":
+            raise ExportError(f"{node.get_friendly_name()}: Interpolate with a dynamic shape "
+                              "or computed scales cannot be made opset-4")
+        shape = [int(d) for d in data.get_shape()]
+        values = const.get_vector()
+        axes = (list(node.input(2).get_source_output().get_node().get_vector())
+                if node.get_input_size() > 2 else list(range(len(shape))))
+        if a["shape_calculation_mode"] == "scales":
+            scales = np.asarray(values, np.float32)
+            sizes = np.asarray([int(round(shape[ax] * s)) for ax, s in zip(axes, scales)],
+                               np.int64)
+        else:
+            sizes = np.asarray(values, np.int64)
+            scales = np.asarray([sz / shape[ax] for ax, sz in zip(axes, sizes)], np.float32)
+        # "sizes": integer constants, which FP16 compression leaves alone, so the output
+        # shape stays static when the IR is read back (scales would become f16 + Convert)
+        new = ops.interpolate(data, ops.constant(sizes), ops.constant(scales), a["mode"],
+                              "sizes", a["pads_begin"], a["pads_end"],
+                              a["coordinate_transformation_mode"], a["nearest_mode"],
+                              a["antialias"], a["cube_coeff"],
+                              ops.constant(np.asarray(axes, np.int64)))
+        new.set_friendly_name(node.get_friendly_name())
+        node.output(0).replace(new.output(0))
+        count += 1
+    if count:
+        ov_model.validate_nodes_and_infer_types()
+    return count
+
+
+def convert_onnx(path: Path) -> Any:
+    """ONNX -> OpenVINO model with opset-4 Interpolate and the car's pre-processing."""
+    import openvino as ov
+    model = ov.convert_model(str(path))
+    downgrade_interpolate(model)
+    return with_preprocessing(model)
+
+
 def with_preprocessing(ov_model: Any) -> Any:
     """Put the car's input contract in front of a float NCHW student model."""
     import openvino as ov
@@ -68,7 +117,7 @@ def compile_onnx(path: Path, device: str = "CPU") -> Tuple[Callable[[np.ndarray]
                                                           int]:
     """Run an exported student ONNX file under the same contract as the IR."""
     import openvino as ov
-    model = with_preprocessing(ov.convert_model(str(path)))
+    model = convert_onnx(path)
     size = int(model.input().get_partial_shape()[1].get_length())
     compiled = ov.Core().compile_model(model, device)
 
@@ -108,18 +157,15 @@ def save_ir(ov_model: Any, xml: Path, fp16: bool = True) -> Path:
 
 def export_ir(model: torch.nn.Module, out_dir: Path, name: str, size: int) -> Dict[str, Path]:
     """ONNX + FP16 IR of a student; returns their paths."""
-    import openvino as ov
     onnx_path = export_onnx(model, Path(out_dir) / f"{name}.onnx", size)
-    xml = save_ir(with_preprocessing(ov.convert_model(str(onnx_path))),
-                  Path(out_dir) / f"{name}.xml", fp16=True)
+    xml = save_ir(convert_onnx(onnx_path), Path(out_dir) / f"{name}.xml", fp16=True)
     return {"onnx": onnx_path, "xml": xml, "bin": xml.with_suffix(".bin")}
 
 
 def quantize_int8(onnx_path: Path, calibration: List[np.ndarray], xml: Path) -> Path:
     """NNCF post-training quantisation of the exported student (for CPU targets)."""
     import nncf
-    import openvino as ov
-    model = with_preprocessing(ov.convert_model(str(onnx_path)))
+    model = convert_onnx(onnx_path)
     data = nncf.Dataset(calibration, lambda img: img[None])
     quantized = nncf.quantize(model, data, subset_size=len(calibration))
     return save_ir(quantized, xml, fp16=False)

@@ -6,8 +6,9 @@ head's names are mmsegmentation's FCNHead (`decode_head.convs.0.{conv,bn}`,
 `decode_head.conv_seg`). So an mmsegmentation HRNet-W18 FCN checkpoint loads as it is,
 and timm's ImageNet weights load into `backbone.`.
 
-Every upsampling is a fixed transposed convolution (see `upsample.py`): static shapes,
-no Resize/Interpolate in the exported graph.
+Upsampling is `F.interpolate` with constant scale factors (nearest inside the fuse layers,
+bilinear in the head), so the exported graph has static shapes; export rewrites the
+Interpolate ops into their opset-4 form, which OpenVINO 2022.3 reads.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from distill.nets.upsample import BilinearUpsample, NearestUpsample
 
 BN_MOMENTUM = 0.1
 
@@ -83,6 +83,21 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int, relu: bool) -> nn.Sequent
     return nn.Sequential(*mods)
 
 
+class Upsample(nn.Module):
+    """Upsampling by a constant integer factor (no parameters, so checkpoints match)."""
+
+    def __init__(self, scale: int, mode: str = "bilinear"):
+        super().__init__()
+        self.scale, self.mode = scale, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1:
+            return x
+        if self.mode == "nearest":
+            return F.interpolate(x, scale_factor=self.scale, mode="nearest")
+        return F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+
+
 class HighResolutionModule(nn.Module):
     """Parallel branches of basic blocks, then every branch fused into every other."""
 
@@ -97,7 +112,7 @@ class HighResolutionModule(nn.Module):
                 if j > i:  # lower resolution: 1x1 conv, BN, nearest upsampling
                     row.append(nn.Sequential(
                         nn.Conv2d(channels[j], channels[i], 1, bias=False), _bn(channels[i]),
-                        NearestUpsample(channels[i], 2 ** (j - i))))
+                        Upsample(2 ** (j - i), "nearest")))
                 elif j == i:
                     row.append(nn.Identity())
                 else:  # higher resolution: (i - j) stride-2 3x3 convs
@@ -192,7 +207,7 @@ class FCNHead(nn.Module):
     def __init__(self, in_channels: Sequence[int], num_classes: int = 2, kernel: int = 1):
         super().__init__()
         total = sum(in_channels)
-        self.ups = nn.ModuleList(BilinearUpsample(c, 2 ** i) for i, c in enumerate(in_channels))
+        self.ups = nn.ModuleList(Upsample(2 ** i) for i in range(len(in_channels)))
         self.convs = nn.ModuleList([ConvModule(total, total, kernel)])
         self.conv_seg = nn.Conv2d(total, num_classes, 1)
 
@@ -213,7 +228,7 @@ class HRNetFCN(nn.Module):
         super().__init__()
         self.backbone = HRNetBackbone(spec)
         self.decode_head = FCNHead(self.backbone.out_channels, num_classes, head_kernel)
-        self.up = BilinearUpsample(num_classes, 4)
+        self.up = Upsample(4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_tracing() and (x.shape[-1] % 32 or x.shape[-2] % 32):

@@ -272,6 +272,16 @@ def test_config_errors_name_the_key(tmp_path):
     assert cfg.train.temperature == "dynamic" and cfg.cache.noise_mix == 0.3
 
 
+def test_full_student_ir_uses_only_opsets_the_ncs2_runtime_reads(tmp_path):
+    from distill.export import export_ir, opsets_of
+    from distill.nets.hrnet import HRNetFCN
+    paths = export_ir(HRNetFCN(), tmp_path, "s", 64)
+    ops = opsets_of(paths["xml"])
+    assert set(ops) <= {f"opset{i}" for i in range(1, 11)}
+    assert "Interpolate" in ops["opset4"]
+    assert not any("Interpolate" in kinds for v, kinds in ops.items() if v != "opset4")
+
+
 def test_ir_opset_and_contract_checks(tmp_path):
     xml = tmp_path / "m.xml"
     xml.write_text('<net><layers><layer id="0" name="x" type="Interpolate" version="opset11"/>'

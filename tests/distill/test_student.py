@@ -5,11 +5,9 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from distill.nets.hrnet import HRNetFCN
 from distill.nets.student_weights import load_student_weights
-from distill.nets.upsample import BilinearUpsample, NearestUpsample
 from tests.conftest import REPO
 
 TIMM_SHAPES = REPO.parent / "shared" / "reference" / "timm_hrnet_w18_state_dict_shapes.json"
@@ -48,24 +46,6 @@ def test_forward_shape_and_size_check():
     assert out.shape == (2, 2, 64, 96)
     with pytest.raises(ValueError, match="multiple of 32"):
         model(torch.randn(1, 3, 70, 64))
-
-
-@pytest.mark.parametrize("scale", [2, 4, 8])
-def test_upsampling_equals_interpolate(scale):
-    x = torch.randn(2, 5, 7, 9)
-    bil = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    near = F.interpolate(x, scale_factor=scale, mode="nearest")
-    assert torch.allclose(BilinearUpsample(5, scale)(x), bil, atol=1e-5)
-    assert torch.equal(NearestUpsample(5, scale)(x), near)
-    assert not list(BilinearUpsample(5, scale).state_dict())  # kernels stay out of checkpoints
-
-
-def test_student_graph_has_no_resize():
-    model = HRNetFCN().eval()
-    program = torch.export.export(model, (torch.randn(1, 3, 64, 64),))
-    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
-    assert any("conv_transpose2d" in o for o in ops)
-    assert not any("interpolate" in o or "upsample" in o for o in ops)
 
 
 def test_loads_timm_imagenet_weights(tmp_path, timm_shapes):

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Benchmark of the workstation side, measured side by side in one run (numbers are ratios
+so they survive a noisy machine):
+
+  1. a training step with cached teacher logits (CWD at T=3) / a --no-kd step
+  2. bytes of cache per augmented view
+  3. HRNet-W18 at 448: OpenVINO FP16 IR and INT8 IR throughput (async, CPU) / PyTorch eager
+
+Usage: .venv/bin/python scripts/bench_distill.py [--steps 6] [--seconds 10] [--size 448]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from distill.cache import TeacherCache, build_cache  # noqa: E402
+from distill.config import load_config  # noqa: E402
+from distill.data.datasets import open_dataset  # noqa: E402
+from distill.nets.sam.checkpoints import save_merged  # noqa: E402
+from distill.nets.sam.cracksam import CrackSAM, SamConfig  # noqa: E402
+from distill.synth.writer import write_dataset  # noqa: E402
+from distill.train import Trainer  # noqa: E402
+
+
+def step_times(cfg, ds, work: Path, steps: int) -> float:
+    """Median seconds of a training step (data, forward, loss, backward, update)."""
+    tr = Trainer(cfg, ds, ds.subset([]), work, progress=False)
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        idx = [(2 * i) % len(tr.data), (2 * i + 1) % len(tr.data)]
+        x, y, t = tr.data.batch(idx)
+        parts = tr.loss(tr.model(x), y, t)
+        tr.opt.zero_grad()
+        parts["total"].backward()
+        tr.opt.step()
+        if i:  # the first step warms up allocators
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def ov_throughput(xml: Path, frames: np.ndarray, seconds: float) -> float:
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    n = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+    queue = ov.AsyncInferQueue(compiled, n)
+    done = [0]
+    queue.set_callback(lambda req, ud: done.__setitem__(0, done[0] + 1))
+    t0 = time.perf_counter()
+    i = 0
+    while time.perf_counter() - t0 < seconds:
+        queue.start_async({0: frames[i % len(frames)][None]})
+        i += 1
+    queue.wait_all()
+    return done[0] / (time.perf_counter() - t0)
+
+
+def torch_throughput(model, frames: np.ndarray, seconds: float) -> float:
+    from distill.nets.student_io import bgr_to_tensor
+    n, t0 = 0, time.perf_counter()
+    with torch.no_grad():
+        while time.perf_counter() - t0 < seconds or n < 2:
+            model(bgr_to_tensor(frames[n % len(frames)]))
+            n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--size", type=int, default=448)
+    args = ap.parse_args()
+    s = args.size
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_dataset(tmp / "data", 6, size=s, seed=1, workers=1, progress=False)
+        ds = open_dataset(tmp / "data")
+        teacher = CrackSAM(SamConfig(encoder="custom", embed_dim=32, depth=2, num_heads=2,
+                                     global_attn_indexes=(1,), img_size=s, prompt_dim=32))
+        save_merged(teacher.eval(), tmp / "teacher.pth")
+        build_cache(tmp / "teacher.pth", ds, tmp / "kd" / "cache", s, 2, 0)
+        cache = TeacherCache(tmp / "kd" / "cache")
+        base = {"size": s, "teacher": str(tmp / "teacher.pth"), "cache": {"views": 2},
+                "train": {"batch": 2, "warmup_iters": 0}}
+        kd = step_times(load_config(overrides=[{**base, "work": str(tmp / "kd")}]), ds,
+                        tmp / "kd", args.steps)
+        nokd_cfg = {**base, "work": str(tmp / "nokd"), "train": {**base["train"], "kd": False}}
+        nokd = step_times(load_config(overrides=[nokd_cfg]), ds, tmp / "nokd", args.steps)
+        print(f"train step, batch 2 at {s}px: KD (cached logits) {kd:.3f} s, no-KD {nokd:.3f} s"
+              f" -> ratio {kd / nokd:.3f} (goal <= 1.15)")
+        print(f"cache: {cache.bytes_per_view():.0f} bytes per view "
+              f"(float16 logits at {s // 4}x{s // 4})")
+
+        from distill.export import export_ir, quantize_int8
+        from distill.nets.hrnet import HRNetFCN
+        torch.manual_seed(0)
+        model = HRNetFCN().eval()
+        paths = export_ir(model, tmp / "export", "student", s)
+        frames = np.stack([ds.load(i)[0] for i in range(len(ds))])
+        xml8 = quantize_int8(paths["onnx"], list(frames), tmp / "export" / "student_int8.xml")
+        eager = torch_throughput(model, frames, args.seconds)
+        fp16 = ov_throughput(paths["xml"], frames, args.seconds)
+        int8 = ov_throughput(xml8, frames, args.seconds)
+        print(f"HRNet-W18 {s}px on CPU ({torch.get_num_threads()} threads): PyTorch eager "
+              f"{eager:.2f} fps, IR FP16 {fp16:.2f} fps, IR INT8 {int8:.2f} fps")
+        print(f"  ratios: FP16/eager {fp16 / eager:.2f}, INT8/eager {int8 / eager:.2f}, "
+              f"INT8/FP16 {int8 / fp16:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
