@@ -17,6 +17,10 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
+from crack_common.yamlconfig import ConfigError, load, need, parse_override
+
+__all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "validate"]
+
 
 @dataclass
 class DataConfig:
@@ -101,60 +105,8 @@ class DistillConfig:
         return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class ConfigError(ValueError):
-    """A configuration key or value that is not allowed."""
-
-
-def _check_type(key: str, value: Any, default: Any, hint: Any) -> Any:
-    allowed = str(hint)
-    if "Optional" in allowed and value is None:
-        return None
-    if "Union[float, str]" in allowed or "Union[str, float]" in allowed:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if value == "dynamic":
-            return value
-        raise ConfigError(f"{key}: expected a number or 'dynamic', got {value!r}")
-    base = type(default) if default is not None else (
-        str if "str" in allowed else int if "int" in allowed else float)
-    if base is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if base is list:
-        if not isinstance(value, list) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{key}: expected a list of integers, got {value!r}")
-        return value
-    if not isinstance(value, base) or isinstance(value, bool) and base is not bool:
-        raise ConfigError(f"{key}: expected {base.__name__}, got {value!r}")
-    return value
-
-
-def _merge(obj: Any, data: Dict[str, Any], prefix: str) -> None:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    hints = {f.name: f.type for f in dataclasses.fields(obj)}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if key not in fields:
-            raise ConfigError(f"unknown config key {name!r}; expected one of "
-                              f"{', '.join(prefix + k for k in fields)}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            _merge(current, value, name + ".")
-        else:
-            setattr(obj, key, _check_type(name, value, current, hints[key]))
-
-
 def validate(cfg: DistillConfig) -> DistillConfig:
     """Range checks that need more than a type."""
-    def need(ok: bool, key: str, what: str, value: Any) -> None:
-        if not ok:
-            raise ConfigError(f"{key}: {what}, got {value!r}")
     need(cfg.size % 32 == 0 and cfg.size >= 64, "size", "a multiple of 32, at least 64",
          cfg.size)
     need(0 < cfg.data.val_ratio < 1, "data.val_ratio", "between 0 and 1", cfg.data.val_ratio)
@@ -180,6 +132,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(t.kd or t.hard_weight > 0, "train.hard_weight", "positive when train.kd is false",
          t.hard_weight)
     need(0 < t.t_min < t.t_max, "train.t_min/t_max", "0 < t_min < t_max", (t.t_min, t.t_max))
+    need(t.temperature == "dynamic" or not isinstance(t.temperature, str), "train.temperature",
+         "expected a number or 'dynamic'", t.temperature)
     if t.temperature != "dynamic":
         need(t.t_min <= t.temperature <= t.t_max, "train.temperature",
              f"within [{t.t_min}, {t.t_max}] or 'dynamic'", t.temperature)
@@ -190,33 +144,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     return cfg
 
 
-def parse_override(text: str) -> Dict[str, Any]:
-    """'train.epochs=5' -> {'train': {'epochs': 5}} (the value read as YAML)."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE such as train.epochs=5")
-    key, raw = text.split("=", 1)
-    value: Any = yaml.safe_load(raw) if raw != "" else ""
-    out: Dict[str, Any] = {}
-    node = out
-    parts = key.strip().split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
-    return out
-
-
 def load_config(path: Optional[Path] = None, overrides: Sequence[Dict[str, Any]] = ()
                 ) -> DistillConfig:
     """Defaults, then the YAML file, then each override mapping; validated."""
-    cfg = DistillConfig()
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from e
-        _merge(cfg, data, "")
-    for o in overrides:
-        _merge(cfg, o, "")
-    return validate(cfg)
+    return validate(load(DistillConfig, path, overrides))
