@@ -6,9 +6,12 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
+
+log = logging.getLogger("crack-car")
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -21,6 +24,50 @@ def _cmd_devices(args: argparse.Namespace) -> int:
         for d in devices:
             print(f"  {d['device']:<10} {d['name']}")
     return 0
+
+
+def _car_config(args: argparse.Namespace):
+    from crack_common.yamlconfig import parse_override
+    from edge_app.config import load_car_config
+    over = [parse_override(t) for t in (args.set or [])]
+    flags = {"source": {"url": args.source}, "inference": {"device": args.device,
+                                                           "model": _s(args.model)},
+             "server": {"port": args.port, "host": args.host}}
+    if args.fast:
+        flags["source"]["realtime"] = False
+    over.append({k: {kk: vv for kk, vv in v.items() if vv is not None}
+                 for k, v in flags.items()})
+    return load_car_config(args.config, over)
+
+
+def _s(v):
+    return None if v is None else str(v)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from edge_app.runner import run_car
+    cfg = _car_config(args)
+    stop = {"requested": False}
+
+    def on_signal(signum, _frame):
+        stop["requested"] = True
+        log.info("signal %d: stopping", signum)
+        if stop.get("pipeline"):
+            stop["pipeline"].stop()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    summary = run_car(cfg, args.max_frames, stop)
+    print(json.dumps(summary, default=str) if args.json else _summary_text(summary))
+    return 1 if summary.get("fault") else 0
+
+
+def _summary_text(s: dict) -> str:
+    return (f"processed {s['frames_processed']} frames at {s['fps']} fps "
+            f"(latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms), "
+            f"{s['stale_dropped']} stale frames dropped"
+            + (f"; fault: {s['fault']}" if s.get("fault") else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "MYRIAD for an NCS2 with OpenVINO 2022.3).")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=_cmd_devices)
+
+    r = sub.add_parser(
+        "run", help="the car's main loop: stream -> inference -> overlay, live view",
+        description="Read the camera stream, segment cracks with OpenVINO, measure and overlay "
+                    "them, serve the live view. Without options: the bundled demo drive and "
+                    "model on the CPU.")
+    r.add_argument("--config", type=Path, help="YAML config (see config/crack-car.example.yaml)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set inference.requests=4")
+    r.add_argument("--source", help="MJPG URL (http://host:8080/?action=stream), demo, "
+                   "picamera, a video file or a recorded run folder")
+    r.add_argument("--device", help="MYRIAD, CPU, GPU, AUTO, ...")
+    r.add_argument("--model", type=Path, help="OpenVINO IR .xml")
+    r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    r.add_argument("--fast", action="store_true",
+                   help="read files and recorded runs as fast as possible")
+    r.add_argument("--host", help="live view address (default 127.0.0.1)")
+    r.add_argument("--port", type=int, help="live view port (default 8090, 0: any free)")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.set_defaults(func=_cmd_run)
     return p
 
 

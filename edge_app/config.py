@@ -1,0 +1,115 @@
+"""crack-car's configuration: one YAML document (the default path, then --config, then
+--set KEY=VALUE and the dedicated flags); every key has a documented default, see
+config/crack-car.example.yaml. A bad value fails at start, naming the key."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from crack_common.yamlconfig import ConfigError, load, need
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "models" / "crack-hrnet18.xml"
+DEFAULT_CONFIG_PATHS = (Path("/etc/crack-car/config.yaml"),)
+
+__all__ = ["CarConfig", "ConfigError", "load_car_config"]
+
+
+@dataclass
+class SourceConfig:
+    url: str = "demo"  # http(s) MJPG URL, demo, picamera, a video file or a recorded run
+    realtime: bool = True  # files and runs at their recorded pace (false: as fast as possible)
+    timeout: float = 5.0  # seconds without data before a stream reconnects
+    reconnect_min: float = 0.5  # first reconnection delay, doubled up to reconnect_max
+    reconnect_max: float = 10.0
+    max_frame_bytes: int = 4000000  # a larger part is dropped (bounded memory)
+
+
+@dataclass
+class InferenceConfig:
+    model: str = ""  # IR .xml (empty: the bundled models/crack-hrnet18.xml)
+    device: str = "CPU"  # MYRIAD (NCS2), CPU, GPU, AUTO, ...
+    requests: int = 0  # requests in flight (0: 4 on MYRIAD, the plugin's optimum elsewhere)
+    threshold: float = 0.5  # on the crack probability
+
+
+@dataclass
+class MeasureConfig:
+    min_area_px: int = 30  # smaller components are ignored
+    severity_px: List[float] = field(default_factory=lambda: [3.0, 8.0])  # width limits of
+    # low / medium severity in model pixels; wider is high
+    px_per_m: float = 448.0  # ground resolution of the model's input, for reports
+
+
+@dataclass
+class OverlayConfig:
+    alpha: float = 0.45  # mask opacity
+    color: List[int] = field(default_factory=lambda: [0, 0, 255])  # BGR
+    jpeg_quality: int = 80  # of the live view
+
+
+@dataclass
+class ServerConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"  # 0.0.0.0 to let other machines watch
+    port: int = 8090  # 0: any free port
+
+
+@dataclass
+class CarConfig:
+    car_id: str = "car1"
+    source: SourceConfig = field(default_factory=SourceConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.inference.model) if self.inference.model else DEFAULT_MODEL
+
+
+def validate(cfg: CarConfig) -> CarConfig:
+    need(bool(cfg.car_id) and all(c.isalnum() or c in "-_" for c in cfg.car_id), "car_id",
+         "letters, digits, - and _ (it is part of MQTT topics)", cfg.car_id)
+    s = cfg.source
+    need(s.timeout > 0, "source.timeout", "positive", s.timeout)
+    need(0 < s.reconnect_min <= s.reconnect_max, "source.reconnect_min/max",
+         "0 < reconnect_min <= reconnect_max", (s.reconnect_min, s.reconnect_max))
+    need(s.max_frame_bytes >= 10000, "source.max_frame_bytes", "at least 10000",
+         s.max_frame_bytes)
+    i = cfg.inference
+    need(i.requests >= 0, "inference.requests", "0 (automatic) or more", i.requests)
+    need(0 < i.threshold < 1, "inference.threshold", "between 0 and 1", i.threshold)
+    m = cfg.measure
+    need(len(m.severity_px) == 2 and 0 < m.severity_px[0] < m.severity_px[1],
+         "measure.severity_px", "two increasing widths [low_below, medium_below]",
+         m.severity_px)
+    need(m.min_area_px >= 1, "measure.min_area_px", "at least 1", m.min_area_px)
+    o = cfg.overlay
+    need(0 <= o.alpha <= 1, "overlay.alpha", "between 0 and 1", o.alpha)
+    need(len(o.color) == 3 and all(0 <= c <= 255 for c in o.color), "overlay.color",
+         "three values 0-255 (BGR)", o.color)
+    need(1 <= o.jpeg_quality <= 100, "overlay.jpeg_quality", "1 to 100", o.jpeg_quality)
+    need(0 <= cfg.server.port <= 65535, "server.port", "0 to 65535", cfg.server.port)
+    return cfg
+
+
+def load_car_config(path: Optional[Path] = None,
+                    overrides: Sequence[Dict[str, Any]] = ()) -> CarConfig:
+    """Defaults <- the system config (when present and no --config) <- --config <- overrides."""
+    if path is None:
+        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    elif not Path(path).is_file():
+        raise ConfigError(f"config {path}: no such file")
+    return validate(load(CarConfig, path, overrides))

@@ -1,0 +1,124 @@
+"""The live view: the overlay re-served over HTTP as MJPG (`/stream`), `/snapshot.jpg`,
+`/metrics` (JSON) and a small page at `/`. Bound to localhost unless configured otherwise.
+A picture is JPEG-encoded only while someone is watching."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Dict, Optional
+
+log = logging.getLogger(__name__)
+BOUNDARY = "crackcarframe"
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>crack-car live</title>
+<style>body{font-family:sans-serif;background:#111;color:#eee;margin:1em}
+img{max-width:100%;border:1px solid #444}pre{font-size:12px}</style></head><body>
+<h1>crack-car live view</h1><img id="live" src="stream" alt="live overlay">
+<pre id="metrics"></pre><script>
+async function poll(){try{const r=await fetch('metrics');
+document.getElementById('metrics').textContent=JSON.stringify(await r.json(),null,1);}catch(e){}}
+setInterval(poll,1000);poll();</script></body></html>"""
+
+
+class LiveView:
+    """Latest overlay JPEG + metrics, served by a background HTTP server."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8090,
+                 metrics: Optional[Callable[[], Dict[str, object]]] = None):
+        self._cond = threading.Condition()
+        self._jpeg: Optional[bytes] = None
+        self._seq = 0
+        self.viewers = 0
+        self.metrics = metrics or (lambda: {})
+        view = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: object) -> None:
+                log.debug("live view: " + fmt, *args)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                path = self.path.split("?")[0]
+                if path == "/":
+                    self._send(200, "text/html; charset=utf-8", PAGE.encode())
+                elif path == "/metrics":
+                    self._send(200, "application/json",
+                               json.dumps(view.metrics(), default=str).encode())
+                elif path == "/snapshot.jpg":
+                    jpeg = view.wait_frame(0, 2.0)[1]
+                    if jpeg is None:
+                        self._send(503, "text/plain", b"no frame yet\n")
+                    else:
+                        self._send(200, "image/jpeg", jpeg)
+                elif path == "/stream":
+                    view.stream(self)
+                else:
+                    self._send(404, "text/plain", b"not found\n")
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.host, self.port = self.server.server_address[:2]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="live-view",
+                                        daemon=True)
+        self._thread.start()
+        self._snapshot_wanted = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone is waiting for pictures (encode only then)."""
+        return self.viewers > 0 or self._snapshot_wanted.is_set() or self._jpeg is None
+
+    def publish(self, jpeg: bytes) -> None:
+        with self._cond:
+            self._jpeg = jpeg
+            self._seq += 1
+            self._snapshot_wanted.clear()
+            self._cond.notify_all()
+
+    def wait_frame(self, after: int, timeout: float):
+        with self._cond:
+            if self._seq <= after or self._jpeg is None:
+                self._snapshot_wanted.set()
+                self._cond.wait_for(lambda: self._seq > after and self._jpeg is not None,
+                                    timeout)
+            return self._seq, self._jpeg
+
+    def stream(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        with self._cond:
+            self.viewers += 1
+        seq = 0
+        try:
+            while True:
+                seq, jpeg = self.wait_frame(seq, 5.0)
+                if jpeg is None:
+                    continue
+                handler.wfile.write(
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
+                    "\r\n\r\n".encode() + jpeg + b"\r\n")
+                handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        finally:
+            with self._cond:
+                self.viewers -= 1
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

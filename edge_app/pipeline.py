@@ -1,0 +1,180 @@
+"""The car's vision pipeline as plain stages with explicit queues:
+
+  source thread --(newest-frame slot)--> main loop: decode, resize, submit
+  --(OpenVINO async requests)--> result queue --> output thread: reorder, threshold,
+  measure, hooks (drive, MQTT, recording), overlay for the live view, statistics.
+
+Capture, inference and output overlap; a slow stage makes the camera's older frames drop
+(counted), never grows a queue."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+import cv2
+import numpy as np
+
+from edge_app.config import CarConfig
+from edge_app.frames import Frame, LatestSlot
+from edge_app.inference import AsyncInfer
+from edge_app.measure import FrameMeasure, crack_mask, measure
+from edge_app.overlay import draw_overlay
+from edge_app.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    """What the output stage knows about one processed frame."""
+
+    index: int  # processing order, 0, 1, 2, ...
+    frame: Frame
+    image: np.ndarray  # decoded frame (BGR)
+    mask: np.ndarray  # 0/1 at the model's resolution
+    measured: FrameMeasure
+    t_done: float
+
+
+Hook = Callable[[Result], None]
+
+
+class CarPipeline:
+    def __init__(self, cfg: CarConfig, source: Any, live_view: Any = None,
+                 hooks: Optional[List[Hook]] = None,
+                 hud: Optional[Callable[[], Dict[str, object]]] = None):
+        self.cfg, self.source, self.live_view = cfg, source, live_view
+        self.hooks = list(hooks or [])
+        self.hud = hud or (lambda: {})
+        self.stats = PipelineStats()
+        self.stop_event = threading.Event()
+        self.fault: Optional[str] = None
+        self.slot = LatestSlot(block_put=not getattr(source, "realtime", True)
+                               and not hasattr(source, "url"))
+        self.infer = AsyncInfer(cfg.model_path, cfg.inference.device, self._on_result,
+                                cfg.inference.requests, self._on_error)
+        self.size = self.infer.size
+        self._results: queue.Queue[Optional[tuple]] = queue.Queue(
+            maxsize=2 * self.infer.requests + 2)
+        self.last_frame_at = time.monotonic()
+        self.processed = 0
+        self._submitted = 0
+
+    # -------------------------------------------------------------- callbacks
+    def _on_result(self, tag: tuple, logits: np.ndarray) -> None:
+        self._results.put((tag[0], tag[1], tag[2], logits))
+
+    def _on_error(self, e: BaseException) -> None:
+        self.stats.count("inference_failed")
+        self.fail(f"inference failed: {e}")
+
+    def fail(self, reason: str) -> None:
+        if self.fault is None:
+            self.fault = reason
+            log.error("%s", reason)
+        self.stop_event.set()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.slot.close()
+
+    # -------------------------------------------------------------- stages
+    def _prepare(self, frame: Frame) -> Optional[tuple]:
+        img = frame.decode(min_side=self.size)
+        if img is None:
+            self.stats.count("decode_failed")
+            return None
+        small = img if img.shape[:2] == (self.size, self.size) else \
+            cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return img, small
+
+    def _output_loop(self) -> None:
+        pending: List[tuple] = []
+        nxt = 0
+        while True:
+            item = self._results.get()
+            if item is None:
+                break
+            heapq.heappush(pending, item[:1] + (id(item),) + item[1:])
+            while pending and pending[0][0] == nxt:
+                _, _, frame, image, logits = heapq.heappop(pending)
+                try:
+                    self._emit(nxt, frame, image, logits)
+                except Exception as e:  # noqa: BLE001 - any failure here is a fault
+                    log.exception("output stage failed")
+                    self.fail(f"output stage failed: {e}")
+                nxt += 1
+
+    def _emit(self, index: int, frame: Frame, image: np.ndarray, logits: np.ndarray) -> None:
+        c = self.cfg
+        mask = crack_mask(logits, c.inference.threshold)
+        measured = measure(mask, c.measure.min_area_px, c.measure.severity_px)
+        result = Result(index, frame, image, mask, measured, time.monotonic())
+        for hook in self.hooks:
+            hook(result)
+        if self.live_view is not None and self.live_view.wanted:
+            snap = self.stats.snapshot()
+            hud = {"fps": snap["fps"], "lat": f"{snap['latency_ms_p50']}ms",
+                   "cracks": len(measured.cracks), **self.hud()}
+            over = draw_overlay(image, mask, measured, hud, c.overlay.color, c.overlay.alpha)
+            ok, buf = cv2.imencode(".jpg", over, [cv2.IMWRITE_JPEG_QUALITY,
+                                                  c.overlay.jpeg_quality])
+            if ok:
+                self.live_view.publish(buf.tobytes())
+        self.stats.frame_done(frame.t_arrival)
+        self.processed += 1
+
+    # -------------------------------------------------------------- run
+    def run(self, max_frames: Optional[int] = None, frame_timeout: float = 1.0,
+            on_idle: Optional[Callable[[float], None]] = None) -> Dict[str, Any]:
+        """Process until the source ends, `max_frames` are done, stop() or a fault."""
+        src = threading.Thread(target=self._run_source, name="source", daemon=True)
+        out = threading.Thread(target=self._output_loop, name="output", daemon=True)
+        src.start()
+        out.start()
+        try:
+            while not self.stop_event.is_set():
+                if max_frames is not None and self._submitted >= max_frames:
+                    break
+                frame = self.slot.take(frame_timeout)
+                if frame is None:
+                    if self.slot.closed:
+                        break
+                    if on_idle:
+                        on_idle(time.monotonic() - self.last_frame_at)
+                    continue
+                self.last_frame_at = time.monotonic()
+                prepared = self._prepare(frame)
+                if prepared is None:
+                    continue
+                self.infer.submit((self._submitted, frame, prepared[0]), prepared[1])
+                self._submitted += 1
+        finally:
+            self.stop_event.set()
+            self.slot.close()
+            self.infer.wait_all()
+            self._results.put(None)
+            out.join(timeout=30)
+        return self.summary()
+
+    def _run_source(self) -> None:
+        try:
+            self.source.run(self.slot, self.stop_event)
+        except Exception as e:  # noqa: BLE001 - the source thread must report, not vanish
+            log.exception("source failed")
+            self.fail(f"source failed: {e}")
+        finally:
+            if getattr(self.source, "finished", False):
+                self.slot.close()
+
+    def summary(self) -> Dict[str, Any]:
+        snap = self.stats.snapshot()
+        return {"frames_processed": self.processed, "frames_submitted": self._submitted,
+                "stale_dropped": self.slot.dropped, "source": dict(self.source.counts),
+                "fault": self.fault, **snap}

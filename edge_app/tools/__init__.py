@@ -1,0 +1,1 @@
+"""Small tools that ship with the car application."""
