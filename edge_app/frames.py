@@ -91,6 +91,8 @@ class LatestSlot:
         with self._cond:
             while self.block_put and self._frame is not None and not self._closed:
                 self._cond.wait(0.1)
+            if self._closed:  # the pipeline has stopped: nothing is dropped any more
+                return
             if self._frame is not None:
                 self.dropped += 1
             self._frame = frame

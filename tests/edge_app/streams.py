@@ -3,6 +3,7 @@ tests can send good streams and every kind of broken one."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -68,10 +69,8 @@ class ScriptedMjpegServer:
             def do_GET(self) -> None:  # noqa: N802
                 n = server.connections
                 server.connections += 1
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     server.scripts[min(n, len(server.scripts) - 1)](self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -166,7 +166,8 @@ def test_ffmpeg_mpjpeg_server_stream():
     port = free_port()
     ff = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
                            "testsrc=size=320x240:rate=15", "-t", "20", "-f", "mpjpeg",
-                           "-q:v", "5", "-content_type", "multipart/x-mixed-replace;boundary=ffmpeg",
+                           "-q:v", "5",
+                           "-content_type", "multipart/x-mixed-replace;boundary=ffmpeg",
                            "-listen", "1", f"http://127.0.0.1:{port}/stream.mjpg"],
                           stdin=subprocess.DEVNULL)
     try:

@@ -1,0 +1,55 @@
+"""Crack measurements against shapes of known size."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_app.measure import crack_mask, measure, severity_of, skeleton_length, skeletonize
+
+
+def test_straight_crack_length_width_area_and_box():
+    m = np.zeros((200, 300), np.uint8)
+    m[100:105, 50:250] = 1  # 200 long, 5 wide
+    r = measure(m, min_area_px=10, severity_px=(3, 8))
+    assert len(r.cracks) == 1
+    c = r.cracks[0]
+    assert c.bbox == [50, 100, 200, 5] and c.area_px == 1000
+    assert abs(c.length_px - 200) <= 6
+    assert c.max_width_px == pytest.approx(5, abs=0.6)
+    assert c.mean_width_px == pytest.approx(5, abs=0.6)
+    assert c.severity == "medium" and r.severity == "medium"
+    assert r.crack_ratio == pytest.approx(1000 / 60000)
+
+
+def test_diagonal_length_and_several_components_sorted_by_area():
+    m = np.zeros((300, 300), np.uint8)
+    cv2.line(m, (20, 20), (220, 220), 1, 1)  # 283 long, 1 wide
+    m[250:262, 10:110] = 1  # 12 wide
+    m[5:7, 280:283] = 1  # tiny: below min_area
+    r = measure(m, min_area_px=20, severity_px=(3, 8))
+    assert len(r.cracks) == 2
+    wide, thin = r.cracks
+    assert wide.area_px > thin.area_px
+    assert wide.severity == "high" and thin.severity == "low"
+    assert abs(thin.length_px - 200 * np.sqrt(2)) / (200 * np.sqrt(2)) < 0.03
+    assert r.severity == "high"
+
+
+def test_skeleton_is_one_pixel_wide_and_inside_the_shape():
+    m = np.zeros((60, 120), np.uint8)
+    cv2.ellipse(m, (60, 30), (50, 8), 0, 0, 360, 1, -1)
+    s = skeletonize(m)
+    assert s.sum() > 60 and not np.any(s & (1 - m))
+    assert s[20:41, 60].sum() == 1
+    assert skeleton_length(np.zeros((5, 5), np.uint8)) == 0.0
+
+
+def test_threshold_on_probability_and_severity_limits():
+    logits = np.zeros((2, 4, 4), np.float32)
+    logits[1, 0, 0] = np.log(0.7 / 0.3) + 0.01
+    logits[1, 0, 1] = np.log(0.7 / 0.3) - 0.01
+    m = crack_mask(logits, 0.7)
+    assert m[0, 0] == 1 and m[0, 1] == 0 and m.sum() == 1
+    assert [severity_of(w, (3, 8)) for w in (2.9, 3, 7.9, 8)] == ["low", "medium", "medium",
+                                                                  "high"]
+    assert measure(np.zeros((10, 10), np.uint8)).cracks == []
