@@ -48,30 +48,36 @@ def crack_mask(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return ((logits[1] - logits[0]) > margin).astype(np.uint8)
 
 
-def _neighbours(img: np.ndarray):
-    p = np.pad(img, 1)
-    h, w = img.shape
-    # P2..P9 clockwise from north
-    return [p[0:h, 1:w + 1], p[0:h, 2:w + 2], p[1:h + 1, 2:w + 2], p[2:h + 2, 2:w + 2],
-            p[2:h + 2, 1:w + 1], p[2:h + 2, 0:w], p[1:h + 1, 0:w], p[0:h, 0:w]]
+# neighbour weights P2..P9 (clockwise from north) for a 3x3 code of every pixel
+_WEIGHTS = np.array([[128, 1, 2], [64, 0, 4], [32, 16, 8]], np.float32)
+
+
+def _zhang_suen_tables() -> tuple:
+    """For each 8-bit neighbourhood code: may the pixel go in sub-iteration 1, in 2?"""
+    t1, t2 = np.zeros(256, bool), np.zeros(256, bool)
+    for code in range(256):
+        p = [(code >> i) & 1 for i in range(8)]  # P2..P9
+        b = sum(p)
+        a = sum(1 for i in range(8) if p[i] == 0 and p[(i + 1) % 8] == 1)
+        p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+        if 2 <= b <= 6 and a == 1:
+            t1[code] = p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0
+            t2[code] = p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+    return t1, t2
+
+
+_TABLES = _zhang_suen_tables()
 
 
 def skeletonize(mask: np.ndarray, max_iter: int = 100) -> np.ndarray:
-    """Zhang-Suen thinning of a 0/1 mask (vectorised)."""
+    """Zhang-Suen thinning of a 0/1 mask: each sub-iteration is one 3x3 filter giving every
+    pixel its neighbourhood code, and a table look-up of whether the pixel may go."""
     img = (mask > 0).astype(np.uint8)
     for _ in range(max_iter):
         changed = False
-        for step in (0, 1):
-            n = _neighbours(img)
-            b = sum(x.astype(np.int32) for x in n)
-            seq = n + [n[0]]
-            a = sum(((seq[i] == 0) & (seq[i + 1] == 1)).astype(np.int32) for i in range(8))
-            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
-            if step == 0:
-                c1, c2 = p2 * p4 * p6, p4 * p6 * p8
-            else:
-                c1, c2 = p2 * p4 * p8, p2 * p6 * p8
-            kill = (img == 1) & (b >= 2) & (b <= 6) & (a == 1) & (c1 == 0) & (c2 == 0)
+        for table in _TABLES:
+            code = cv2.filter2D(img, cv2.CV_32F, _WEIGHTS, borderType=cv2.BORDER_CONSTANT)
+            kill = table[code.astype(np.int32)] & (img == 1)
             if kill.any():
                 img[kill] = 0
                 changed = True

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Benchmark of the car's pipeline, side by side in one run:
+
+  (a) pipeline capacity: frames/s of `crack-car run` with a trivial contract model at 448
+      (decode, resize, inference, threshold, measure), frames fed as fast as taken;
+  (b) end-to-end frames/s of the pipeline with the HRNet-W18 IR on CPU, fed by a real MJPG
+      stream faster than it can keep up, divided by the raw asynchronous throughput of the
+      same IR on the same device;
+  (c) peak resident memory of the process.
+
+Usage: .venv/bin/python scripts/bench_car.py [--seconds 10] [--model IR.xml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge_app.config import load_car_config  # noqa: E402
+from edge_app.frames import Frame, LatestSlot  # noqa: E402
+from edge_app.pipeline import CarPipeline  # noqa: E402
+from edge_app.sources.files import DEMO_VIDEO  # noqa: E402
+from edge_app.tools.contract_model import build, save  # noqa: E402
+from tests.edge_app.streams import BOUNDARY, ScriptedMjpegServer, headers  # noqa: E402
+
+
+def demo_jpegs(n: int = 60) -> list:
+    cap = cv2.VideoCapture(str(DEMO_VIDEO))
+    out = []
+    while len(out) < n:
+        ok, img = cap.read()
+        if not ok:
+            break
+        out.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    return out
+
+
+class MemorySource:
+    """Real JPEG frames from memory, handed on as fast as the pipeline takes them."""
+
+    realtime = False
+
+    def __init__(self, jpegs: list, seconds: float):
+        self.jpegs, self.seconds = jpegs, seconds
+        self.counts = {"frames": 0}
+        self.finished = False
+
+    def run(self, slot: LatestSlot, stop: threading.Event) -> None:
+        end, i = time.monotonic() + self.seconds, 0
+        while not stop.is_set() and time.monotonic() < end:
+            i += 1
+            self.counts["frames"] += 1
+            slot.put(Frame(i, jpeg=self.jpegs[i % len(self.jpegs)]))
+        self.finished = True
+        slot.close()
+
+
+def pipeline_fps(model: Path, source, max_frames=None) -> dict:
+    cfg = load_car_config(None, [{"inference": {"model": str(model)},
+                                  "server": {"enabled": False}}])
+    pipe = CarPipeline(cfg, source)
+    t0 = time.monotonic()
+    s = pipe.run(max_frames)
+    s["wall_fps"] = s["frames_processed"] / (time.monotonic() - t0)
+    return s
+
+
+def raw_throughput(model: Path, frames: np.ndarray, seconds: float) -> float:
+    from edge_app.inference import AsyncInfer
+    done = [0]
+    infer = AsyncInfer(model, "CPU", lambda tag, logits: done.__setitem__(0, done[0] + 1))
+    t0, i = time.monotonic(), 0
+    while time.monotonic() - t0 < seconds:
+        infer.submit(i, frames[i % len(frames)])
+        i += 1
+    infer.wait_all()
+    return done[0] / (time.monotonic() - t0)
+
+
+def mjpeg_flood(jpegs: list, fps: float):
+    def play(h):
+        headers(h)
+        i = 0
+        while True:
+            body = jpegs[i % len(jpegs)]
+            h.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                          f"{len(body)}\r\n\r\n".encode() + body + b"\r\n")
+            i += 1
+            time.sleep(1.0 / fps)
+    return ScriptedMjpegServer([play])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--model", type=Path, help="HRNet-W18 IR (default: exported here)")
+    args = ap.parse_args()
+    jpegs = demo_jpegs()
+    h, w = cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        ident = save(build(448), Path(tmp) / "dark.xml")
+        a = pipeline_fps(ident, MemorySource(jpegs, args.seconds))
+        print(f"(a) pipeline capacity, trivial model, {w}x{h} JPEG -> 448: "
+              f"{a['wall_fps']:.0f} frames/s (goal >= 200); latency p50 {a['latency_ms_p50']} ms")
+        model = args.model
+        if model is None:
+            import torch
+
+            from distill.export import export_ir
+            from distill.nets.hrnet import HRNetFCN
+            torch.manual_seed(0)
+            model = export_ir(HRNetFCN().eval(), Path(tmp), "hrnet", 448)["xml"]
+        frames = np.stack([cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), 1), (448, 448),
+                                      interpolation=cv2.INTER_AREA) for j in jpegs[:8]])
+        raw = raw_throughput(model, frames, args.seconds)
+        srv = mjpeg_flood(jpegs, fps=max(30.0, 2.5 * raw))
+        try:
+            from edge_app.sources.mjpeg import MjpegSource
+            src = MjpegSource(srv.url)
+            warm = pipeline_fps(model, src, max_frames=int(raw * 2) + 2)
+            b = pipeline_fps(model, MjpegSource(srv.url), max_frames=int(raw * args.seconds))
+        finally:
+            srv.close()
+        del warm
+        print(f"(b) HRNet-W18 IR on CPU: pipeline {b['wall_fps']:.2f} fps (MJPG stream, "
+              f"{b['stale_dropped']} stale frames dropped), raw async {raw:.2f} fps -> ratio "
+              f"{b['wall_fps'] / raw:.3f} (goal >= 0.85); latency p50 {b['latency_ms_p50']} ms,"
+              f" p95 {b['latency_ms_p95']} ms")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"(c) peak resident memory of this process: {peak:.0f} MiB "
+          "(includes torch, loaded only to export the IR here)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
