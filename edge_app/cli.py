@@ -32,11 +32,15 @@ def _car_config(args: argparse.Namespace):
     over = [parse_override(t) for t in (args.set or [])]
     flags = {"source": {"url": args.source}, "inference": {"device": args.device,
                                                            "model": _s(args.model)},
-             "server": {"port": args.port, "host": args.host}}
+             "server": {"port": args.port, "host": args.host},
+             "record": {"root": _s(args.record), "enabled": False if args.no_record else None},
+             "mqtt": {"url": args.mqtt}, "start_mode": None}
     if args.fast:
         flags["source"]["realtime"] = False
     over.append({k: {kk: vv for kk, vv in v.items() if vv is not None}
-                 for k, v in flags.items()})
+                 for k, v in flags.items() if isinstance(v, dict)})
+    if args.mode:
+        over.append({"start_mode": args.mode})
     return load_car_config(args.config, over)
 
 
@@ -58,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             stop["pipeline"].stop()
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    summary = run_car(cfg, args.max_frames, stop)
+    summary = run_car(cfg, args.max_frames, stop, sim=args.sim)
     print(json.dumps(summary, default=str) if args.json else _summary_text(summary))
     return 1 if summary.get("fault") else 0
 
@@ -102,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read files and recorded runs as fast as possible")
     r.add_argument("--host", help="live view address (default 127.0.0.1)")
     r.add_argument("--port", type=int, help="live view port (default 8090, 0: any free)")
+    r.add_argument("--sim", action="store_true",
+                   help="simulated motors (gpiozero's mock pins) where there is no GPIO")
+    rec = r.add_mutually_exclusive_group()
+    rec.add_argument("--record", type=Path, metavar="DIR", help="record runs under DIR")
+    rec.add_argument("--no-record", action="store_true", help="do not record")
+    r.add_argument("--mqtt", metavar="URL", help="broker, mqtt://[user:pass@]host[:port]")
+    r.add_argument("--mode", choices=["stopped", "manual", "cruise"],
+                   help="drive mode at start (default: stopped until a command)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.set_defaults(func=_cmd_run)
     return p

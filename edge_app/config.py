@@ -11,6 +11,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from crack_common.yamlconfig import ConfigError, load, need
+from edge_app.drive import MODES, DriveConfig
+from edge_app.mqtt_link import MqttConfig
+from edge_app.recorder import RecordConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "crack-hrnet18.xml"
@@ -60,6 +63,12 @@ class ServerConfig:
 
 
 @dataclass
+class DetectionConfig:
+    min_interval_s: float = 0.5  # at most one detection event per this interval ...
+    min_ratio: float = 0.0005  # ... for frames with at least this share of crack pixels
+
+
+@dataclass
 class CarConfig:
     car_id: str = "car1"
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -67,6 +76,11 @@ class CarConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    detections: DetectionConfig = field(default_factory=DetectionConfig)
+    drive: DriveConfig = field(default_factory=DriveConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    start_mode: str = "stopped"  # mode at start: stopped (wait for a command), manual, cruise
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -102,6 +116,33 @@ def validate(cfg: CarConfig) -> CarConfig:
          "three values 0-255 (BGR)", o.color)
     need(1 <= o.jpeg_quality <= 100, "overlay.jpeg_quality", "1 to 100", o.jpeg_quality)
     need(0 <= cfg.server.port <= 65535, "server.port", "0 to 65535", cfg.server.port)
+    d = cfg.drive
+    need(d.driver in ("robot", "phase_enable"), "drive.driver", "robot or phase_enable",
+         d.driver)
+    for key in ("left", "right"):
+        pins = getattr(d, key)
+        need(len(pins) == 2 and all(0 <= p <= 27 for p in pins), f"drive.{key}",
+             "two GPIO numbers 0-27", pins)
+    need(0 < d.max_speed <= 1, "drive.max_speed", "in (0, 1]", d.max_speed)
+    for key in ("cruise_speed", "inspect_speed"):
+        need(0 <= getattr(d, key) <= d.max_speed, f"drive.{key}", "0..drive.max_speed",
+             getattr(d, key))
+    for key in ("command_timeout_s", "frame_timeout_s", "m_per_s_at_full", "watchdog_hz"):
+        need(getattr(d, key) > 0, f"drive.{key}", "positive", getattr(d, key))
+    need(d.watchdog_hz >= 4, "drive.watchdog_hz", "at least 4 (motors must stop within 0.5 s)",
+         d.watchdog_hz)
+    q = cfg.mqtt
+    need(q.url == "" or q.url.split("://")[0] in ("mqtt", "mqtts", "tcp", "ssl"), "mqtt.url",
+         "empty, mqtt://host[:port] or mqtts://host[:port]", q.url)
+    need(q.detections_qos in (1, 2), "mqtt.detections_qos", "1 or 2", q.detections_qos)
+    need(q.keepalive >= 1, "mqtt.keepalive", "at least 1", q.keepalive)
+    need(q.telemetry_s > 0, "mqtt.telemetry_s", "positive", q.telemetry_s)
+    need(all(c.isalnum() or c in "-_/" for c in q.topic_prefix) and q.topic_prefix,
+         "mqtt.topic_prefix", "letters, digits, -, _ and /", q.topic_prefix)
+    r = cfg.record
+    need(r.min_free_mb >= 0 and r.retention_gb >= 0, "record.min_free_mb/retention_gb",
+         "not negative", (r.min_free_mb, r.retention_gb))
+    need(cfg.start_mode in MODES, "start_mode", f"one of {', '.join(MODES)}", cfg.start_mode)
     return cfg
 
 

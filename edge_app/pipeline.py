@@ -48,10 +48,12 @@ Hook = Callable[[Result], None]
 class CarPipeline:
     def __init__(self, cfg: CarConfig, source: Any, live_view: Any = None,
                  hooks: Optional[List[Hook]] = None,
-                 hud: Optional[Callable[[], Dict[str, object]]] = None):
+                 hud: Optional[Callable[[], Dict[str, object]]] = None,
+                 on_fault: Optional[Callable[[str], None]] = None):
         self.cfg, self.source, self.live_view = cfg, source, live_view
         self.hooks = list(hooks or [])
         self.hud = hud or (lambda: {})
+        self.on_fault = on_fault
         self.stats = PipelineStats()
         self.stop_event = threading.Event()
         self.fault: Optional[str] = None
@@ -78,6 +80,8 @@ class CarPipeline:
         if self.fault is None:
             self.fault = reason
             log.error("%s", reason)
+            if self.on_fault is not None:
+                self.on_fault(reason)
         self.stop_event.set()
 
     def stop(self) -> None:
@@ -136,7 +140,7 @@ class CarPipeline:
 
     # -------------------------------------------------------------- run
     def run(self, max_frames: Optional[int] = None, frame_timeout: float = 1.0,
-            on_idle: Optional[Callable[[float], None]] = None) -> Dict[str, Any]:
+            on_tick: Optional[Callable[[], None]] = None) -> Dict[str, Any]:
         """Process until the source ends, `max_frames` are done, stop() or a fault."""
         src = threading.Thread(target=self._run_source, name="source", daemon=True)
         out = threading.Thread(target=self._output_loop, name="output", daemon=True)
@@ -147,11 +151,11 @@ class CarPipeline:
                 if max_frames is not None and self._submitted >= max_frames:
                     break
                 frame = self.slot.take(frame_timeout)
+                if on_tick is not None:
+                    on_tick()  # e.g. the systemd watchdog: fed while this loop turns
                 if frame is None:
                     if self.slot.closed:
                         break
-                    if on_idle:
-                        on_idle(time.monotonic() - self.last_frame_at)
                     continue
                 self.last_frame_at = time.monotonic()
                 prepared = self._prepare(frame)

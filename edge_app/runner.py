@@ -1,42 +1,122 @@
 """`crack-car run`: build the pipeline and the services around it from the config, run it,
-and take everything down again in order."""
+and take everything down again in order; the motors stop on every way out."""
 
 from __future__ import annotations
 
 import logging
+import sys
+import time
+from pathlib import Path
 from typing import Any, Dict, Optional
 
+from crack_common import project_version
+from edge_app.car import CarServices
 from edge_app.config import CarConfig
+from edge_app.drive import DriveController, make_robot
 from edge_app.live_view import LiveView
 from edge_app.pipeline import CarPipeline
+from edge_app.recorder import Recorder
+from edge_app.sd_notify import notify
 from edge_app.sources import open_source
 
 log = logging.getLogger(__name__)
 
 
-def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
-            control: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    control = control if control is not None else {}
-    s = cfg.source
-    source = open_source(s.url, realtime=s.realtime, timeout=s.timeout,
-                         reconnect_min=s.reconnect_min, reconnect_max=s.reconnect_max,
-                         max_frame_bytes=s.max_frame_bytes) if s.url.startswith("http") \
-        else open_source(s.url, realtime=s.realtime)
-    live = None
-    pipeline = None
+def model_card(xml: Path) -> Dict[str, Any]:
+    import yaml
+    card = xml.with_suffix(".yaml")
     try:
+        return yaml.safe_load(card.read_text()) if card.is_file() else {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _source(cfg: CarConfig) -> Any:
+    s = cfg.source
+    if s.url.startswith("http"):
+        return open_source(s.url, realtime=s.realtime, timeout=s.timeout,
+                           reconnect_min=s.reconnect_min, reconnect_max=s.reconnect_max,
+                           max_frame_bytes=s.max_frame_bytes)
+    return open_source(s.url, realtime=s.realtime)
+
+
+def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
+            control: Optional[Dict[str, Any]] = None, sim: bool = False) -> Dict[str, Any]:
+    control = control if control is not None else {}
+    source = _source(cfg)
+    card = model_card(cfg.model_path)
+    model_info = {"model": card.get("name", cfg.model_path.stem),
+                  "model_sha256": card.get("files", {}).get("bin_sha256")}
+    live = recorder = mqtt = drive = services = pipeline = None
+    try:
+        if cfg.record.enabled:
+            recorder = Recorder(cfg.record, {"config": cfg.to_dict(), "model_card": card,
+                                             "versions": _versions(), "source": source.name})
+            print(f"recording: {recorder.dir}", flush=True)
+        drive = DriveController(cfg.drive, make_robot(cfg.drive, sim),
+                                on_event=lambda k, d: services and services.event(k, d),
+                                frame_age=lambda: time.monotonic() - pipeline.last_frame_at
+                                if pipeline else 0.0)
+        if cfg.mqtt.url:
+            from edge_app.mqtt_link import MqttLink, spool_folder
+            mqtt = MqttLink(cfg.mqtt, cfg.car_id, spool_folder(Path(cfg.record.root), cfg.mqtt),
+                            lambda cmd: services.command(cmd))
+        services = CarServices(cfg, drive, recorder, mqtt, model_info)
         if cfg.server.enabled:
             live = LiveView(cfg.server.host, cfg.server.port)
             print(f"live view: {live.url}", flush=True)
-        pipeline = CarPipeline(cfg, source, live)
+        pipeline = CarPipeline(cfg, source, live, hooks=[services],
+                               hud=lambda: {"mode": drive.mode, "speed": drive.speed},
+                               on_fault=drive.fault)
+        services.pipeline = pipeline
         if live is not None:
-            live.metrics = lambda: {**pipeline.summary(), "device": cfg.inference.device}
+            live.metrics = services.telemetry
+        if mqtt is not None:
+            mqtt.start()
+        services.start()
         control["pipeline"] = pipeline
         if control.get("requested"):
             pipeline.stop()
-        summary = pipeline.run(max_frames)
-        summary["live_view"] = live.url if live else None
+        if cfg.start_mode != "stopped":
+            drive.start(cfg.start_mode)
+        notify("READY=1")
+        services.event("start", {"source": source.name, "device": cfg.inference.device})
+        summary = pipeline.run(max_frames, on_tick=_watchdog_feeder())
+        summary.update({"live_view": live.url if live else None,
+                        "run_dir": str(recorder.dir) if recorder else None,
+                        "detections": services.detections, "drive": drive.status()})
         return summary
+    except BaseException as e:
+        if drive is not None:
+            drive.fault(f"{type(e).__name__}: {e}")
+        raise
     finally:
+        notify("STOPPING=1")
+        if drive is not None:
+            drive.close()  # motors off first
+        if services is not None:
+            services.event("end", {"fault": pipeline.fault if pipeline else "startup failed"})
+            services.stop()
+        if mqtt is not None:
+            mqtt.close()
+        if recorder is not None:
+            recorder.close()
         if live is not None:
             live.close()
+
+
+def _watchdog_feeder():
+    last = [0.0]
+
+    def tick() -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            notify("WATCHDOG=1")
+            last[0] = now
+    return tick
+
+
+def _versions() -> Dict[str, str]:
+    from edge_app.ov_runtime import runtime_version
+    return {"crack-car": project_version(), "python": sys.version.split()[0],
+            "openvino": runtime_version()}

@@ -1,0 +1,191 @@
+"""The car's MQTT link (paho-mqtt 2.x), topics under `<prefix>/<car_id>/`:
+
+  status      retained, QoS 1, `online` / `offline` (also the Last Will)
+  detections  one JSON per crack event, from the on-disk spool, in order
+  telemetry   QoS 0 every few seconds
+  cmd         commands in (see commands.py), answered on cmd/result
+
+Reconnects with backoff on its own; a broker that is down at start is not an error.
+Detections go through the spool: written to disk first, handed to paho only while
+connected, acknowledged (PUBACK/PUBCOMP) before they leave the spool. paho resends its
+in-flight messages after a reconnect, and nothing newer goes out until they are through
+(order); the spool resends whatever a previous process left.
+With QoS 2 (the default for detections) and a persistent session, each arrives once."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict
+from urllib.parse import unquote, urlsplit
+
+from edge_app.commands import CommandError, parse_command
+from edge_app.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MqttConfig:
+    url: str = ""  # mqtt://[user:pass@]host[:1883] or mqtts://host[:8883]; empty: no MQTT
+    topic_prefix: str = "crackcar"
+    username: str = ""  # or in the URL
+    password: str = ""
+    tls_ca: str = ""  # CA file for mqtts (empty: the system's)
+    tls_cert: str = ""  # client certificate and key, when the broker asks for them
+    tls_key: str = ""
+    keepalive: int = 10  # seconds; the broker publishes the Last Will after 1.5x this
+    detections_qos: int = 2  # 2: exactly once; 1: at least once
+    telemetry_s: float = 2.0
+    command_token: str = ""  # when set, commands must carry it
+    reconnect_min: float = 1.0
+    reconnect_max: float = 30.0
+    max_inflight: int = 20
+    spool_dir: str = ""  # on-disk spool (empty: <record.root>/_spool)
+
+
+class MqttLink:
+    def __init__(self, cfg: MqttConfig, car_id: str, spool_dir: Path,
+                 on_command: Callable[[Dict[str, Any]], None]):
+        import paho.mqtt.client as mqtt
+        self.cfg, self.car_id = cfg, car_id
+        self.prefix = f"{cfg.topic_prefix}/{car_id}"
+        self.spool = Spool(spool_dir)
+        self.on_command = on_command
+        self.connected = threading.Event()
+        self.commands = {"accepted": 0, "rejected": 0}
+        self._lock = threading.Lock()
+        self._sent_upto = self.spool.acked  # handed to paho
+        self._mid_seq: Dict[int, int] = {}
+        self._done: set = set()
+        self._barrier: set = set()  # in flight at a disconnect: they go first after it
+        u = urlsplit(cfg.url)
+        if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
+            raise ValueError(f"mqtt.url {cfg.url!r}: expected mqtt://host[:port] or "
+                             "mqtts://host[:port]")
+        tls = u.scheme in ("mqtts", "ssl")
+        self.host, self.port = u.hostname, u.port or (8883 if tls else 1883)
+        c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                        client_id=f"crack-car-{car_id}", clean_session=False,
+                        protocol=mqtt.MQTTv311)
+        user = unquote(u.username) if u.username else cfg.username
+        password = unquote(u.password) if u.password else cfg.password
+        if user:
+            c.username_pw_set(user, password or None)
+        if tls:
+            c.tls_set(ca_certs=cfg.tls_ca or None, certfile=cfg.tls_cert or None,
+                      keyfile=cfg.tls_key or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        c.will_set(f"{self.prefix}/status", "offline", qos=1, retain=True)
+        c.reconnect_delay_set(int(max(1, cfg.reconnect_min)), int(cfg.reconnect_max))
+        c.max_inflight_messages_set(cfg.max_inflight)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        self.client = c
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.client.connect_async(self.host, self.port, self.cfg.keepalive)
+        self.client.loop_start()
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Publish `offline`, let in-flight messages finish, disconnect."""
+        if self.connected.is_set():
+            info = self.client.publish(f"{self.prefix}/status", "offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.spool.close()
+
+    # ------------------------------------------------------------ callbacks
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                    properties: Any = None) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("MQTT broker refused the connection: %s", reason)
+            return
+        log.info("MQTT connected to %s:%d", self.host, self.port)
+        client.subscribe(f"{self.prefix}/cmd", qos=1)
+        client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
+        self.connected.set()
+        self.pump()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                       properties: Any = None) -> None:
+        self.connected.clear()
+        with self._lock:
+            self._barrier = set(self._mid_seq)
+        log.warning("MQTT disconnected (%s); reconnecting", reason)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any = None,
+                    properties: Any = None) -> None:
+        with self._lock:
+            seq = self._mid_seq.pop(mid, None)
+            self._barrier.discard(mid)
+            if seq is None:
+                return
+            self._done.add(seq)
+            top = self.spool.acked
+            while top + 1 in self._done:
+                top += 1
+                self._done.discard(top)
+        if top > self.spool.acked:
+            self.spool.ack(top)
+        self.pump()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        cid = ""
+        try:
+            cmd, cid = parse_command(msg.payload, self.cfg.command_token or None)
+            self.on_command(cmd)
+            result = {"id": cid, "cmd": cmd["cmd"], "accepted": True}
+            self.commands["accepted"] += 1
+        except (CommandError, ValueError, PermissionError) as e:
+            result = {"id": cid, "accepted": False, "reason": str(e)}
+            self.commands["rejected"] += 1
+        except Exception as e:  # noqa: BLE001 - no command may take the link down
+            log.exception("command handler failed")
+            result = {"id": cid, "accepted": False, "reason": f"internal error: {e}"}
+            self.commands["rejected"] += 1
+        client.publish(f"{self.prefix}/cmd/result", json.dumps(result), qos=1)
+
+    # ------------------------------------------------------------ outgoing
+    def pump(self) -> None:
+        """Hand the next spooled messages to paho while connected (in order)."""
+        if not self.connected.is_set():
+            return
+        with self._lock:
+            room = self.cfg.max_inflight - len(self._mid_seq)
+            if room <= 0 or self._barrier:  # paho resends the older ones first
+                return
+            batch = self.spool.pending(after=self._sent_upto, limit=room)
+            for seq, topic, payload in batch:
+                info = self.client.publish(topic, payload, qos=self.cfg.detections_qos)
+                self._mid_seq[info.mid] = seq
+                self._sent_upto = seq
+
+    def publish_detection(self, make_payload: Callable[[int], Dict[str, Any]]) -> int:
+        """Spool a detection (its payload gets the spool's sequence number) and send it."""
+        seq = self.spool.append(f"{self.prefix}/detections",
+                                lambda s: json.dumps(make_payload(s)))
+        self.pump()
+        return seq
+
+    def publish_telemetry(self, data: Dict[str, Any]) -> None:
+        if self.connected.is_set():
+            self.client.publish(f"{self.prefix}/telemetry", json.dumps(data, default=str), qos=0)
+
+    @property
+    def spool_depth(self) -> int:
+        return self.spool.depth
+
+
+def spool_folder(runs_root: Path, cfg: MqttConfig) -> Path:
+    """Where the spool lives: mqtt.spool_dir, or `<runs root>/_spool`."""
+    return Path(cfg.spool_dir) if cfg.spool_dir else Path(runs_root) / "_spool"

@@ -1,0 +1,259 @@
+"""Field-run recording: one folder per run, append-only, readable after a power cut.
+
+runs/<run_id>/
+  run.json          config, versions, model card, start time (written once, at start)
+  frames.mjpeg      the camera's JPEG bytes as they came, back to back (no re-encode)
+  frames.idx        one line per frame: seq offset length wall_time mono_time
+  masks.png         predicted masks (PNG, model resolution) back to back
+  masks.idx         one line per mask: seq offset length
+  detections.jsonl  telemetry.jsonl  events.jsonl
+
+Data is written before its index line, so an index line names only bytes that exist; a
+torn last line is ignored by the reader. When the disk is (nearly) full, recording stops
+and says so; nothing else does. Retention deletes the oldest runs above a size."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecordConfig:
+    enabled: bool = True
+    root: str = "runs"  # one sub-folder per run
+    masks: bool = True  # also store the predicted masks
+    min_free_mb: int = 200  # stop recording when less is free
+    retention_gb: float = 20.0  # delete the oldest runs while all runs take more (0: keep all)
+    fsync_s: float = 2.0  # flush to the card at least this often
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def apply_retention(root: Path, limit_gb: float, keep: Optional[Path] = None) -> List[str]:
+    """Delete the oldest run folders while all of them together exceed `limit_gb`."""
+    if limit_gb <= 0 or not root.is_dir():
+        return []
+    runs = sorted((p for p in root.iterdir() if p.is_dir() and (p / "run.json").exists()),
+                  key=lambda p: p.name)
+    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in runs}
+    total, deleted = sum(sizes.values()), []
+    for p in runs:
+        if total <= limit_gb * 1e9:
+            break
+        if keep is not None and p.resolve() == keep.resolve():
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        total -= sizes[p]
+        deleted.append(p.name)
+    return deleted
+
+
+class Recorder:
+    def __init__(self, cfg: RecordConfig, run_info: Dict[str, Any],
+                 run_id: Optional[str] = None):
+        self.cfg = cfg
+        self.root = Path(cfg.root)
+        self.run_id = run_id or new_run_id()
+        self.dir = self.root / self.run_id
+        n = 1
+        while self.dir.exists():
+            n += 1
+            self.dir = self.root / f"{self.run_id}-{n}"
+        self.run_id = self.dir.name
+        self.dir.mkdir(parents=True)
+        deleted = apply_retention(self.root, cfg.retention_gb, keep=self.dir)
+        self.state = "recording"
+        self.error = ""
+        self._lock = threading.Lock()
+        self._last_sync = time.monotonic()
+        (self.dir / "run.json").write_text(json.dumps(
+            {"run_id": self.run_id, "started": time.time(), **run_info}, indent=1,
+            default=str))
+        self._files = {name: open(self.dir / name, "ab") for name in  # noqa: SIM115
+                       ("frames.mjpeg", "frames.idx", "masks.png", "masks.idx",
+                        "detections.jsonl", "telemetry.jsonl", "events.jsonl")}
+        self._offsets = {"frames.mjpeg": 0, "masks.png": 0}
+        self.frames = 0
+        if deleted:
+            self.event("retention", {"deleted_runs": deleted})
+
+    # ---------------------------------------------------------------- writing
+    def _write(self, name: str, data: bytes) -> None:
+        self._files[name].write(data)
+
+    def _guard(self, fn) -> bool:
+        if self.state != "recording":
+            return False
+        try:
+            with self._lock:
+                fn()
+                now = time.monotonic()
+                if now - self._last_sync >= self.cfg.fsync_s:
+                    self._sync()
+                    self._last_sync = now
+                    self._check_space()
+            return True
+        except OSError as e:
+            self._stop_on_error(e)
+            return False
+
+    def _check_space(self) -> None:
+        free = shutil.disk_usage(self.dir).free / 1e6
+        if free < self.cfg.min_free_mb:
+            raise OSError(errno.ENOSPC, f"only {free:.0f} MB free (min_free_mb "
+                                        f"{self.cfg.min_free_mb})")
+
+    def _stop_on_error(self, e: OSError) -> None:
+        self.state = "disk_full" if e.errno == errno.ENOSPC else "error"
+        self.error = str(e)
+        log.error("recording stopped: %s", e)
+        for f in self._files.values():
+            with contextlib.suppress(OSError):
+                f.close()
+
+    def _sync(self) -> None:
+        import os
+        for f in self._files.values():
+            f.flush()
+            os.fsync(f.fileno())
+
+    def frame(self, seq: int, jpeg: bytes, wall: float, mono: float,
+              mask: Optional[np.ndarray]) -> bool:
+        def write() -> None:
+            off = self._offsets["frames.mjpeg"]
+            self._write("frames.mjpeg", jpeg)
+            self._files["frames.mjpeg"].flush()
+            self._write("frames.idx", f"{seq} {off} {len(jpeg)} {wall:.6f} {mono:.6f}\n"
+                        .encode())
+            self._offsets["frames.mjpeg"] = off + len(jpeg)
+            if mask is not None and self.cfg.masks:
+                png = cv2.imencode(".png", mask.astype(np.uint8) * 255)[1].tobytes()
+                moff = self._offsets["masks.png"]
+                self._write("masks.png", png)
+                self._files["masks.png"].flush()
+                self._write("masks.idx", f"{seq} {moff} {len(png)}\n".encode())
+                self._offsets["masks.png"] = moff + len(png)
+            self._files["frames.idx"].flush()
+            self._files["masks.idx"].flush()
+            self.frames += 1
+        return self._guard(write)
+
+    def _jsonl(self, name: str, record: Dict[str, Any]) -> bool:
+        line = (json.dumps(record, default=str) + "\n").encode()
+        return self._guard(lambda: (self._write(name, line), self._files[name].flush()))
+
+    def detection(self, record: Dict[str, Any]) -> bool:
+        return self._jsonl("detections.jsonl", record)
+
+    def telemetry(self, record: Dict[str, Any]) -> bool:
+        return self._jsonl("telemetry.jsonl", record)
+
+    def event(self, kind: str, data: Optional[Dict[str, Any]] = None) -> bool:
+        return self._jsonl("events.jsonl", {"t": time.time(), "event": kind, **(data or {})})
+
+    def close(self) -> None:
+        if self.state == "recording":
+            with self._lock:
+                try:
+                    self._sync()
+                except OSError as e:
+                    self._stop_on_error(e)
+                    return
+                for f in self._files.values():
+                    f.close()
+            self.state = "closed"
+
+
+# -------------------------------------------------------------------- reading
+
+@dataclass
+class FrameRecord:
+    seq: int
+    offset: int
+    length: int
+    wall_time: float
+    mono_time: float
+
+
+class RunReader:
+    """Reads a run folder up to its last complete record."""
+
+    def __init__(self, folder: Path):
+        self.dir = Path(folder)
+        if not (self.dir / "run.json").is_file():
+            raise ValueError(f"{self.dir}: not a crack-car run (no run.json)")
+        self.info = json.loads((self.dir / "run.json").read_text())
+        self.frames = self._index("frames.idx", "frames.mjpeg", 5)
+        self.masks = {r[0]: r for r in self._raw_index("masks.idx", "masks.png", 3)}
+
+    def _raw_index(self, idx: str, data: str, fields: int) -> List[Tuple]:
+        p, d = self.dir / idx, self.dir / data
+        if not p.exists() or not d.exists():
+            return []
+        size = d.stat().st_size
+        out = []
+        raw = p.read_bytes()
+        for line in raw.split(b"\n")[:-1]:  # the part after the last newline is torn
+            parts = line.split()
+            if len(parts) != fields:
+                continue
+            try:
+                seq, off, n = int(parts[0]), int(parts[1]), int(parts[2])
+                rest = tuple(float(x) for x in parts[3:])
+            except ValueError:
+                continue
+            if off + n <= size:
+                out.append((seq, off, n, *rest))
+        return out
+
+    def _index(self, idx: str, data: str, fields: int) -> List[FrameRecord]:
+        return [FrameRecord(*r) for r in self._raw_index(idx, data, fields)]
+
+    def jpeg(self, rec: FrameRecord) -> bytes:
+        with open(self.dir / "frames.mjpeg", "rb") as f:
+            f.seek(rec.offset)
+            return f.read(rec.length)
+
+    def mask(self, seq: int) -> Optional[np.ndarray]:
+        r = self.masks.get(seq)
+        if r is None:
+            return None
+        with open(self.dir / "masks.png", "rb") as f:
+            f.seek(r[1])
+            data = f.read(r[2])
+        m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        return None if m is None else (m > 0).astype(np.uint8)
+
+    def jsonl(self, name: str) -> List[Dict[str, Any]]:
+        p = self.dir / name
+        out = []
+        if not p.exists():
+            return out
+        for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # the torn last line of a power cut
+        return out
+
+    def iter_frames(self) -> Iterator[Tuple[FrameRecord, bytes]]:
+        with open(self.dir / "frames.mjpeg", "rb") as f:
+            for rec in self.frames:
+                f.seek(rec.offset)
+                yield rec, f.read(rec.length)

@@ -1,0 +1,123 @@
+"""Driving on gpiozero's mock pins: modes, cruise behaviour, odometry and every stop trigger."""
+
+import time
+
+import pytest
+
+from edge_app.drive import DriveConfig, DriveController, make_robot
+
+
+PINS = {}
+
+
+def pins(robot):
+    """The motor pins (remembered: close() releases them)."""
+    if id(robot) not in PINS:
+        PINS[id(robot)] = [d.pin for m in (robot.left_motor, robot.right_motor) for d in m]
+    return PINS[id(robot)]
+
+
+def off(robot):
+    return all(p.state == 0 for p in pins(robot))
+
+
+def wait_for(pred, timeout):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(0.002)
+    return None
+
+
+@pytest.fixture
+def car():
+    made = []
+
+    def make(frame_age=lambda: 0.0, **over):
+        cfg = DriveConfig(**over)
+        robot = make_robot(cfg, sim=True)
+        events = []
+        d = DriveController(cfg, robot, lambda k, v: events.append((k, v)), frame_age)
+        made.append(d)
+        return d, robot, events
+    yield make
+    for d in made:
+        d.close()
+
+
+def test_cruise_slows_for_cracks_resumes_and_counts_distance(car):
+    d, robot, events = car(resume_after_s=0.3, m_per_s_at_full=1.0)
+    d.start("cruise")
+    assert pins(robot)[0].state == pytest.approx(0.5) and pins(robot)[2].state == \
+        pytest.approx(0.5)
+    d.cracks_in_view(True)
+    assert pins(robot)[0].state == pytest.approx(0.25)
+    assert wait_for(lambda: pins(robot)[0].state == pytest.approx(0.5), 1.0) > 0.25
+    time.sleep(0.5)
+    assert 0.2 < d.odometry_m < 0.6
+    assert [e[0] for e in events] == ["mode", "inspect", "resume"]
+
+
+def test_cruise_stops_after_distance_and_after_time(car):
+    d, robot, events = car(stop_after_m=0.1, m_per_s_at_full=1.0)
+    d.start("cruise")
+    assert wait_for(lambda: off(robot), 1.0) is not None and d.stop_reason == "distance reached"
+    d2, robot2, _ = car(stop_after_s=0.2, left=[5, 6], right=[13, 19])
+    d2.start("cruise")
+    t = wait_for(lambda: off(robot2), 1.0)
+    assert 0.15 < t < 0.5 and d2.stop_reason == "time reached"
+
+
+@pytest.mark.parametrize("trigger", ["estop", "frames", "timeout", "fault", "close"])
+def test_every_stop_trigger_turns_the_motors_off_within_half_a_second(car, trigger):
+    age = {"v": 0.0}
+    d, robot, _ = car(frame_age=lambda: age["v"], command_timeout_s=0.2, frame_timeout_s=0.3)
+    pins(robot)  # remember the pins: close() releases them
+    if trigger == "timeout":
+        d.start("manual")
+        d.drive(0.6, 0.2)
+    else:
+        d.start("cruise")
+    assert not off(robot)
+    t0 = time.monotonic()
+    if trigger == "estop":
+        d.estop()
+    elif trigger == "frames":
+        age["v"] = 5.0  # the camera went quiet
+    elif trigger == "fault":
+        d.fault("inference failed")
+    elif trigger == "close":
+        d.close()
+    limit = {"timeout": 0.2 + 0.5, "frames": 0.5}.get(trigger, 0.5)
+    assert wait_for(lambda: off(robot), 2.0) is not None
+    assert time.monotonic() - t0 < limit
+    assert d.mode == "stopped"
+
+
+def test_estop_latches_and_faults_cannot_be_restarted(car):
+    d, robot, _ = car()
+    d.start("cruise")
+    d.estop()
+    with pytest.raises(PermissionError, match="emergency stop"):
+        d.set_mode("cruise")
+    with pytest.raises(PermissionError, match="manual mode"):
+        d.drive(0.5)
+    d.start("manual")
+    d.drive(1.0, 0.0)
+    assert pins(robot)[0].state == pytest.approx(0.8)  # capped at max_speed
+    d.fault("camera gone")
+    with pytest.raises(PermissionError, match="after a fault"):
+        d.start("cruise")
+    assert off(robot)
+
+
+def test_phase_enable_driver_and_bad_mode(car):
+    d, robot, _ = car(driver="phase_enable", left=[5, 6], right=[13, 19])
+    d.start("manual")
+    d.drive(-0.4, 0.0)
+    assert robot.value[0] == pytest.approx(-0.4)
+    phase, enable = pins(robot)[:2]
+    assert phase.state == 1 and enable.state == pytest.approx(0.4)  # reverse at 40%
+    with pytest.raises(ValueError, match="mode 'fly'"):
+        d.set_mode("fly")
