@@ -57,7 +57,8 @@ class CarServices:
 
     def stop(self) -> None:
         self._stop.set()
-        self._telemetry.join(5)
+        if self._telemetry.is_alive():
+            self._telemetry.join(5)
 
     # ------------------------------------------------------------ per frame
     def __call__(self, r: Result) -> None:

@@ -6,7 +6,6 @@ import pytest
 
 from edge_app.drive import DriveConfig, DriveController, make_robot
 
-
 PINS = {}
 
 

@@ -73,7 +73,7 @@ def test_1000_detections_across_a_broker_outage_arrive_once_in_order(broker, tmp
     car.start()
     assert car.connected.wait(10)
     for i in range(1, 1001):
-        car.publish_detection(lambda seq: {"seq": seq, "n": i})
+        car.publish_detection(lambda seq, n=i: {"seq": seq, "n": n})
         if i == 300:
             broker.stop()  # down for a while: detections pile up in the spool
         if i == 700:

@@ -113,13 +113,15 @@ def test_example_config_documents_every_default():
 
 
 def test_cli_runs_the_demo_and_reports(cli, dark_model):
-    r = cli("edge_app.cli", ["run", "--source", "demo", "--model", str(dark_model),
+    r = cli("edge_app.cli", ["run", "--source", "demo", "--model", str(dark_model), "--sim",
+                             "--no-record",
                              "--max-frames", "15", "--port", "0", "--fast", "--json"])
     assert r.returncode == 0, r.stderr
     assert "live view: http://127.0.0.1:" in r.stdout
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["frames_processed"] == 15 and summary["stale_dropped"] == 0
-    r = cli("edge_app.cli", ["run", "--device", "NOPE", "--model", str(dark_model),
+    r = cli("edge_app.cli", ["run", "--device", "NOPE", "--model", str(dark_model), "--sim",
+                             "--no-record",
                              "--max-frames", "1", "--port", "0"])
     assert r.returncode == 1 and "inference device 'NOPE' not found" in r.stderr
     r = cli("edge_app.cli", ["run", "--source", "/no/such.mp4", "--model", str(dark_model)])
