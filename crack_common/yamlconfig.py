@@ -34,6 +34,11 @@ def _check_type(key: str, value: Any, default: Any, hint: str) -> Any:
         return value
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if base is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if base is list:
         item = int if "List[int]" in hint else float if "List[float]" in hint else str
         if not isinstance(value, list) or not all(

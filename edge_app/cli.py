@@ -67,6 +67,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.get("fault") else 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    if args.serve:
+        from edge_app.review.server import ReviewServer
+        if len(args.runs) != 1:
+            raise ValueError("--serve takes one run folder")
+        srv = ReviewServer(args.runs[0], args.host or "127.0.0.1",
+                           8091 if args.port is None else args.port)
+        print(f"review page: {srv.url}  (Ctrl-C to stop)", flush=True)
+        try:
+            srv.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            srv.close()
+        return 0
+    from edge_app.review.report import write_report
+    out = args.out or Path(args.runs[0]) / "report.html"
+    write_report(args.runs, out)
+    print(f"report: {out}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from edge_app.review.replay import replay
+    r = replay(args.run, args.model, args.device)
+    print(json.dumps(r) if args.json else
+          f"{r['frames']} frames: mask IoU with the recorded masks {r['mask_iou_mean']}; "
+          f"cracks in both {r['frames_with_cracks_both']}, gained {len(r['gained_frames'])}, "
+          f"lost {len(r['lost_frames'])} frames")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from crack_common.files import atomic_write_text
+    from edge_app.review.export import to_csv, to_geojson
+    text = to_csv(args.run) if args.format == "csv" else to_geojson(args.run)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _summary_text(s: dict) -> str:
     return (f"processed {s['frames_processed']} frames at {s['fps']} fps "
             f"(latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms), "
@@ -116,6 +160,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drive mode at start (default: stopped until a command)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("review", help="an HTML report of recorded runs, or a review page",
+                       description="Write a self-contained HTML report of one or more "
+                                   "recorded runs, or (--serve) serve a page to scrub a run "
+                                   "frame by frame and label its detections.")
+    v.add_argument("runs", nargs="+", type=Path, help="run folder(s)")
+    v.add_argument("--out", type=Path, help="report file (default RUN/report.html)")
+    v.add_argument("--serve", action="store_true", help="serve the interactive review page")
+    v.add_argument("--host", help="review page address (default 127.0.0.1)")
+    v.add_argument("--port", type=int, help="review page port (default 8091, 0: any)")
+    v.set_defaults(func=_cmd_review)
+    rp = sub.add_parser("replay", help="re-infer a recorded run with another model",
+                        description="Run a recorded run's frames through another model and "
+                                    "compare with the recorded masks.")
+    rp.add_argument("run", type=Path)
+    rp.add_argument("--model", type=Path, required=True, help="IR .xml")
+    rp.add_argument("--device", default="CPU")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=_cmd_replay)
+    ex = sub.add_parser("export", help="detections as CSV or GeoJSON",
+                        description="Export a run's detections as CSV or GeoJSON.")
+    ex.add_argument("run", type=Path)
+    ex.add_argument("--format", choices=["csv", "geojson"], default="csv")
+    ex.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    ex.set_defaults(func=_cmd_export)
     return p
 
 

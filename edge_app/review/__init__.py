@@ -1,0 +1,1 @@
+"""Reviewing recorded field runs: report, interactive page, replay, export."""

@@ -1,0 +1,186 @@
+"""`crack-car review RUN...`: one self-contained HTML file (no network, images inline) with
+the run summary, a timeline of crack ratio over time and distance with the detections
+marked, a gallery of the top detections, a map when there is GPS, faults and mode
+changes, and precision/recall/F1/IoU where the run has ground truth or review labels."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from edge_app.recorder import RunReader
+from edge_app.review.runs import RunData, load_run, overlay_jpeg
+
+SEV_ORDER = {"high": 3, "medium": 2, "low": 1, None: 0}
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
+h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;
+text-align:left;font-size:13px}th{background:#eee}.runs{display:flex;gap:24px;flex-wrap:wrap}
+.run{flex:1;min-width:420px}.gallery{display:flex;flex-wrap:wrap;gap:10px}
+.card{background:#fff;border:1px solid #ddd;padding:6px;width:330px;font-size:12px}
+.card img{width:160px;height:120px;object-fit:cover}.high{color:#c00}.medium{color:#e67e00}
+.low{color:#a90}svg{background:#fff;border:1px solid #ddd}.muted{color:#888}"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(data: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+def timeline_svg(d: RunData, by: str = "time", w: int = 640, h: int = 170) -> str:
+    """Crack ratio against time (s from start) or distance (m), detections as markers."""
+    if not d.frame_seqs:
+        return "<p class='muted'>no frames</p>"
+    t0 = d.frame_times[0]
+    if by == "time":
+        xs = [t - t0 for t in d.frame_times]
+        det_x = []
+        times = dict(zip(d.frame_seqs, xs))
+        for det in d.detections:
+            det_x.append(times.get(det.get("frame"), 0.0))
+        unit = "s"
+    else:
+        # distance per frame: interpolate the odometry of detections and telemetry in time
+        pts = sorted((x.get("time_s", 0.0), x.get("odometry_m") or 0.0) for x in _odo(d))
+        xs = [_interp(pts, t - t0) for t in d.frame_times]
+        det_x = [det.get("odometry_m") or 0.0 for det in d.detections]
+        unit = "m"
+    xmax = max(max(xs), 1e-6)
+    ymax = max(max(d.crack_ratio), 1e-6)
+    step = max(1, len(xs) // 1500)  # keep 10,000-frame runs light
+    pts = " ".join(f"{40 + (w - 50) * x / xmax:.1f},{h - 25 - (h - 40) * y / ymax:.1f}"
+                   for x, y in list(zip(xs, d.crack_ratio))[::step])
+    marks = "".join(f'<line class="det" x1="{40 + (w - 50) * x / xmax:.1f}" y1="10" '
+                    f'x2="{40 + (w - 50) * x / xmax:.1f}" y2="{h - 25}" stroke="#c00" '
+                    'stroke-opacity="0.35"/>' for x in det_x)
+    return (f'<svg class="timeline" data-by="{by}" width="{w}" height="{h}" '
+            f'viewBox="0 0 {w} {h}">{marks}<polyline fill="none" stroke="#06c" '
+            f'stroke-width="1.2" points="{pts}"/><text x="40" y="{h - 6}" font-size="11">0'
+            f'</text><text x="{w - 60}" y="{h - 6}" font-size="11">{xmax:.1f} {unit}</text>'
+            f'<text x="2" y="14" font-size="11">{ymax:.3f}</text><text x="2" y="{h - 25}" '
+            'font-size="11">0</text></svg>')
+
+
+def _odo(d: RunData) -> List[Dict[str, Any]]:
+    t0 = d.frame_times[0] if d.frame_times else 0.0
+    out = [{"time_s": x.get("time", t0) - t0, "odometry_m": x.get("odometry_m")}
+           for x in d.telemetry if "odometry_m" in x]
+    times = dict(zip(d.frame_seqs, d.frame_times))
+    out += [{"time_s": times.get(x.get("frame"), t0) - t0, "odometry_m": x.get("odometry_m")}
+            for x in d.detections]
+    return out or [{"time_s": 0.0, "odometry_m": 0.0}]
+
+
+def _interp(pts: Sequence, t: float) -> float:
+    import bisect
+    ts = [p[0] for p in pts]
+    i = bisect.bisect_left(ts, t)
+    if i <= 0:
+        return pts[0][1] * (t / ts[0]) if ts[0] > 0 else pts[0][1]
+    if i >= len(pts):
+        return pts[-1][1]
+    (ta, a), (tb, b) = pts[i - 1], pts[i]
+    return a + (b - a) * (t - ta) / (tb - ta) if tb > ta else b
+
+
+def map_svg(d: RunData, w: int = 420, h: int = 300) -> str:
+    pts = [(g["lat"], g["lon"]) for g in (det.get("gps") for det in d.detections)
+           if isinstance(g, dict) and "lat" in g and "lon" in g]
+    if not pts:
+        return "<p class='muted'>no GPS in this run</p>"
+    la, lo = [p[0] for p in pts], [p[1] for p in pts]
+    sx = (w - 20) / max(max(lo) - min(lo), 1e-9)
+    sy = (h - 20) / max(max(la) - min(la), 1e-9)
+    dots = "".join(f'<circle cx="{10 + (x - min(lo)) * sx:.1f}" '
+                   f'cy="{h - 10 - (y - min(la)) * sy:.1f}" r="4" fill="#c00"/>' for y, x in pts)
+    return f'<svg class="map" width="{w}" height="{h}">{dots}</svg>'
+
+
+def gallery(d: RunData, reader: RunReader, top: int = 12) -> str:
+    ranked = sorted(d.detections, key=lambda x: (SEV_ORDER.get(x.get("severity"), 0),
+                                                 x.get("crack_ratio", 0)), reverse=True)[:top]
+    frames = {f.seq: f for f in reader.frames}
+    cards = []
+    for det in ranked:
+        rec = frames.get(det.get("frame"))
+        if rec is None:
+            continue
+        jpeg = reader.jpeg(rec)
+        mask = reader.mask(rec.seq)
+        c = det.get("cracks") or [{}]
+        label = d.labels.get(det.get("seq"), "")
+        cards.append(
+            f'<div class="card" data-seq="{_e(det.get("seq"))}"><img alt="frame" '
+            f'src="{_img(overlay_jpeg(jpeg, None, 320))}"><img alt="overlay" '
+            f'src="{_img(overlay_jpeg(jpeg, mask, 320))}"><div>'
+            f'<b class="{_e(det.get("severity"))}">{_e(det.get("severity"))}</b> '
+            f'frame {_e(det.get("frame"))}, '
+            f'{_e(det.get("odometry_m"))} m, ratio {det.get("crack_ratio", 0):.4f}, '
+            f'{len(det.get("cracks") or [])} crack(s); widest {c[0].get("max_width_px")} px, '
+            f'length {c[0].get("length_px")} px {_e(label)}</div></div>')
+    return '<div class="gallery">' + "".join(cards) + "</div>" if cards else \
+        "<p class='muted'>no detections</p>"
+
+
+def _table(rows: List[List[Any]], head: List[str], cls: str = "") -> str:
+    return (f'<table class="{cls}"><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in rows)
+            + "</table>")
+
+
+def run_section(d: RunData) -> str:
+    s = d.stats
+    reader = RunReader(d.dir)
+    summary = _table([["run", s["run_id"]], ["frames", s["frames"]],
+                      ["duration", f'{s["duration_s"]} s'], ["distance", f'{s["distance_m"]} m'],
+                      ["fps", s["fps"]], ["latency p50 / p95",
+                                          f'{s["latency_ms_p50"]} / {s["latency_ms_p95"]} ms'],
+                      ["detections", s["detections"]],
+                      ["by severity", ", ".join(f"{k} {v}" for k, v in s["by_severity"].items())],
+                      ["model", f'{s["model"]} ({(s["model_sha256"] or "")[:12]})'],
+                      ["source", s["source"]]], ["", "value"], "summary")
+    scores = ""
+    if d.truth_scores:
+        t = d.truth_scores
+        scores += "<h3>Against ground truth</h3>" + _table(
+            [[f'{t["precision"]:.4f}', f'{t["recall"]:.4f}', f'{t["f1"]:.4f}', f'{t["iou"]:.4f}',
+              t["frames"]]], ["precision", "recall", "F1", "IoU", "frames"], "truth")
+    if d.label_scores:
+        ls = d.label_scores
+        scores += "<h3>Review labels</h3>" + _table(
+            [[ls["labelled"], ls["confirmed"], ls["false_positive"], f'{ls["precision"]:.3f}']],
+            ["labelled", "confirmed", "false positive", "detection precision"], "labels")
+    events = _table([[e.get("event"), e.get("reason") or e.get("to") or e.get("cmd") or "",
+                      json.dumps({k: v for k, v in e.items() if k not in ("t", "event")})[:120]]
+                     for e in d.events], ["event", "what", "details"], "events")
+    return (f'<div class="run" id="run-{_e(s["run_id"])}"><h2>Run {_e(s["run_id"])}</h2>'
+            f'{summary}{scores}<h3>Crack ratio over time</h3>{timeline_svg(d, "time")}'
+            f'<h3>Crack ratio over distance</h3>{timeline_svg(d, "distance")}'
+            f'<h3>Top detections</h3>{gallery(d, reader)}<h3>Map</h3>{map_svg(d)}'
+            f'<h3>Faults and mode changes</h3>{events}</div>')
+
+
+def render(runs: Sequence[Path]) -> str:
+    data = [load_run(Path(r)) for r in runs]
+    compare = ""
+    if len(data) > 1:
+        compare = "<h2>Side by side</h2>" + _table(
+            [[d.stats["run_id"], d.stats["frames"], d.stats["distance_m"], d.stats["fps"],
+              d.stats["detections"], d.truth_scores["iou"] if d.truth_scores else ""]
+             for d in data], ["run", "frames", "distance m", "fps", "detections", "IoU"],
+            "compare")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>crack-car review</title>"
+            f"<style>{CSS}</style></head><body><h1>crack-car field review</h1>{compare}"
+            f"<div class='runs'>{''.join(run_section(d) for d in data)}</div></body></html>")
+
+
+def write_report(runs: Sequence[Path], out: Path) -> Path:
+    from crack_common.files import atomic_write_text
+    atomic_write_text(out, render(runs))
+    return out

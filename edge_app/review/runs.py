@@ -1,0 +1,138 @@
+"""What a recorded run says, gathered once: per-frame crack ratio, detections, events,
+telemetry, review labels, and scores against ground truth where the run has any."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import cv2
+import numpy as np
+
+from crack_common.metrics import MetricAccumulator
+from edge_app.recorder import RunReader
+
+LABELS = ("confirmed", "false_positive")
+
+
+def read_labels(run_dir: Path) -> Dict[int, str]:
+    """seq -> the latest label given to that detection (labels.jsonl beside the run)."""
+    out: Dict[int, str] = {}
+    p = Path(run_dir) / "labels.jsonl"
+    if p.exists():
+        for line in p.read_text().splitlines():
+            try:
+                r = json.loads(line)
+                if r.get("label") in LABELS:
+                    out[int(r["seq"])] = r["label"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def append_label(run_dir: Path, seq: int, label: str) -> None:
+    if label not in LABELS:
+        raise ValueError(f"label {label!r}: expected one of {', '.join(LABELS)}")
+    with open(Path(run_dir) / "labels.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"seq": int(seq), "label": label, "t": time.time()}) + "\n")
+
+
+def truth_for(reader: RunReader) -> Optional[Dict[str, Any]]:
+    """Ground truth of a run recorded from a synthetic drive (VIDEO.truth.json/.png)."""
+    src = Path(str(reader.info.get("source", "")))
+    meta = src.with_suffix(".truth.json")
+    if not meta.is_file():
+        return None
+    info = json.loads(meta.read_text())
+    strip = cv2.imread(str(meta.with_name(info["truth_mask"])), cv2.IMREAD_GRAYSCALE)
+    if strip is None:
+        return None
+    return {"tops": info["frame_top_rows"], "height": info["frame_size"][1], "strip": strip}
+
+
+@dataclass
+class RunData:
+    dir: Path
+    info: Dict[str, Any]
+    frame_seqs: List[int]
+    frame_times: List[float]
+    crack_ratio: List[float]
+    detections: List[Dict[str, Any]]
+    events: List[Dict[str, Any]]
+    telemetry: List[Dict[str, Any]]
+    labels: Dict[int, str]
+    truth_scores: Optional[Dict[str, float]] = None
+    label_scores: Optional[Dict[str, float]] = None
+    stats: Dict[str, Any] = field(default_factory=dict)
+
+
+def load_run(run_dir: Path) -> RunData:
+    reader = RunReader(run_dir)
+    seqs = [f.seq for f in reader.frames]
+    times = [f.wall_time for f in reader.frames]
+    ratios: List[float] = []
+    truth = truth_for(reader)
+    acc = MetricAccumulator() if truth else None
+    for seq in seqs:
+        m = reader.mask(seq)
+        ratios.append(float(m.mean()) if m is not None else 0.0)
+        if acc is not None and m is not None and 1 <= seq <= len(truth["tops"]):
+            top = truth["tops"][seq - 1]
+            t = truth["strip"][top:top + truth["height"]]
+            t = cv2.resize(t, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_NEAREST)
+            acc.add(m, t > 0)
+    dets = reader.jsonl("detections.jsonl")
+    labels = read_labels(run_dir)
+    data = RunData(Path(run_dir), reader.info, seqs, times, ratios, dets,
+                   reader.jsonl("events.jsonl"), reader.jsonl("telemetry.jsonl"), labels)
+    if acc is not None and len(acc):
+        data.truth_scores = {**acc.mean(), "frames": len(acc)}
+    if labels:
+        confirmed = sum(1 for v in labels.values() if v == "confirmed")
+        data.label_scores = {"labelled": len(labels), "confirmed": confirmed,
+                             "false_positive": len(labels) - confirmed,
+                             "precision": confirmed / len(labels)}
+    data.stats = _stats(data)
+    return data
+
+
+def _stats(d: RunData) -> Dict[str, Any]:
+    duration = (d.frame_times[-1] - d.frame_times[0]) if len(d.frame_times) > 1 else 0.0
+    last_t = d.telemetry[-1] if d.telemetry else {}
+    odo = [x.get("odometry_m") or 0.0 for x in d.telemetry + d.detections]
+    sev: Dict[str, int] = {"low": 0, "medium": 0, "high": 0}
+    for det in d.detections:
+        if det.get("severity") in sev:
+            sev[det["severity"]] += 1
+    card = d.info.get("model_card") or {}
+    return {"run_id": d.info.get("run_id", d.dir.name), "frames": len(d.frame_seqs),
+            "duration_s": round(duration, 1),
+            "fps": round((len(d.frame_seqs) - 1) / duration, 2) if duration > 0 else None,
+            "distance_m": round(max(odo), 2) if odo else 0.0,
+            "latency_ms_p50": last_t.get("latency_ms_p50"),
+            "latency_ms_p95": last_t.get("latency_ms_p95"),
+            "detections": len(d.detections), "by_severity": sev,
+            "model": card.get("name") or (d.detections[0].get("model") if d.detections else None),
+            "model_sha256": (card.get("files") or {}).get("bin_sha256"),
+            "source": d.info.get("source"),
+            "faults": [e for e in d.events if e.get("event") == "stop" and
+                       e.get("reason") not in ("shutdown", "command")]}
+
+
+def overlay_jpeg(jpeg: bytes, mask: Optional[np.ndarray], width: int = 0,
+                 quality: int = 80) -> bytes:
+    """The frame with the mask blended in red (optionally scaled to `width`)."""
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        return jpeg
+    if mask is not None:
+        big = cv2.resize(mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+        sel = big > 0
+        img[sel] = (img[sel] * 0.5 + np.array([0, 0, 255]) * 0.5).astype(np.uint8)
+    if width and img.shape[1] > width:
+        img = cv2.resize(img, (width, int(img.shape[0] * width / img.shape[1])),
+                         interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()

@@ -1,0 +1,149 @@
+"""Reviewing field runs, checked in a real headless Chromium: the static report, the
+served review page with a label round trip, replay with another model, CSV/GeoJSON."""
+
+import csv
+import io
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_app.review.export import to_csv, to_geojson
+from edge_app.review.replay import replay
+from edge_app.review.report import write_report
+from edge_app.review.runs import load_run
+from edge_app.review.server import ReviewServer
+from edge_app.tools.contract_model import build, save
+from tests.edge_app.browser import available, chromium
+
+needs_browser = pytest.mark.skipif(not available(), reason="chromium is installed by setup")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, dark_model):
+    from tests.conftest import run_cli
+    root = tmp_path_factory.mktemp("runs")
+    out = []
+    for frames in (30, 12):
+        r = run_cli("edge_app.cli", ["run", "--source", "demo", "--model", str(dark_model),
+                                     "--sim", "--record", str(root), "--port", "0", "--fast",
+                                     "--max-frames", str(frames), "--mode", "cruise",
+                                     "--set", "detections.min_interval_s=0", "--json"])
+        assert r.returncode == 0, r.stderr
+        out.append(json.loads(r.stdout.strip().splitlines()[-1])["run_dir"])
+        time.sleep(1.1)  # run ids are per second
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not available():
+        pytest.skip("chromium is installed by scripts/setup")
+    b = chromium()
+    yield b
+    b.quit()
+
+
+def test_run_data_and_ground_truth(runs):
+    d = load_run(runs[0])
+    assert d.stats["frames"] == 30 and d.stats["detections"] == len(d.detections) > 0
+    assert d.truth_scores and d.truth_scores["frames"] == 30
+    assert 0.0 <= d.truth_scores["iou"] <= 1.0
+
+
+@needs_browser
+def test_static_report_in_chromium(runs, browser, tmp_path):
+    out = write_report(runs, tmp_path / "report.html")
+    html = out.read_text()
+    assert "http://" not in html and "https://" not in html  # opens with no network
+    browser.get(out.as_uri())
+    d = load_run(runs[0])
+    sections = browser.find_elements("css selector", "div.run")
+    assert len(sections) == 2
+    first = sections[0]
+    summary = first.find_element("css selector", "table.summary").text
+    assert "frames 30" in summary and f"detections {len(d.detections)}" in summary
+    assert len(first.find_elements("css selector", "svg.timeline")) == 2
+    marks = first.find_elements("css selector", "svg.timeline[data-by=time] line.det")
+    assert len(marks) == len(d.detections)
+    cards = first.find_elements("css selector", ".card")
+    assert len(cards) == min(12, len(d.detections))
+    loaded = browser.execute_script(
+        "return [...document.querySelectorAll('.card img')].every(i => i.naturalWidth > 0)")
+    assert loaded
+    assert first.find_element("css selector", "table.truth").text.startswith("precision")
+    events = first.find_element("css selector", "table.events").text
+    assert "mode" in events and "start" in events
+    compare = browser.find_element("css selector", "table.compare").text
+    assert compare.count("\n") == 2  # header + two runs
+    png = browser.get_screenshot_as_png()
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert img.std() > 10
+
+
+@needs_browser
+def test_review_page_scrub_overlay_and_label_round_trip(runs, browser):
+    srv = ReviewServer(runs[0], port=0).start()
+    try:
+        browser.get(srv.url)
+        wait = lambda js, t=10: _wait(browser, js, t)  # noqa: E731
+        assert wait("return document.body.dataset.ready === '1'")
+        frame = browser.find_element("id", "frame")
+        assert wait("return document.getElementById('frame').naturalWidth > 0")
+        assert "overlay=1" in frame.get_attribute("src")
+        browser.find_element("id", "overlay").click()
+        assert "overlay=0" in browser.find_element("id", "frame").get_attribute("src")
+        browser.find_element("id", "next").click()
+        assert "(2/30)" in browser.find_element("id", "info").text
+        browser.find_element("id", "next-det").click()
+        info = browser.find_element("id", "info").text
+        assert "detection" in info
+        seq = int(info.split("detection ")[1].split(",")[0])
+        browser.find_element("id", "false-positive").click()
+        assert wait("return document.getElementById('label-status').textContent === "
+                    "'false_positive'")
+        labels = [json.loads(x) for x in (srv.dir / "labels.jsonl").read_text().splitlines()]
+        assert labels[-1]["seq"] == seq and labels[-1]["label"] == "false_positive"
+        browser.refresh()  # the label survives a reload
+        assert wait("return document.body.dataset.ready === '1'")
+        browser.find_element("id", "next").click()  # the same way to the same detection
+        browser.find_element("id", "next-det").click()
+        assert f"detection {seq}," in browser.find_element("id", "info").text
+        assert browser.find_element("id", "label-status").text == "false_positive"
+    finally:
+        srv.close()
+    d = load_run(runs[0])
+    assert d.label_scores == {"labelled": 1, "confirmed": 0, "false_positive": 1,
+                              "precision": 0.0}
+
+
+def _wait(browser, js, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if browser.execute_script(js):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_replay_with_the_same_and_another_model(runs, dark_model, tmp_path):
+    same = replay(runs[1], dark_model)
+    assert same["frames"] == 12 and same["mask_iou_mean"] > 0.9
+    blind = save(build(448, level=-10.0), tmp_path / "blind.xml")  # sees no cracks at all
+    other = replay(runs[1], blind)
+    assert other["mask_iou_mean"] < 0.2
+    assert len(other["lost_frames"]) == same["frames_with_cracks_both"]
+    assert (load_run(runs[1]).dir / "replay_blind.json").is_file()
+
+
+def test_csv_and_geojson_export(runs):
+    d = load_run(runs[0])
+    rows = list(csv.DictReader(io.StringIO(to_csv(runs[0]))))
+    assert len(rows) == len(d.detections)
+    assert rows[0]["run_id"] == d.stats["run_id"] and float(rows[0]["crack_ratio"]) > 0
+    gj = json.loads(to_geojson(runs[0]))
+    assert gj["type"] == "FeatureCollection" and len(gj["features"]) == len(d.detections)
+    assert gj["features"][0]["geometry"] is None  # no GPS on this car
+    assert gj["features"][0]["properties"]["severity"] in ("low", "medium", "high")
