@@ -58,6 +58,7 @@ class MqttLink:
         self.spool = Spool(spool_dir)
         self.on_command = on_command
         self.connected = threading.Event()
+        self.listening = threading.Event()  # the cmd subscription is in place
         self.commands = {"accepted": 0, "rejected": 0}
         self._lock = threading.Lock()
         self._sent_upto = self.spool.acked  # handed to paho
@@ -87,6 +88,7 @@ class MqttLink:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        c.on_subscribe = lambda *a, **k: self.listening.set()
         self.client = c
 
     # ------------------------------------------------------------ lifecycle
@@ -119,6 +121,7 @@ class MqttLink:
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
         self.connected.clear()
+        self.listening.clear()
         with self._lock:
             self._barrier = set(self._mid_seq)
         log.warning("MQTT disconnected (%s); reconnecting", reason)

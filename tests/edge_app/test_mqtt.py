@@ -155,7 +155,7 @@ def test_fuzzed_malformed_unknown_unauthorised_commands_never_move_the_motors(br
             drive.drive(cmd["speed"], cmd.get("turn", 0.0))
     car = link(broker, tmp_path, on_command, command_token="s3cret")
     car.start()
-    assert car.connected.wait(10)
+    assert car.listening.wait(10)
     results = Listener(broker, "crackcar/car1/cmd/result", "results", 1)
     time.sleep(0.5)
     pub = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
@@ -190,12 +190,13 @@ def test_estop_over_mqtt_stops_the_motors_within_half_a_second(broker, tmp_path)
     pin = robot.left_motor.forward_device.pin
     car = link(broker, tmp_path, lambda cmd: drive.estop() if cmd["cmd"] == "estop" else None)
     car.start()
-    assert car.connected.wait(10)
+    assert car.listening.wait(10)
     drive.start("cruise")
     assert pin.state == pytest.approx(0.5)
     pub = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()
+    pub.publish("warm/up", b"", qos=1).wait_for_publish(5)
     times = []
     for _ in range(5):
         drive.start("cruise")
