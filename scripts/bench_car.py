@@ -105,13 +105,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--model", type=Path, help="HRNet-W18 IR (default: exported here)")
+    ap.add_argument("--level", type=float, default=60.0,
+                    help="the trivial model marks pixels darker than this (-1: none, so no "
+                         "measuring either)")
     args = ap.parse_args()
     jpegs = demo_jpegs()
     h, w = cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR).shape[:2]
     with tempfile.TemporaryDirectory() as tmp:
-        ident = save(build(448), Path(tmp) / "dark.xml")
+        ident = save(build(448, args.level), Path(tmp) / "dark.xml")
         a = pipeline_fps(ident, MemorySource(jpegs, args.seconds))
-        print(f"(a) pipeline capacity, trivial model, {w}x{h} JPEG -> 448: "
+        print(f"(a) pipeline capacity, trivial model (level {args.level}), {w}x{h} JPEG -> 448: "
               f"{a['wall_fps']:.0f} frames/s (goal >= 200); latency p50 {a['latency_ms_p50']} ms")
         model = args.model
         if model is None:
