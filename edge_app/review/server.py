@@ -123,14 +123,18 @@ class ReviewServer:
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}/"
+        self._serving = False
 
     def serve_forever(self) -> None:
+        self._serving = True
         self.httpd.serve_forever()
 
     def start(self) -> ReviewServer:
+        self._serving = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 
     def close(self) -> None:
-        self.httpd.shutdown()
+        if self._serving:  # shutdown() waits for a serve_forever loop that must exist
+            self.httpd.shutdown()
         self.httpd.server_close()
