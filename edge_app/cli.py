@@ -114,7 +114,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _summary_text(s: dict) -> str:
     return (f"processed {s['frames_processed']} frames at {s['fps']} fps "
             f"(latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms), "
-            f"{s['stale_dropped']} stale frames dropped"
+            f"{s['stale_dropped']} stale frames dropped; {s.get('detections', 0)} detections"
             + (f"; fault: {s['fault']}" if s.get("fault") else ""))
 
 

@@ -59,6 +59,7 @@ class MqttLink:
         self.on_command = on_command
         self.connected = threading.Event()
         self.listening = threading.Event()  # the cmd subscription is in place
+        self._closing = False
         self.commands = {"accepted": 0, "rejected": 0}
         self._lock = threading.Lock()
         self._sent_upto = self.spool.acked  # handed to paho
@@ -98,6 +99,7 @@ class MqttLink:
 
     def close(self, timeout: float = 3.0) -> None:
         """Publish `offline`, let in-flight messages finish, disconnect."""
+        self._closing = True
         if self.connected.is_set():
             info = self.client.publish(f"{self.prefix}/status", "offline", qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
@@ -124,7 +126,8 @@ class MqttLink:
         self.listening.clear()
         with self._lock:
             self._barrier = set(self._mid_seq)
-        log.warning("MQTT disconnected (%s); reconnecting", reason)
+        if not self._closing:
+            log.warning("MQTT disconnected (%s); reconnecting", reason)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any = None,
                     properties: Any = None) -> None:

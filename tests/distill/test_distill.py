@@ -298,3 +298,17 @@ def test_cli_end_to_end_help_and_errors(cli):
     for sub in ("cache", "train", "eval", "export", "config"):
         r = cli("distill.cli", [sub, "--help"])
         assert r.returncode == 0 and "usage: crack-distill" in r.stdout
+
+
+def test_torchrun_two_processes_with_gloo(assets, tmp_path):
+    root, data, teacher = assets
+    cfg = tiny_config(tmp_path / "ddp", teacher, data, train={"epochs": 1})
+    sets = cli_sets(cfg)
+    assert _distill(["cache", "--quiet", *sets], cfg.work).wait(120) == 0
+    torchrun = Path(sys.executable).with_name("torchrun")
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "distill.cli", "train",
+                        "--quiet", *sets], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = torch.load(str(tmp_path / "ddp" / "checkpoints" / "last.pth"), weights_only=False)
+    assert ck["state"]["epoch"] == 1 and ck["state"]["step"] == 3
+    assert r.stderr.count("trained 3 steps") == 2  # both ranks ran the loop
