@@ -19,6 +19,7 @@ import json
 import logging
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict
@@ -66,6 +67,8 @@ class MqttLink:
         self._mid_seq: Dict[int, int] = {}
         self._done: set = set()
         self._barrier: set = set()  # in flight at a disconnect: they go first after it
+        self._early: Dict[int, float] = {}  # acknowledged mids not yet matched to a seq
+        self._pump_lock = threading.Lock()
         u = urlsplit(cfg.url)
         if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
             raise ValueError(f"mqtt.url {cfg.url!r}: expected mqtt://host[:port] or "
@@ -132,18 +135,24 @@ class MqttLink:
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any = None,
                     properties: Any = None) -> None:
         with self._lock:
-            seq = self._mid_seq.pop(mid, None)
             self._barrier.discard(mid)
-            if seq is None:
+            seq = self._mid_seq.pop(mid, None)
+            if seq is None:  # acknowledged before pump() noted its seq (or not a detection)
+                self._early[mid] = time.monotonic()
                 return
-            self._done.add(seq)
-            top = self.spool.acked
-            while top + 1 in self._done:
-                top += 1
-                self._done.discard(top)
+            top = self._acked_upto(seq)
         if top > self.spool.acked:
             self.spool.ack(top)
         self.pump()
+
+    def _acked_upto(self, seq: int) -> int:
+        """Note `seq` as acknowledged; the highest seq below which all are (lock held)."""
+        self._done.add(seq)
+        top = self.spool.acked
+        while top + 1 in self._done:
+            top += 1
+            self._done.discard(top)
+        return top
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         cid = ""
@@ -163,18 +172,35 @@ class MqttLink:
 
     # ------------------------------------------------------------ outgoing
     def pump(self) -> None:
-        """Hand the next spooled messages to paho while connected (in order)."""
-        if not self.connected.is_set():
-            return
-        with self._lock:
-            room = self.cfg.max_inflight - len(self._mid_seq)
-            if room <= 0 or self._barrier:  # paho resends the older ones first
-                return
-            batch = self.spool.pending(after=self._sent_upto, limit=room)
-            for seq, topic, payload in batch:
-                info = self.client.publish(topic, payload, qos=self.cfg.detections_qos)
-                self._mid_seq[info.mid] = seq
-                self._sent_upto = seq
+        """Hand the next spooled messages to paho while connected, in order. paho's own
+        locks are never taken while ours is held (its callbacks take ours)."""
+        if not self.connected.is_set() or not self._pump_lock.acquire(blocking=False):
+            return  # whoever holds the pump lock keeps pumping
+        try:
+            while self.connected.is_set():
+                with self._lock:
+                    room = self.cfg.max_inflight - len(self._mid_seq)
+                    if room <= 0 or self._barrier:  # paho resends the older ones first
+                        return
+                    batch = self.spool.pending(after=self._sent_upto, limit=room)
+                if not batch:
+                    return
+                for seq, topic, payload in batch:
+                    info = self.client.publish(topic, payload, qos=self.cfg.detections_qos)
+                    top = 0
+                    with self._lock:
+                        self._sent_upto = seq
+                        if self._early.pop(info.mid, None) is not None:
+                            top = self._acked_upto(seq)
+                        else:
+                            self._mid_seq[info.mid] = seq
+                        now = time.monotonic()
+                        for mid in [m for m, t in self._early.items() if now - t > 60]:
+                            del self._early[mid]
+                    if top > self.spool.acked:
+                        self.spool.ack(top)
+        finally:
+            self._pump_lock.release()
 
     def publish_detection(self, make_payload: Callable[[int], Dict[str, Any]]) -> int:
         """Spool a detection (its payload gets the spool's sequence number) and send it."""
