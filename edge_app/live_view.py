@@ -10,6 +10,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, Optional
 
+from edge_app import http_util
+
 log = logging.getLogger(__name__)
 BOUNDARY = "crackcarframe"
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>crack-car live</title>
@@ -34,10 +36,7 @@ class LiveView:
         self.metrics = metrics or (lambda: {})
         view = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt: str, *args: object) -> None:
-                log.debug("live view: " + fmt, *args)
-
+        class Handler(http_util.Handler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 path = self.path.split("?")[0]
                 if path == "/":
@@ -55,14 +54,6 @@ class LiveView:
                     view.stream(self)
                 else:
                     self._send(404, "text/plain", b"not found\n")
-
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True

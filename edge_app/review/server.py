@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from edge_app import http_util
 from edge_app.recorder import RunReader
 from edge_app.review.runs import append_label, load_run, overlay_jpeg, read_labels
 
@@ -72,10 +73,7 @@ class ReviewServer:
         self._lock = threading.Lock()
         srv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:
-                pass
-
+        class Handler(http_util.Handler):
             def do_GET(self) -> None:  # noqa: N802
                 u = urlsplit(self.path)
                 if u.path == "/":
@@ -111,14 +109,6 @@ class ReviewServer:
                     return self._send(400, "application/json",
                                       json.dumps({"error": str(e)}).encode())
                 self._send(200, "application/json", b'{"ok": true}')
-
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
