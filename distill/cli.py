@@ -191,6 +191,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from distill.evaluate import load_predictor
+    from distill.predict import list_photos, predict_photos, table
+    photos = list_photos(args.photos)
+    predict, size, desc = load_predictor(args.model)
+    log.info("%s on %d photos (%s)", desc, len(photos),
+             "whole photo" if args.scale is None else f"tiled at scale {args.scale}")
+    results = predict_photos(predict, size, photos, args.out, args.scale, args.threshold)
+    print(table(results))
+    if args.out:
+        print(f"masks, overlays and summary.json in {args.out}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from distill.pipeline import stage_export
     cfg = _config(args)
@@ -282,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "beside it)")
     _common(st)
     st.set_defaults(func=_cmd_eval)
+    st = sub.add_parser("predict", help="crack masks and overlays for your own photos",
+                        description="Run a model (IR, ONNX, student or teacher file) over "
+                                    "photos of any size; write a mask and an overlay per "
+                                    "photo. Where a dataset folder is given (images/ beside "
+                                    "masks/), report precision, recall, F1 and IoU too.")
+    st.add_argument("model", type=Path, help="IR .xml, .onnx, student or teacher .pth")
+    st.add_argument("photos", type=Path, nargs="+", help="image files or folders")
+    st.add_argument("--out", type=Path, help="new folder for masks, overlays, summary.json")
+    st.add_argument("--scale", type=float, help="scale the photo by this and cover it with "
+                    "model-sized tiles (default: squeeze the whole photo into one input, "
+                    "as the car does)")
+    st.add_argument("--threshold", type=float, default=0.5, help="crack probability cut")
+    st.set_defaults(func=_cmd_predict)
     st = sub.add_parser("export", help="ONNX + FP16 IR for the car (and INT8 for CPUs)",
                         description="Export the best student as ONNX and an OpenVINO IR with "
                                     "FP16 weights under the car's input/output contract, with "

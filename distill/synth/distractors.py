@@ -116,6 +116,49 @@ def tyre_marks(img: np.ndarray, rng: np.random.Generator, zoom: float) -> np.nda
     return (alpha > 0.03).astype(np.uint8)
 
 
+def pits(img: np.ndarray, rng: np.random.Generator, zoom: float) -> np.ndarray:
+    """Bugholes and pores: many small dark voids, the commonest false positive on concrete."""
+    shape = img.shape[:2]
+    h, w = shape
+    fp = np.zeros(shape, np.uint8)
+    spread = rng.uniform(0.15, 0.6) * max(h, w)
+    cx, cy = _point(rng, shape)
+    for _ in range(int(rng.integers(20, 200))):
+        x, y = cx + rng.normal(0, spread), cy + rng.normal(0, spread)
+        r = min(8.0, 0.5 + rng.exponential(1.5)) / zoom
+        axes = (max(1, int(r * rng.uniform(0.6, 1.4))), max(1, int(r * rng.uniform(0.6, 1.4))))
+        cv2.ellipse(fp, (int(x), int(y)), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+    alpha = cv2.GaussianBlur(fp.astype(np.float32), (3, 3), 0)
+    img *= (1.0 - rng.uniform(0.3, 0.7) * alpha)[..., None]
+    return (alpha > 0.05).astype(np.uint8)
+
+
+WRITING_COLORS = {"graphite": (70, 70, 72), "chalk": (225, 228, 230), "red": (40, 40, 200),
+                  "blue": (170, 90, 30), "yellow": (40, 200, 230), "black": (25, 25, 25)}
+
+
+def writing(img: np.ndarray, rng: np.random.Generator, zoom: float) -> np.ndarray:
+    """An inspector's crayon, chalk or spray-paint mark: letters, numbers, a ring or tick."""
+    shape = img.shape[:2]
+    stroke = np.zeros(shape, np.uint8)
+    x, y = _point(rng, shape)
+    size = rng.uniform(1.0, 4.0) / zoom
+    thick = max(2, int(rng.uniform(3, 12) / zoom))
+    text = "".join(rng.choice(list("ABCDEFHKLMNPRSTbdhkx0123456789"), int(rng.integers(1, 4))))
+    font = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX,
+            cv2.FONT_HERSHEY_SCRIPT_SIMPLEX][int(rng.integers(3))]
+    cv2.putText(stroke, text, (int(x), int(y)), font, size, 1, thick, cv2.LINE_AA)
+    if rng.random() < 0.35:
+        r = int(rng.uniform(20, 70) / zoom)
+        cv2.ellipse(stroke, (int(x), int(y)), (r, int(r * rng.uniform(0.5, 1))),
+                    rng.uniform(0, 180), 0, rng.uniform(270, 360), 1, thick)
+    grain = np.clip(smooth_noise(rng, shape, 1.2) * 0.5 + rng.uniform(0.5, 0.9), 0.0, 1.0)
+    alpha = cv2.GaussianBlur(stroke.astype(np.float32), (3, 3), 0) * grain
+    name = list(WRITING_COLORS)[int(rng.integers(len(WRITING_COLORS)))]
+    img[:] = blend(img, np.array(WRITING_COLORS[name], np.float32), alpha)
+    return (alpha > 0.05).astype(np.uint8)
+
+
 def shadow(img: np.ndarray, rng: np.random.Generator, zoom: float) -> np.ndarray:
     """A soft cast shadow: a large polygon, or the thin straight shadow of a pole or cable."""
     shape = img.shape[:2]
@@ -211,6 +254,8 @@ SURFACE_MARKS: Dict[str, Callable[[np.ndarray, np.random.Generator, float], np.n
     "stain": stain,
     "oil_spot": oil_spot,
     "tyre_marks": tyre_marks,
+    "pits": pits,
+    "writing": writing,
 }
 OCCLUDERS: Dict[str, Callable[[np.ndarray, np.random.Generator, float], np.ndarray]] = {
     "leaf": leaf,

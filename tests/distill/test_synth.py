@@ -78,12 +78,12 @@ def test_no_distractor_pixel_in_a_mask(seed):
 
 def test_distractors_and_patterns_all_occur():
     seen, patterns = set(), set()
-    for seed in range(60):
+    for seed in range(120):
         s = render_scene(np.random.default_rng([11, seed]), (448, 448))
         seen.update(s.distractors)
         patterns.add(s.pattern)
     assert {"lane_marking", "sealed_joint", "saw_cut_joint", "stain", "oil_spot", "tyre_marks",
-            "leaf", "twig", "debris", "manhole", "shadow"} <= seen
+            "pits", "writing", "leaf", "twig", "debris", "manhole", "shadow"} <= seen
     assert patterns == set(PATTERNS)
 
 

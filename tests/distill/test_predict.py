@@ -1,0 +1,101 @@
+"""`crack-distill predict`: whole-photo and tiled crack maps, masks, overlays, metrics."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from distill.predict import crack_probability_map, list_photos, predict_photos, tile_starts
+from edge_app.tools.contract_model import build, save
+
+
+def dark_predictor(img: np.ndarray) -> np.ndarray:
+    """Crack probability 1 where a pixel is dark (what the contract IR computes)."""
+    return (img.mean(axis=2) < 60).astype(np.float32)
+
+
+def photo_with_line(h: int = 300, w: int = 500, width: int = 2) -> tuple:
+    img = np.full((h, w, 3), 190, np.uint8)
+    truth = np.zeros((h, w), np.uint8)
+    cv2.line(truth, (10, h // 3), (w - 10, 2 * h // 3), 1, width)
+    img[truth > 0] = 20
+    return img, truth
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(64, 64, 0.25), (65, 64, 0.25), (500, 64, 0.25),
+                                                 (1000, 448, 0.5), (30, 64, 0.25)])
+def test_tiles_cover_everything_and_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    covered = np.zeros(max(length, tile), bool)
+    for s in starts:
+        covered[s:s + tile] = True
+    assert covered[:length].all() and starts[0] == 0
+    assert all(s + tile <= max(length, tile) for s in starts)
+    assert all(b - a <= tile * (1 - overlap) for a, b in zip(starts, starts[1:]))
+
+
+def test_tiling_keeps_a_thin_crack_that_squeezing_loses():
+    img, truth = photo_with_line(900, 1600, width=2)
+    squeezed = crack_probability_map(dark_predictor, 64, img) > 0.5
+    tiled = crack_probability_map(dark_predictor, 64, img, scale=1.0) > 0.5
+    assert tiled.shape == truth.shape == squeezed.shape
+    assert np.array_equal(tiled, truth.astype(bool))  # exact at the photo's own scale
+    assert squeezed.sum() < 0.5 * truth.sum()  # a 2-px line averages away at 1/25
+
+
+def test_scale_below_one_and_photos_smaller_than_a_tile():
+    img, truth = photo_with_line(40, 50, width=3)
+    prob = crack_probability_map(dark_predictor, 64, img, scale=1.0)
+    assert prob.shape == (40, 50) and np.array_equal(prob > 0.5, truth > 0)
+    img, truth = photo_with_line(400, 600, width=8)
+    half = crack_probability_map(dark_predictor, 64, img, scale=0.5) > 0.5
+    inter = (half & (truth > 0)).sum() / (half | (truth > 0)).sum()
+    assert inter > 0.8
+    with pytest.raises(ValueError, match="scale must be positive"):
+        crack_probability_map(dark_predictor, 64, img, scale=0)
+
+
+def test_masks_overlays_and_metrics_against_a_masks_folder(tmp_path):
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    (tmp_path / "set" / "masks").mkdir()
+    img, truth = photo_with_line(300, 500, width=4)
+    cv2.imwrite(str(tmp_path / "set" / "images" / "a.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 98])
+    cv2.imwrite(str(tmp_path / "set" / "masks" / "a.png"), truth * 255)
+    empty = np.full((200, 200, 3), 180, np.uint8)
+    cv2.imwrite(str(tmp_path / "set" / "images" / "b.png"), empty)
+    photos = list_photos([tmp_path / "set"])
+    assert [p.name for p in photos] == ["a.jpg", "b.png"]
+    res = predict_photos(dark_predictor, 64, photos, tmp_path / "out", scale=1.0)
+    assert res[0].metrics["iou"] > 0.9 and res[0].metrics["precision"] > 0.9
+    assert res[1].metrics is None and res[1].crack_fraction == 0.0
+    mask = cv2.imread(str(tmp_path / "out" / "a_mask.png"), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == (300, 500) and set(np.unique(mask)) == {0, 255}
+    over = cv2.imread(str(tmp_path / "out" / "a_overlay.jpg"))
+    assert over.shape == (300, 500, 3)
+    assert over[truth > 0][:, 2].mean() > over[truth > 0][:, 0].mean() + 60  # red on the crack
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["scale"] == 1.0 and [p["name"] for p in summary["photos"]] == ["a.jpg", "b.png"]
+    with pytest.raises(ValueError, match="not empty"):
+        predict_photos(dark_predictor, 64, photos, tmp_path / "out")
+    assert mask.tobytes() == cv2.imread(str(tmp_path / "out" / "a_mask.png"),
+                                        cv2.IMREAD_GRAYSCALE).tobytes()
+
+
+def test_cli_with_a_real_ir_and_clear_errors(tmp_path, cli):
+    xml = save(build(64, 60.0), tmp_path / "dark64.xml")
+    img, truth = photo_with_line(256, 384, width=3)
+    cv2.imwrite(str(tmp_path / "road.png"), img)
+    r = cli("distill.cli", ["predict", str(xml), str(tmp_path / "road.png"), "--scale", "1",
+                            "--out", str(tmp_path / "out")])
+    assert r.returncode == 0, r.stderr
+    assert "road.png" in r.stdout and "384x256" in r.stdout
+    mask = cv2.imread(str(tmp_path / "out" / "road_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert (mask & (truth > 0)).sum() / (mask | (truth > 0)).sum() > 0.9
+    r = cli("distill.cli", ["predict", str(xml), str(tmp_path / "nothing.jpg")])
+    assert r.returncode == 1 and "nothing.jpg: no such file or folder" in r.stderr
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    r = cli("distill.cli", ["predict", str(xml), str(tmp_path / "broken.jpg")])
+    assert r.returncode == 1 and "broken.jpg: not a readable image" in r.stderr
+    r = cli("distill.cli", ["predict", str(tmp_path / "missing.xml"), str(tmp_path / "road.png")])
+    assert r.returncode == 1 and "missing.xml: no such model file" in r.stderr
