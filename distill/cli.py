@@ -198,7 +198,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     predict, size, desc = load_predictor(args.model)
     log.info("%s on %d photos (%s)", desc, len(photos),
              "whole photo" if args.scale is None else f"tiled at scale {args.scale}")
-    results = predict_photos(predict, size, photos, args.out, args.scale, args.threshold)
+    if args.tolerance < 0:
+        raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
+    results = predict_photos(predict, size, photos, args.out, args.scale, args.threshold,
+                             args.tolerance)
     print(table(results))
     if args.out:
         print(f"masks, overlays and summary.json in {args.out}")
@@ -308,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "model-sized tiles (default: squeeze the whole photo into one input, "
                     "as the car does)")
     st.add_argument("--threshold", type=float, default=0.5, help="crack probability cut")
+    st.add_argument("--tolerance", type=int, default=0, metavar="PX",
+                    help="also score with this many pixels of slack (for loosely drawn "
+                         "reference masks): precision/recall/F1@PX")
     st.set_defaults(func=_cmd_predict)
     st = sub.add_parser("export", help="ONNX + FP16 IR for the car (and INT8 for CPUs)",
                         description="Export the best student as ONNX and an OpenVINO IR with "

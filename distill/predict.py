@@ -111,6 +111,23 @@ def find_truth(photo: Path) -> Optional[Path]:
     return None
 
 
+def tolerant_scores(pred: np.ndarray, truth: np.ndarray, tolerance: int) -> Dict[str, float]:
+    """Precision, recall and F1 that forgive `tolerance` px of misplacement, for references
+    drawn loosely (hand labels, another model's masks): a predicted pixel is right when it
+    lies within `tolerance` px of the reference; a reference crack is found where its
+    centre line lies within `tolerance` px of the prediction."""
+    from edge_app.measure import skeletonize
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    p, t = (pred > 0).astype(np.uint8), (truth > 0).astype(np.uint8)
+    centre = skeletonize(t, max_iter=1000)
+    n_p, n_c = int(p.sum()), int(centre.sum())
+    precision = float((p & cv2.dilate(t, k)).sum() / n_p) if n_p else float(n_c == 0)
+    recall = float((centre & cv2.dilate(p, k)).sum() / n_c) if n_c else float(n_p == 0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {f"precision@{tolerance}px": precision, f"recall@{tolerance}px": recall,
+            f"f1@{tolerance}px": f1}
+
+
 def _encode(path: Path, img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(path.suffix, img)
     if not ok:
@@ -120,7 +137,7 @@ def _encode(path: Path, img: np.ndarray) -> bytes:
 
 def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
                    out: Optional[Path] = None, scale: Optional[float] = None,
-                   threshold: float = 0.5) -> List[PhotoResult]:
+                   threshold: float = 0.5, tolerance: int = 0) -> List[PhotoResult]:
     """Run the model over photos; with `out`, write <name>_mask.png and <name>_overlay.jpg
     and summary.json there."""
     from distill.data.datasets import read_image, read_mask
@@ -137,13 +154,15 @@ def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
             if truth.shape != mask.shape:
                 truth = cv2.resize(truth, mask.shape[::-1], interpolation=cv2.INTER_NEAREST)
             metrics = confusion(mask, truth).scores()
+            if tolerance > 0:
+                metrics.update(tolerant_scores(mask, truth, tolerance))
         results.append(PhotoResult(photo.name, *image.shape[:2], float(mask.mean()), metrics))
         if out is not None:
             for path, img in ((out / f"{photo.stem}_mask.png", mask * 255),
                               (out / f"{photo.stem}_overlay.jpg", overlay(image, mask, truth))):
                 atomic_write_bytes(path, _encode(path, img))
     if out is not None:
-        summary = {"scale": scale, "threshold": threshold,
+        summary = {"scale": scale, "threshold": threshold, "tolerance_px": tolerance,
                    "photos": [asdict(r) for r in results]}
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return results
@@ -151,11 +170,12 @@ def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
 
 def table(results: Sequence[PhotoResult]) -> str:
     """One line per photo: size, crack share and, where a mask was found, the metrics."""
-    rows = [f"{'photo':<28}{'size':>11}{'crack %':>9}" +
-            "".join(f"{m:>11}" for m in METRIC_NAMES)]
+    names = next((list(r.metrics) for r in results if r.metrics), list(METRIC_NAMES))
+    width = max(11, max(len(n) for n in names) + 2)
+    rows = [f"{'photo':<28}{'size':>11}{'crack %':>9}" + "".join(f"{m:>{width}}" for m in names)]
     for r in results:
         row = f"{r.name[:27]:<28}{f'{r.width}x{r.height}':>11}{100 * r.crack_fraction:>9.2f}"
         if r.metrics:
-            row += "".join(f"{r.metrics[m]:>11.4f}" for m in METRIC_NAMES)
+            row += "".join(f"{r.metrics[m]:>{width}.4f}" for m in names)
         rows.append(row)
     return "\n".join(rows)

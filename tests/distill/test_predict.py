@@ -99,3 +99,24 @@ def test_cli_with_a_real_ir_and_clear_errors(tmp_path, cli):
     assert r.returncode == 1 and "broken.jpg: not a readable image" in r.stderr
     r = cli("distill.cli", ["predict", str(tmp_path / "missing.xml"), str(tmp_path / "road.png")])
     assert r.returncode == 1 and "missing.xml: no such model file" in r.stderr
+
+
+def test_tolerant_scores_forgive_a_shift_but_not_a_miss():
+    from distill.predict import tolerant_scores
+    truth = np.zeros((100, 200), np.uint8)
+    cv2.line(truth, (10, 50), (190, 50), 1, 9)  # a loose, wide reference
+    thin_shifted = np.zeros_like(truth)
+    cv2.line(thin_shifted, (10, 55), (190, 55), 1, 1)  # the crack, 5 px off the centre line
+    s = tolerant_scores(thin_shifted, truth, 5)
+    assert s["precision@5px"] == 1.0 and s["recall@5px"] > 0.95
+    assert tolerant_scores(thin_shifted, truth, 1)["recall@1px"] < 0.05
+    half = thin_shifted.copy()
+    half[:, 100:] = 0
+    assert 0.4 < tolerant_scores(half, truth, 5)["recall@5px"] < 0.6
+    stray = np.zeros_like(truth)
+    stray[5:10, 5:10] = 1
+    r = tolerant_scores(stray, truth, 5)
+    assert r["precision@5px"] == 0.0 and r["f1@5px"] == 0.0
+    empty = np.zeros_like(truth)
+    assert tolerant_scores(empty, empty, 3) == {"precision@3px": 1.0, "recall@3px": 1.0,
+                                                "f1@3px": 1.0}
