@@ -41,8 +41,9 @@ def throttled() -> Optional[str]:
 
 class CarServices:
     def __init__(self, cfg: CarConfig, drive: DriveController, recorder: Optional[Recorder],
-                 mqtt: Any, model_info: Dict[str, Any]):
+                 mqtt: Any, model_info: Dict[str, Any], gps: Any = None):
         self.cfg, self.drive, self.recorder, self.mqtt = cfg, drive, recorder, mqtt
+        self.gps = gps  # a GpsdClient, or None
         self.model_info = model_info
         self.run_id = recorder.run_id if recorder else time.strftime("%Y%m%d-%H%M%S")
         self.pipeline: Any = None
@@ -90,7 +91,8 @@ class CarServices:
                 "frame": r.frame.seq, "index": r.index,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(r.frame.wall_time))
                 + f".{int(r.frame.wall_time % 1 * 1000):03d}Z",
-                "odometry_m": status["odometry_m"], "gps": None,
+                "odometry_m": status["odometry_m"],
+                "gps": self.gps.fix() if self.gps is not None else None,
                 "crack_ratio": round(m.crack_ratio, 6), "severity": m.severity,
                 "cracks": [c.to_dict() for c in m.cracks[:50]],
                 "mask_size": list(r.mask.shape), "snapshot": snapshot, **self.model_info}
@@ -140,7 +142,9 @@ class CarServices:
                   "spool_depth": self.mqtt.spool_depth if self.mqtt else None,
                   "mqtt": ("connected" if self.mqtt.connected.is_set() else "offline")
                   if self.mqtt else "off",
-                  "recording": self.recorder.state if self.recorder else "off"})
+                  "recording": self.recorder.state if self.recorder else "off",
+                  "gps": self.gps.fix() if self.gps is not None else None,
+                  "gps_status": self.gps.status() if self.gps is not None else "off"})
         if self.recorder is not None and self.recorder.error:
             t["recording_error"] = self.recorder.error
         return t

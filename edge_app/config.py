@@ -12,6 +12,7 @@ import yaml
 
 from crack_common.yamlconfig import ConfigError, load, need
 from edge_app.drive import MODES, DriveConfig
+from edge_app.gps import GpsConfig
 from edge_app.mqtt_link import MqttConfig
 from edge_app.recorder import RecordConfig
 
@@ -80,6 +81,7 @@ class CarConfig:
     drive: DriveConfig = field(default_factory=DriveConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    gps: GpsConfig = field(default_factory=GpsConfig)
     start_mode: str = "stopped"  # mode at start: stopped (wait for a command), manual, cruise
 
     def to_dict(self) -> Dict[str, Any]:
@@ -131,6 +133,11 @@ def validate(cfg: CarConfig) -> CarConfig:
         need(getattr(d, key) > 0, f"drive.{key}", "positive", getattr(d, key))
     need(d.watchdog_hz >= 4, "drive.watchdog_hz", "at least 4 (motors must stop within 0.5 s)",
          d.watchdog_hz)
+    g = cfg.gps
+    need(g.source in ("none", "gpsd"), "gps.source", "none or gpsd", g.source)
+    need(0 < g.port <= 65535, "gps.port", "1 to 65535", g.port)
+    need(g.max_age_s > 0, "gps.max_age_s", "positive", g.max_age_s)
+    need(g.reconnect_max_s >= 0.5, "gps.reconnect_max_s", "at least 0.5", g.reconnect_max_s)
     q = cfg.mqtt
     need(q.url == "" or q.url.split("://")[0] in ("mqtt", "mqtts", "tcp", "ssl"), "mqtt.url",
          "empty, mqtt://host[:port] or mqtts://host[:port]", q.url)

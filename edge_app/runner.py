@@ -47,7 +47,7 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
     card = model_card(cfg.model_path)
     model_info = {"model": card.get("name", cfg.model_path.stem),
                   "model_sha256": card.get("files", {}).get("bin_sha256")}
-    live = recorder = mqtt = drive = services = pipeline = None
+    live = recorder = mqtt = drive = services = pipeline = gps = None
     try:
         if cfg.record.enabled:
             recorder = Recorder(cfg.record, {"config": cfg.to_dict(), "model_card": card,
@@ -61,7 +61,10 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
             from edge_app.mqtt_link import MqttLink, spool_folder
             mqtt = MqttLink(cfg.mqtt, cfg.car_id, spool_folder(Path(cfg.record.root), cfg.mqtt),
                             lambda cmd: services.command(cmd))
-        services = CarServices(cfg, drive, recorder, mqtt, model_info)
+        if cfg.gps.source == "gpsd":
+            from edge_app.gps import GpsdClient
+            gps = GpsdClient(cfg.gps).start()
+        services = CarServices(cfg, drive, recorder, mqtt, model_info, gps)
         if cfg.server.enabled:
             live = LiveView(cfg.server.host, cfg.server.port)
             print(f"live view: {live.url}", flush=True)
@@ -99,6 +102,8 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
             services.stop()
         if mqtt is not None:
             mqtt.close()
+        if gps is not None:
+            gps.close()
         if recorder is not None:
             recorder.close()
         if live is not None:
