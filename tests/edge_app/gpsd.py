@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tests.edge_app.broker import free_port
+from tests.edge_app.net import free_port, wait_listening
 
 GPSD = shutil.which("gpsd") or "/usr/sbin/gpsd"
 
@@ -90,14 +90,8 @@ class Gpsd:
             [GPSD, "-N", "-n", "-S", str(self.port),
              "-F", str(self.folder / "gpsd.sock"), f"tcp://127.0.0.1:{self.receiver.port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("gpsd did not start listening")
+        wait_listening(self.port, "gpsd")
+        return self
 
     def stop(self) -> None:
         if self.proc is not None:

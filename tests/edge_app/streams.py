@@ -4,7 +4,6 @@ tests can send good streams and every kind of broken one."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +11,8 @@ from typing import Callable, List, Optional
 
 import cv2
 import numpy as np
+
+from tests.edge_app.net import free_port  # noqa: F401 - tests import it from here
 
 BOUNDARY = "frameboundary"
 
@@ -80,9 +81,3 @@ class ScriptedMjpegServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -88,7 +88,7 @@ def test_gpsd_outage_costs_positions_only_while_it_lasts(tmp_path, gpsd, receive
 
 
 def test_unreachable_gpsd_never_blocks_and_close_is_prompt():
-    from tests.edge_app.broker import free_port
+    from tests.edge_app.net import free_port
     client = GpsdClient(GpsConfig("gpsd", "127.0.0.1", free_port())).start()
     t0 = time.monotonic()
     assert client.fix() is None and client.status() == "gpsd unreachable"
