@@ -65,6 +65,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     save_every: int = 0  # also checkpoint every N iterations (0: at epoch ends only)
+    photometric: float = 0.0  # share of training images re-lit each epoch (brightness,
+    # contrast, gamma, saturation, hue, colour cast); geometry and teacher logits unchanged
 
 
 @dataclass
@@ -127,6 +129,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(t.batch >= 1, "train.batch", "at least 1", t.batch)
     need(t.lr > 0, "train.lr", "positive", t.lr)
     need(t.warmup_iters >= 0, "train.warmup_iters", "0 or more", t.warmup_iters)
+    need(0 <= t.photometric <= 1, "train.photometric", "between 0 and 1", t.photometric)
     need(t.kd_weight >= 0 and t.hard_weight >= 0, "train.kd_weight/hard_weight",
          "not negative", (t.kd_weight, t.hard_weight))
     need(t.kd or t.hard_weight > 0, "train.hard_weight", "positive when train.kd is false",

@@ -29,6 +29,7 @@ from crack_common.metrics import MetricAccumulator
 from distill.cache import CacheError, Entry, TeacherCache, plan
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
+from distill.data.photometric import jitter, jitter_rng
 from distill.data.views import apply_view, fit
 from distill.losses import DistillLoss, Temperature
 from distill.nets.hrnet import HRNetFCN, HRNetSpec
@@ -50,6 +51,7 @@ class TrainData:
     def __init__(self, dataset: CrackDataset, cfg: DistillConfig,
                  cache: Optional[TeacherCache]):
         self.dataset, self.size, self.cache = dataset, cfg.size, cache
+        self.photometric, self.seed = cfg.train.photometric, cfg.train.seed
         names = [s.name for s in dataset.samples]
         if cache is not None:
             s = cache.settings
@@ -63,13 +65,19 @@ class TrainData:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def batch(self, indices: List[int]) -> Tuple[torch.Tensor, torch.Tensor,
-                                                  Optional[torch.Tensor]]:
+    def batch(self, indices: List[int], epoch: Optional[int] = None
+              ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Images, masks and teacher logits of `indices`; with `epoch`, a share
+        (train.photometric) of the images is re-lit, differently every epoch."""
         imgs, masks, logits = [], [], []
         for i in indices:
             entry = self.entries[i]
             img, mask = apply_view(*fit(*self.dataset.load(entry.image_index), self.size),
                                    entry.view)
+            if epoch is not None and self.photometric > 0:
+                rng = jitter_rng(self.seed, epoch, i)
+                if rng.random() < self.photometric:
+                    img = jitter(img, rng)
             imgs.append(img)
             masks.append(mask)
             if self.cache is not None:
@@ -230,7 +238,7 @@ class Trainer:
             while s.iteration < self.per_epoch:
                 idx = order[s.iteration * t.batch:(s.iteration + 1) * t.batch].tolist()
                 idx = idx[self.rank::self.world] or idx[:1]
-                x, y, teacher = self.data.batch(idx)
+                x, y, teacher = self.data.batch(idx, s.epoch)
                 self._set_lr()
                 parts = self.loss(self.net(x.to(self.device)), y.to(self.device),
                                   None if teacher is None else teacher.to(self.device))

@@ -124,7 +124,8 @@ def test_killed_training_resumes_to_the_same_weights(assets, tmp_path):
     root, data, teacher = assets
     runs = {}
     for name in ("straight", "killed"):
-        cfg = tiny_config(tmp_path / name, teacher, data, train={"epochs": 2, "save_every": 1})
+        cfg = tiny_config(tmp_path / name, teacher, data, train={"epochs": 2, "save_every": 1,
+                                                                   "photometric": 0.5})
         sets = cli_sets(cfg)
         assert _distill(["cache", "--quiet", *sets], cfg.work).wait(120) == 0
         runs[name] = (cfg, sets)
