@@ -65,7 +65,7 @@ def main(argv: List[str]) -> int:
         card["real_photos"] = {"note": a.real_note, "scale": real["scale"],
                                "tolerance_px": real.get("tolerance_px", 0),
                                "photos": real["photos"]}
-    card["reproduce"] = {"script": "scripts/train_shipped_model (CPU, about two and a half "
+    card["reproduce"] = {"script": "scripts/train_shipped_model (CPU, about two "
                                    "hours on 2 cores)", "steps": script_commands()}
     card["limitations"] = LIMITATIONS
     models = REPO / "models"
