@@ -190,7 +190,7 @@ def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
     return {"data": cfg.data.root, "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
             "loss": f"{t.hard_weight} x (0.2 CE + 0.8 Dice) + {t.kd_weight if t.kd else 0} x "
                     f"CWD(T={t.temperature})", "views": cfg.cache.views,
-            "noise_mix": cfg.cache.noise_mix, "seed": t.seed}
+            "noise_mix": cfg.cache.noise_mix, "photometric": t.photometric, "seed": t.seed}
 
 
 def run_all(cfg: DistillConfig, check: bool = True, progress: bool = True) -> Dict[str, Any]:

@@ -313,3 +313,19 @@ def test_torchrun_two_processes_with_gloo(assets, tmp_path):
     ck = torch.load(str(tmp_path / "ddp" / "checkpoints" / "last.pth"), weights_only=False)
     assert ck["state"]["epoch"] == 1 and ck["state"]["step"] == 3
     assert r.stderr.count("trained 3 steps") == 2  # both ranks ran the loop
+
+
+def test_runtime_agreement_allows_fp16_error_relative_to_the_logits():
+    from distill.export import agreement
+    ref = np.zeros((1, 2, 8, 8), np.float32)
+    ref[:, 1, :4] = 40.0  # a confident crack region: logits of 40
+    ref[:, 0, 4:] = 40.0
+    near = ref + 0.3  # 0.75% of the largest logit: FP16-sized
+    r = agreement(ref, near)
+    assert r["pass"] and r["mask_iou"] == 1.0 and r["allowed_logit_diff"] == 0.5
+    assert not agreement(ref, ref + 0.6)["pass"]  # beyond 0.1 + 1% of 40
+    flipped = ref.copy()
+    flipped[:, :, :4] = flipped[:, ::-1, :4]  # same size, other masks
+    assert not agreement(ref, flipped)["pass"]
+    small = ref / 40.0
+    assert not agreement(small, small + 0.12)["pass"]  # small logits: the 0.1 floor rules

@@ -1,0 +1,56 @@
+"""The model in models/ (the demo's default): intact, under the contract, and it finds a
+crack, in this interpreter's OpenVINO (2022.3.2 on the car-runtime leg, current otherwise)."""
+
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from edge_app.config import DEFAULT_MODEL
+from edge_app.ir_model import IRModel
+
+CARD = yaml.safe_load(DEFAULT_MODEL.with_suffix(".yaml").read_text())
+
+
+def test_card_matches_the_weights_and_reports_its_evaluation():
+    data = DEFAULT_MODEL.with_suffix(".bin").read_bytes()
+    assert len(data) <= 25 * 2 ** 20
+    assert hashlib.sha256(data).hexdigest() == CARD["files"]["bin_sha256"]
+    assert CARD["input"]["shape"] == [1, 448, 448, 3] and CARD["export_check"]["pass"]
+    for case in ("clean", "case1", "case2"):
+        assert 0 < CARD["held_out_test"][case]["iou"] <= 1
+    assert CARD["reproduce"]["steps"] and CARD["teacher"]["config"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return IRModel(DEFAULT_MODEL, "CPU")
+
+
+def road(rng, crack: bool):
+    grey = cv2.GaussianBlur((150 + rng.normal(0, 12, (448, 448))).clip(0, 255), (3, 3), 0)
+    img = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+    truth = np.zeros((448, 448), np.uint8)
+    if crack:
+        pts = np.array([[20, 60], [120, 140], [200, 170], [260, 260], [330, 300], [430, 410]])
+        cv2.polylines(truth, [pts.astype(np.int32)], False, 1, 4)
+        img[truth > 0] = 40
+    return img, truth
+
+
+def crack_mask(model, img):
+    logits = model.infer(img)
+    return logits[1] > logits[0]
+
+
+def test_it_finds_a_dark_crack_and_nothing_on_a_plain_surface(model):
+    rng = np.random.default_rng(0)
+    blank, _ = road(rng, crack=False)
+    assert crack_mask(model, blank).mean() < 0.002
+    img, truth = road(rng, crack=True)
+    found = crack_mask(model, img)
+    near = cv2.dilate(truth, np.ones((11, 11), np.uint8)) > 0
+    assert (found & (truth > 0)).sum() / truth.sum() > 0.8  # the crack is covered ...
+    assert (found & near).sum() / found.sum() > 0.9  # ... and the mask stays on it
