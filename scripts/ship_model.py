@@ -66,6 +66,7 @@ def main(argv: List[str]) -> int:
     export = a.work / "distill" / "export"
     card = yaml.safe_load((export / "student.yaml").read_text())
     test = json.loads((a.work / "test_eval.json").read_text())
+    card["name"] = NAME
     card["files"] = {**card.get("files", {}), "xml": f"{NAME}.xml", "bin": f"{NAME}.bin"}
     card["teacher"]["config"] = TEACHER
     card["training"].setdefault("photometric", photometric(a.work))

@@ -22,6 +22,7 @@ def test_card_matches_the_weights_and_reports_its_evaluation():
     for case in ("clean", "case1", "case2"):
         assert 0 < CARD["held_out_test"][case]["iou"] <= 1
     assert CARD["reproduce"]["steps"] and CARD["teacher"]["config"]
+    assert CARD["name"] == DEFAULT_MODEL.stem  # what detections and reports name it by
 
 
 @pytest.fixture(scope="module")
