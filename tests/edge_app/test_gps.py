@@ -97,8 +97,12 @@ def test_unreachable_gpsd_never_blocks_and_close_is_prompt():
 
 
 def test_detections_in_a_recorded_run_carry_the_position(tmp_path, cli, dark_model, gpsd):
+    probe = GpsdClient(GpsConfig("gpsd", "127.0.0.1", gpsd.port)).start()
+    assert wait_for(probe.fix), "gpsd has no fix to give"  # so the car's run can be short
+    probe.close()
+    # at the recorded pace (about 4 s), so gpsd reports several times during the run
     r = cli("edge_app.cli", ["run", "--source", "demo", "--model", str(dark_model), "--sim",
-                             "--record", str(tmp_path / "runs"), "--port", "0", "--fast",
+                             "--record", str(tmp_path / "runs"), "--port", "0",
                              "--max-frames", "40", "--json",
                              "--set", "gps.source=gpsd", "--set", f"gps.port={gpsd.port}",
                              "--set", "gps.max_age_s=5"])
