@@ -106,9 +106,7 @@ def find_truth(photo: Path) -> Optional[Path]:
     masks = photo.parent.parent / "masks"
     if photo.parent.name != "images" or not masks.is_dir():
         return None
-    for f in sorted(masks.glob(photo.stem + ".*")):
-        return f
-    return None
+    return next(iter(sorted(masks.glob(photo.stem + ".*"))), None)
 
 
 def tolerant_scores(pred: np.ndarray, truth: np.ndarray, tolerance: int) -> Dict[str, float]:

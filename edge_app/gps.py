@@ -104,8 +104,9 @@ class GpsdClient:
         while not self._stop.is_set():
             try:
                 self._session()
-                delay = 0.5
             except OSError as e:
+                if self.connected.is_set():  # it had been working: a new outage
+                    warned, delay = False, 0.5
                 if not warned:
                     log.warning("gpsd at %s:%d: %s (retrying; detections carry no position "
                                 "meanwhile)", self.cfg.host, self.cfg.port, e)
