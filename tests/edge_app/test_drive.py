@@ -10,10 +10,12 @@ PINS = {}
 
 
 def pins(robot):
-    """The motor pins (remembered: close() releases them)."""
+    """The motor pins (remembered: close() releases them). The robot is kept with them, so
+    its id() cannot be reused by a later robot and hand that one these pins."""
     if id(robot) not in PINS:
-        PINS[id(robot)] = [d.pin for m in (robot.left_motor, robot.right_motor) for d in m]
-    return PINS[id(robot)]
+        PINS[id(robot)] = (robot, [d.pin for m in (robot.left_motor, robot.right_motor)
+                                   for d in m])
+    return PINS[id(robot)][1]
 
 
 def off(robot):
