@@ -194,12 +194,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from distill.evaluate import load_predictor
     from distill.predict import list_photos, predict_photos, table
+    if args.tolerance < 0:
+        raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     photos = list_photos(args.photos)
     predict, size, desc = load_predictor(args.model)
     log.info("%s on %d photos (%s)", desc, len(photos),
              "whole photo" if args.scale is None else f"tiled at scale {args.scale}")
-    if args.tolerance < 0:
-        raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     results = predict_photos(predict, size, photos, args.out, args.scale, args.threshold,
                              args.tolerance)
     print(table(results))

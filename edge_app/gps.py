@@ -66,8 +66,6 @@ class GpsdClient:
         self._stop = threading.Event()
         self._sock: Optional[socket.socket] = None
         self.connected = threading.Event()
-        self.reports = 0
-        self.bad_lines = 0
         self._thread = threading.Thread(target=self._run, name="gpsd", daemon=True)
 
     def start(self) -> GpsdClient:
@@ -140,8 +138,7 @@ class GpsdClient:
                 raise OSError("gpsd closed the connection")
             buf += chunk
             *lines, buf = buf.split(b"\n")
-            if len(buf) > MAX_LINE:
-                self.bad_lines += 1
+            if len(buf) > MAX_LINE:  # no newline in sight: drop it rather than grow
                 buf = b""
             for line in lines:
                 self._line(line)
@@ -150,11 +147,9 @@ class GpsdClient:
         try:
             report = json.loads(line)
         except ValueError:
-            self.bad_lines += 1
             return
         if not isinstance(report, dict) or report.get("class") != "TPV":
             return
-        self.reports += 1
         fix = parse_tpv(report)
         with self._lock:
             if fix is not None:
