@@ -112,3 +112,14 @@ class MetricAccumulator:
     def summary(self) -> Dict[str, object]:
         return {"images": len(self), "mean": self.mean(), "pooled": self.pooled(),
                 "counts": asdict(sum(self._items, Confusion(0, 0, 0, 0)))}
+
+
+def false_alarm(pred: np.ndarray, min_share: float = 0.001) -> bool:
+    """True when a predicted crack component covers at least `min_share` of the image
+    (the false-alarm test on crack-free images; 8-connected components)."""
+    import cv2
+    p = _as_bool(pred, "pred").astype(np.uint8)
+    if not p.any():
+        return False
+    n, _, stats, _ = cv2.connectedComponentsWithStats(p, connectivity=8)
+    return bool(n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= min_share * p.size)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -25,12 +25,12 @@ import torch
 
 from crack_common.files import atomic_write, atomic_write_text, sha256_file
 from distill.data.datasets import CrackDataset
-from distill.data.views import View, apply_view, fit, plan_view
+from distill.data.views import CropSpec, View, plan_view, render_view
 from distill.nets.student_io import bgr_to_unit_rgb
 
 log = logging.getLogger(__name__)
 INDEX = "index.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: views carry a crop
 
 
 class CacheError(ValueError):
@@ -44,22 +44,26 @@ class Entry:
     view: View
 
 
-def plan(dataset: CrackDataset, views: int, seed: int, noise_mix: float) -> List[Entry]:
-    return [Entry(s.name, i, plan_view(seed, i, v, noise_mix))
+def plan(dataset: CrackDataset, views: int, seed: int, noise_mix: float,
+         crop: Optional[CropSpec] = None, first_view: int = 0) -> List[Entry]:
+    """`views` views of every pair; `first_view` offsets the view numbers (fresh views)."""
+    return [Entry(s.name, i, plan_view(seed, i, first_view + v, noise_mix, crop))
             for i, s in enumerate(dataset.samples) for v in range(views)]
 
 
 def _settings(teacher_sha: str, teacher_cfg: Dict, size: int, views: int, seed: int,
-              noise_mix: float, names: List[str]) -> Dict:
+              noise_mix: float, names: List[str], crop: CropSpec, car_size: int) -> Dict:
     return {"version": CACHE_VERSION, "teacher_sha256": teacher_sha, "teacher_config": teacher_cfg,
             "size": size, "views": views, "seed": seed, "noise_mix": noise_mix,
+            "crop": asdict(crop), "car_size": car_size,
             "logit_shape": [2, size // 4, size // 4], "dtype": "float16", "names": names}
 
 
 def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: int,
                 views: int, seed: int, noise_mix: float = 0.0, shard_size: int = 64,
                 batch: int = 4, device: str = "cpu",
-                progress: Optional[Callable[[int, int], None]] = None) -> Dict:
+                progress: Optional[Callable[[int, int], None]] = None,
+                crop: Optional[CropSpec] = None, car_size: int = 448) -> Dict:
     """Fill `folder` with the teacher's logits of every view; resumes finished shards."""
     from distill.nets.sam.checkpoints import load_teacher, read_merged_config
     folder = Path(folder)
@@ -67,8 +71,9 @@ def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: i
     if teacher_cfg.img_size != size:
         raise CacheError(f"teacher {teacher_path} takes {teacher_cfg.img_size}px input but "
                          f"size is {size}; merge the teacher at --size {size}")
+    crop = crop or CropSpec()
     settings = _settings(sha256_file(teacher_path), teacher_cfg.to_dict(), size, views, seed,
-                         noise_mix, [s.name for s in dataset.samples])
+                         noise_mix, [s.name for s in dataset.samples], crop, car_size)
     index_path = folder / INDEX
     shards: List[Dict] = []
     if index_path.exists():
@@ -78,7 +83,7 @@ def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: i
             raise CacheError(f"cache {folder} was made with other settings ({', '.join(changed)}"
                              "); use another work folder or delete this cache")
         shards = old["shards"]
-    entries = plan(dataset, views, seed, noise_mix)
+    entries = plan(dataset, views, seed, noise_mix, crop)
     chunks = [entries[i:i + shard_size] for i in range(0, len(entries), shard_size)]
     done = len(shards)
     for k, rec in enumerate(shards):
@@ -89,7 +94,7 @@ def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: i
                  device, len(entries), len(chunks), done)
     for k in range(done, len(chunks)):
         t0 = time.perf_counter()
-        logits = _run_teacher(teacher, dataset, chunks[k], size, batch, device)
+        logits = _run_teacher(teacher, dataset, chunks[k], size, batch, device, car_size)
         name = f"shard_{k:05d}.npy"
         atomic_write(folder / name, lambda tmp, a=logits: _save_npy(tmp, a))
         shards.append({"file": name, "count": len(chunks[k]),
@@ -105,13 +110,11 @@ def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: i
 
 @torch.no_grad()
 def _run_teacher(teacher, dataset: CrackDataset, chunk: List[Entry], size: int, batch: int,
-                 device: str) -> np.ndarray:
+                 device: str, car_size: int) -> np.ndarray:
     out = []
     for i in range(0, len(chunk), batch):
-        imgs = []
-        for e in chunk[i:i + batch]:
-            img, mask = fit(*dataset.load(e.image_index), size)
-            imgs.append(apply_view(img, mask, e.view)[0])
+        imgs = [render_view(*dataset.load(e.image_index), e.view, size, car_size)[0]
+                for e in chunk[i:i + batch]]
         _, quarter = teacher(bgr_to_unit_rgb(np.stack(imgs)).to(device))
         out.append(quarter.float().cpu().numpy().astype(np.float16))
     return np.concatenate(out)
@@ -157,7 +160,7 @@ class TeacherCache:
         for k, rec in enumerate(self.shards):
             for row, e in enumerate(rec["entries"]):
                 self.entries.append((k, row, Entry(e["name"], e["image_index"],
-                                                   View(**e["view"]))))
+                                                   View.from_dict(e["view"]))))
         expected = len(self.settings["names"]) * self.settings["views"]
         if len(self.entries) != expected:
             raise CacheError(f"{self.folder}: cache is unfinished ({len(self.entries)} of "

@@ -34,12 +34,42 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from distill.data.datasets import open_dataset
-    ds = open_dataset(args.root, args.split, args.split_file)
-    counts = ds.check()
-    print(json.dumps({"root": str(args.root), **counts}) if args.json else
-          f"{args.root}: {counts['pairs']} image/mask pairs, {counts['crack_free']} crack-free, "
-          "no problems")
+    from distill.data.datasets import DatasetError, open_dataset
+    from distill.data.mixture import expand_sources
+    if args.split_file:
+        roots = [Path(r) for r in args.root]
+    else:
+        roots = [s.root for s in expand_sources([str(r) for r in args.root], args.split)]
+    reports, problems = [], []
+    for root in roots:
+        try:
+            counts = open_dataset(root, args.split, args.split_file).check()
+        except DatasetError as e:
+            problems.append(str(e))
+            continue
+        reports.append({"root": str(root), **counts})
+        if not args.json:
+            print(f"{root}: {counts['pairs']} image/mask pairs, {counts['crack_free']} "
+                  "crack-free, no problems")
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 and not problems else reports))
+    if problems:
+        raise DatasetError(Path(args.root[0]), [p for e in problems for p in e.splitlines()])
+    return 0
+
+
+def _cmd_data_negatives(args: argparse.Namespace) -> int:
+    from distill.data.mixture import open_mixture
+    from distill.data.negatives import write_negatives
+    if args.out.exists() and any(args.out.iterdir()):
+        raise FileExistsError(f"{args.out} is not empty; give a new folder")
+    mix = open_mixture([str(r) for r in args.root])
+    total = 0
+    for src, ds in mix.by_source():
+        r = write_negatives(ds, args.out, args.seed, args.margin, prefix=f"{src}_")
+        log.info("%s: %d crack-free windows from %d photos", src, r["windows"], r["photos"])
+        total += r["windows"]
+    print(f"{args.out}: {total} crack-free windows")
     return 0
 
 
@@ -71,18 +101,20 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _cmd_teacher_train(args: argparse.Namespace) -> int:
-    from distill.data.datasets import open_dataset
+    from distill.data.mixture import open_mixture
+    from distill.data.views import CropSpec
     from distill.describe import teacher_config
     from distill.teacher_train import train_teacher
     if args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     cfg = teacher_config(args.teacher_config, args.size, args.delta, args.rank,
                          args.adapter_dim, 1)
-    ds = open_dataset(args.data)
+    ds = open_mixture([str(d) for d in args.data])
     ds.check()
+    crop = CropSpec(*args.crop_area, *args.crop_aspect)
     r = train_teacher(cfg, ds, args.out, args.steps, args.batch, args.lr, args.warmup,
                       args.power, args.seed, args.device, args.init, args.noise_mix,
-                      not args.quiet)
+                      not args.quiet, crop, args.car_size)
     log.info("wrote %s after %d steps (loss %.4f, %.0f s)", args.out, r["steps"],
              r["final_loss"], r["seconds"])
     return 0
@@ -106,7 +138,8 @@ def _config(args: argparse.Namespace):
     over = [parse_override(t) for t in (args.set or [])]
     flags = {
         "work": getattr(args, "work", None), "teacher": _str(getattr(args, "teacher", None)),
-        "data": {"root": _str(getattr(args, "data", None))},
+        "data": ({"root": "", "sources": [str(d) for d in args.data]}
+                 if getattr(args, "data", None) else {}),
         "cache": {"teacher_device": getattr(args, "teacher_device", None),
                   "noise_mix": getattr(args, "noise_mix", None),
                   "views": getattr(args, "views", None)},
@@ -185,9 +218,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from distill.pipeline import stage_eval
+    from distill.pipeline import stage_eval, stage_eval_sets
     cfg = _config(args)
-    stage_eval(args.model, cfg, args.dataset, args.json, not args.quiet)
+    if len(args.dataset) <= 1 and not args.baseline and str(args.model) != "classical":
+        stage_eval(args.model, cfg, args.dataset[0] if args.dataset else None, args.json,
+                   not args.quiet)
+        return 0
+    if not args.dataset:
+        raise ValueError("give the dataset folders to score (a folder of datasets scores "
+                         "each of them)")
+    stage_eval_sets(str(args.model), cfg, [str(d) for d in args.dataset], args.baseline,
+                    args.json, not args.quiet)
     return 0
 
 
@@ -233,7 +274,9 @@ def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
     g.add_argument("--work", help="work folder (default work/distill)")
     g.add_argument("--teacher", type=Path, help="merged CrackSAM teacher file")
     if data:
-        g.add_argument("--data", type=Path, help="dataset folder")
+        g.add_argument("--data", action="append", metavar="DIR[:WEIGHT]",
+                       help="dataset folder, or a folder of datasets; repeat to mix several, "
+                            "WEIGHT = share of training draws (default 1)")
     g.add_argument("--teacher-device", help="torch device of the teacher (cpu, cuda, ...)")
     g.add_argument("--views", type=int, help="augmented views per image")
     g.add_argument("--noise-mix", type=float, help="share of views with a noise case")
@@ -292,9 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Evaluate a student checkpoint, an IR (.xml), an ONNX file "
                                     "or a teacher file: precision, recall, F1, IoU on clean "
                                     "images, noise cases 1 and 2, and IoU against Gaussian blur.")
-    st.add_argument("model", type=Path, help="checkpoint .pth, IR .xml, .onnx or teacher .pth")
-    st.add_argument("dataset", type=Path, nargs="?",
-                    help="dataset folder (default: the validation split of --data)")
+    st.add_argument("model", type=Path, help="checkpoint .pth, IR .xml, .onnx, teacher .pth, "
+                    "or 'classical' (the black-hat baseline)")
+    st.add_argument("dataset", type=Path, nargs="*",
+                    help="dataset folders, or folders of datasets, each scored on its own "
+                         "(default: the validation split of --data)")
+    st.add_argument("--baseline", choices=["classical"],
+                    help="also score the classical black-hat filter on the same photos")
     st.add_argument("--json", type=Path, help="where to write the results (a PNG plot goes "
                     "beside it)")
     _common(st)
@@ -361,11 +408,22 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Read every image/mask pair of a dataset and report every "
                                     "problem at once (missing partner, unreadable file, size "
                                     "mismatch, non-binary mask).")
-    c.add_argument("root", type=Path, help="dataset folder")
+    c.add_argument("root", type=Path, nargs="+",
+                   help="dataset folders, or folders of datasets (each is checked)")
     c.add_argument("--split", help="sub-folder such as train or test, when the dataset has them")
     c.add_argument("--split-file", type=Path, help="file listing the names to use, one a line")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=_cmd_data_check)
+    n = dsub.add_parser("negatives", help="cut crack-free windows out of photos with masks",
+                        description="Write one crack-free square window (half the shorter "
+                                    "side, no crack within --margin px) per photo, with an "
+                                    "empty mask: a false-alarm test set from any crack set.")
+    n.add_argument("root", type=Path, nargs="+", help="dataset folders or folders of datasets")
+    n.add_argument("--out", type=Path, required=True, help="new folder to write")
+    n.add_argument("--seed", type=int, default=0, help="window choice seed (default 0)")
+    n.add_argument("--margin", type=int, default=15,
+                   help="px between a window and the nearest crack (default 15)")
+    n.set_defaults(func=_cmd_data_negatives)
 
     de = sub.add_parser(
         "describe", help="parameter counts and names of the student or the teacher",
@@ -409,7 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a CrackSAM-architecture teacher with 0.2 CE + 0.8 Dice, AdamW, "
                     "warm-up and poly decay (power 6). From scratch for a reduced "
                     "configuration, or fine-tune the delta of an --init teacher file.")
-    tt.add_argument("--data", type=Path, required=True, help="dataset folder")
+    tt.add_argument("--data", action="append", required=True, metavar="DIR[:WEIGHT]",
+                    help="dataset folder or folder of datasets; repeat to mix (WEIGHT: share "
+                         "of draws, default 1)")
+    tt.add_argument("--crop-area", type=float, nargs=2, default=[1.0, 1.0],
+                    metavar=("MIN", "MAX"), help="crop area share range (default: whole)")
+    tt.add_argument("--crop-aspect", type=float, nargs=2, default=[1.0, 1.0],
+                    metavar=("MIN", "MAX"), help="crop aspect ratio range w/h (default 1 1)")
+    tt.add_argument("--car-size", type=int, default=448,
+                    help="noise cases as on the whole photo at this side (default 448)")
     tt.add_argument("--out", type=Path, required=True, help="teacher file to write")
     tt.add_argument("--teacher-config", default="vit_b",
                     help="vit_b, vit_l, vit_h or a YAML/JSON config (default vit_b)")

@@ -25,8 +25,11 @@ __all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "val
 @dataclass
 class DataConfig:
     root: str = ""  # dataset folder (Khanhha or CrackForest layout)
+    sources: List[str] = field(default_factory=list)  # more datasets: PATH or PATH:WEIGHT;
+    # a folder of datasets stands for each of them (weights: share of training draws)
     split: Optional[str] = None  # sub-folder such as "train" when the dataset has one
-    val_ratio: float = 0.1  # share of the pairs held out for validation
+    val_ratio: float = 0.1  # share of the pairs held out for validation (per dataset)
+    val_limit: int = 0  # validate on at most this many held-out pairs (0: all)
     seed: int = 0  # seed of the split
 
 
@@ -37,6 +40,18 @@ class CacheConfig:
     shard_size: int = 64  # views per shard file
     batch: int = 4  # teacher batch size
     teacher_device: str = "cpu"  # torch device of the teacher (cuda, cuda:1, cpu)
+
+
+@dataclass
+class CropConfig:
+    """Random crops of each view: area share and aspect ratio (w/h in photo pixels),
+    drawn log-uniformly, squeezed to the square input as the car squeezes its frames."""
+
+    min_area: float = 1.0  # 1.0 / 1.0: whole photos only
+    max_area: float = 1.0
+    min_aspect: float = 1.0
+    max_aspect: float = 1.0
+    car_size: int = 448  # noise cases and validation as on the whole photo at this side
 
 
 @dataclass
@@ -65,6 +80,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     save_every: int = 0  # also checkpoint every N iterations (0: at epoch ends only)
+    epoch_size: int = 0  # samples drawn per epoch by the dataset weights (0: one pass)
+    fresh_views: bool = False  # no-KD only: new crops/transforms/noise every epoch
+    channels_last: bool = True  # NHWC tensors (faster convolutions on CPU)
     photometric: float = 0.0  # share of training images re-lit each epoch (brightness,
     # contrast, gamma, saturation, hue, colour cast); geometry and teacher logits unchanged
 
@@ -89,6 +107,7 @@ class DistillConfig:
     size: int = 448  # training and teacher input side
     data: DataConfig = field(default_factory=DataConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    crop: CropConfig = field(default_factory=CropConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -99,6 +118,16 @@ class DistillConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def crop_spec(self):
+        """The crop section as the view planner's CropSpec."""
+        from distill.data.views import CropSpec
+        c = self.crop
+        return CropSpec(c.min_area, c.max_area, c.min_aspect, c.max_aspect)
+
+    def source_texts(self) -> List[str]:
+        """data.root (when set) and data.sources, as PATH or PATH:WEIGHT texts."""
+        return ([self.data.root] if self.data.root else []) + list(self.data.sources)
 
     def digest(self, *sections: str) -> str:
         """A short hash of some sections, to tell whether saved work still matches."""
@@ -112,6 +141,18 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(cfg.size % 32 == 0 and cfg.size >= 64, "size", "a multiple of 32, at least 64",
          cfg.size)
     need(0 < cfg.data.val_ratio < 1, "data.val_ratio", "between 0 and 1", cfg.data.val_ratio)
+    c = cfg.crop
+    need(0 < c.min_area <= c.max_area <= 1, "crop.min_area/max_area",
+         "0 < min_area <= max_area <= 1", (c.min_area, c.max_area))
+    need(0 < c.min_aspect <= c.max_aspect, "crop.min_aspect/max_aspect",
+         "0 < min_aspect <= max_aspect", (c.min_aspect, c.max_aspect))
+    need(c.car_size % 32 == 0 and c.car_size >= 64, "crop.car_size",
+         "a multiple of 32, at least 64", c.car_size)
+    need(cfg.data.val_limit >= 0, "data.val_limit", "0 or more", cfg.data.val_limit)
+    need(cfg.train.epoch_size >= 0, "train.epoch_size", "0 or more", cfg.train.epoch_size)
+    need(not (cfg.train.fresh_views and cfg.train.kd), "train.fresh_views",
+         "false while train.kd is true (the teacher's logits exist for cached views only)",
+         cfg.train.fresh_views)
     need(cfg.cache.views >= 1, "cache.views", "at least 1", cfg.cache.views)
     need(0 <= cfg.cache.noise_mix <= 1, "cache.noise_mix", "between 0 and 1",
          cfg.cache.noise_mix)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from crack_common.metrics import METRIC_NAMES, MetricAccumulator
+from crack_common.metrics import METRIC_NAMES, MetricAccumulator, false_alarm
 from crack_common.noise import NOISE_CASES, gaussian_blur
 from distill.data.datasets import CrackDataset
 from distill.data.views import fit
@@ -60,23 +60,48 @@ def load_predictor(path: Path, device: str = "cpu") -> tuple:
         f"student {path.name}"
 
 
+def classical_predictor() -> Predictor:
+    """The black-hat baseline (crack_common.classical) as a predictor."""
+    from crack_common.classical import blackhat_probability
+    return blackhat_probability
+
+
 def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: float = 0.5,
              blur: Iterable[int] = (1, 5, 9, 13, 17, 21, 25, 31),
-             progress: bool = False) -> Dict[str, object]:
-    """Per-image mean metrics for clean/case1/case2 and IoU for every blur kernel."""
+             progress: bool = False, tolerance: int = 2,
+             alarm_share: float = 0.001) -> Dict[str, object]:
+    """Per-image mean metrics of whole photos squeezed to size x size (as the car sees
+    them) for clean/case1/case2, F1 within `tolerance` px on clean photos, IoU for every
+    blur kernel, and the false-alarm rate on the crack-free photos (a predicted component
+    of at least `alarm_share` of the image)."""
+    from distill.predict import tolerant_scores
     blur = list(blur)
     accs = {name: MetricAccumulator() for name in NOISE_CASES}
     blur_accs = {k: MetricAccumulator() for k in blur}
+    tolerant: List[float] = []
+    alarms: List[bool] = []
     from tqdm import tqdm
     for i in tqdm(range(len(dataset)), desc="eval", unit="img", disable=not progress):
         img, mask = fit(*dataset.load(i), size)
         for name, case in NOISE_CASES.items():
-            accs[name].add(predict(case(img)) > threshold, mask)
+            pred = predict(case(img)) > threshold
+            accs[name].add(pred, mask)
+            if name != "clean":
+                continue
+            if not mask.any():
+                alarms.append(false_alarm(pred, alarm_share))
+            elif tolerance:
+                tolerant.append(tolerant_scores(pred, mask, tolerance)[f"f1@{tolerance}px"])
         for k in blur:
             blur_accs[k].add(predict(gaussian_blur(img, k)) > threshold, mask)
     out: Dict[str, object] = {"images": len(dataset), "threshold": threshold}
     out.update({name: acc.mean() for name, acc in accs.items()})
+    if tolerant:
+        out["clean"][f"f1@{tolerance}px"] = float(np.mean(tolerant))
     out["blur"] = {str(k): acc.mean()["iou"] for k, acc in blur_accs.items()}
+    if alarms:
+        out["false_alarm"] = {"crack_free_images": len(alarms), "rate": float(np.mean(alarms)),
+                              "min_component_share": alarm_share}
     return out
 
 
@@ -87,8 +112,15 @@ def table(results: Dict[str, object], title: str = "") -> str:
     for case in NOISE_CASES:
         r = results[case]
         rows.append(f"{case:<8}" + "".join(f"{r[m]:>11.4f}" for m in METRIC_NAMES))
+    tol = [k for k in results["clean"] if k.startswith("f1@")]
+    if tol:
+        rows.append(f"clean {tol[0]}: {results['clean'][tol[0]]:.4f}")
     blur = results["blur"]
     rows.append("blur IoU " + "  ".join(f"k={k}:{v:.4f}" for k, v in blur.items()))
+    fa = results.get("false_alarm")
+    if fa:
+        rows.append(f"false alarms on {fa['crack_free_images']} crack-free images: "
+                    f"{fa['rate']:.1%}")
     return "\n".join(r for r in rows if r)
 
 

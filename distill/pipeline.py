@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -24,23 +24,32 @@ from crack_common.files import atomic_write_text
 from crack_common.metrics import MetricAccumulator
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset, DatasetError, open_dataset
+from distill.data.mixture import open_mixture
 from distill.data.views import fit
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 
 
+_CHECKED: Dict[str, Tuple[CrackDataset, CrackDataset]] = {}
+
+
 def open_splits(cfg: DistillConfig) -> Tuple[CrackDataset, CrackDataset]:
-    """The checked dataset, split into (train, validation) by data.val_ratio and seed."""
-    if not cfg.data.root:
-        raise DatasetError(Path("."), ["no dataset given: --data DIR (or data.root)"])
-    ds = open_dataset(Path(cfg.data.root), cfg.data.split)
-    counts = ds.check()
-    log.info("dataset %s: %d pairs (%d crack-free)", cfg.data.root, counts["pairs"],
-             counts["crack_free"])
-    if len(ds) < 2:
-        return ds, ds.subset([])
-    return ds.split(1 - cfg.data.val_ratio, cfg.data.seed)
+    """The checked datasets (every pair read once per process), split into (train,
+    validation) by data.val_ratio and seed, each source on its own."""
+    texts = cfg.source_texts()
+    if not texts:
+        raise DatasetError(Path("."), ["no dataset given: --data DIR (or data.sources)"])
+    key = json.dumps([texts, cfg.data.split, cfg.data.val_ratio, cfg.data.seed])
+    if key not in _CHECKED:
+        ds = open_mixture(texts, cfg.data.split)
+        counts = ds.check()
+        log.info("datasets %s: %d pairs (%d crack-free)", ", ".join(
+            f"{src.name} (x{src.weight:g})" for src, _ in ds.parts), counts["pairs"],
+            counts["crack_free"])
+        _CHECKED[key] = (ds, ds.subset([])) if len(ds) < 2 else \
+            ds.split(1 - cfg.data.val_ratio, cfg.data.seed)
+    return _CHECKED[key]
 
 
 def save_config(cfg: DistillConfig) -> None:
@@ -64,7 +73,7 @@ def stage_cache(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
     t0 = time.perf_counter()
     build_cache(Path(cfg.teacher), train, folder, cfg.size, cfg.cache.views, cfg.data.seed,
                 cfg.cache.noise_mix, cfg.cache.shard_size, cfg.cache.batch,
-                cfg.cache.teacher_device, tick)
+                cfg.cache.teacher_device, tick, cfg.crop_spec(), cfg.crop.car_size)
     bar.close()
     cache = TeacherCache(folder)
     return {"views": len(cache), "bytes_per_view": cache.bytes_per_view(),
@@ -81,6 +90,7 @@ def stage_train(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
 
 def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
                json_out: Optional[Path] = None, progress: bool = True) -> Dict[str, Any]:
+    """One model on one dataset (default: the validation split of the configured data)."""
     from distill.evaluate import evaluate, load_predictor, plot_blur, table, write_json
     if data is not None:
         ds = open_dataset(Path(data))
@@ -95,6 +105,45 @@ def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
     plot_blur(results, out.with_suffix(".png"), what)
     print(table(results, f"{what} on {len(ds)} images"))
     return results
+
+
+def stage_eval_sets(model: str, cfg: DistillConfig, data: Sequence[str],
+                    baseline: Optional[str] = None, json_out: Optional[Path] = None,
+                    progress: bool = True) -> Dict[str, Any]:
+    """A model (or `classical`) on each dataset of `data` (folders of datasets stand for
+    each of theirs), scored per dataset; with `baseline` ('classical') the black-hat
+    filter is scored beside it on the same photos."""
+    from distill.evaluate import (
+        classical_predictor,
+        evaluate,
+        load_predictor,
+        table,
+        write_json,
+    )
+    sets = open_mixture(list(data)).parts
+    for _, ds in sets:
+        ds.check()
+    runs: List[Tuple[str, Any, int, str]] = []
+    if model == "classical":
+        runs.append(("model", classical_predictor(), cfg.crop.car_size, "classical black-hat"))
+    else:
+        runs.append(("model", *load_predictor(Path(model), cfg.train.device)))
+    if baseline == "classical" and model != "classical":
+        size = runs[0][2]
+        runs.append(("baseline", classical_predictor(), size, "classical black-hat"))
+    elif baseline not in (None, "classical"):
+        raise ValueError(f"--baseline {baseline!r}: the only baseline is 'classical'")
+    out: Dict[str, Any] = {}
+    for role, predict, size, what in runs:
+        per = {}
+        for src, ds in sets:
+            per[src.name] = evaluate(predict, ds, size, cfg.eval.threshold, cfg.eval.blur,
+                                     progress)
+            print(table(per[src.name], f"{what} on {src.name} ({len(ds)} images, {size} px)"))
+        out[role] = {"what": what, "size": size, "datasets": per}
+    if json_out:
+        write_json(out, Path(json_out))
+    return out
 
 
 def legacy_python() -> Optional[Path]:
@@ -164,8 +213,8 @@ def _export_int8(cfg, model, paths, frames, size, info, quantize_int8) -> Dict[s
 
 def _sample_frames(cfg: DistillConfig, size: int, n: int = 4) -> np.ndarray:
     """Frames for checks and calibration: from the dataset, or synthetic when none is set."""
-    if cfg.data.root:
-        ds = open_dataset(Path(cfg.data.root), cfg.data.split)
+    if cfg.source_texts():
+        ds = open_splits(cfg)[0]
         idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
         return np.stack([fit(*ds.load(int(i)), size)[0] for i in idx])
     from distill.synth import render_scene
@@ -187,7 +236,7 @@ def _teacher_info(cfg: DistillConfig) -> Dict[str, Any]:
 
 def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
     t = cfg.train
-    return {"data": cfg.data.root, "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
+    return {"data": cfg.source_texts(), "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
             "loss": f"{t.hard_weight} x (0.2 CE + 0.8 Dice) + {t.kd_weight if t.kd else 0} x "
                     f"CWD(T={t.temperature})", "views": cfg.cache.views,
             "noise_mix": cfg.cache.noise_mix, "photometric": t.photometric, "seed": t.seed}

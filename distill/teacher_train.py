@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from distill.data.datasets import CrackDataset
-from distill.data.views import apply_view, fit, plan_view
+from distill.data.views import CropSpec, plan_view, render_view
 from distill.losses import hard_loss
 from distill.nets.sam.checkpoints import load_teacher, save_merged
 from distill.nets.sam.cracksam import CrackSAM, SamConfig
@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
                   batch: int = 4, lr: float = 4e-4, warmup: int = 300, power: float = 6.0,
                   seed: int = 0, device: str = "cpu", init: Optional[Path] = None,
-                  noise_mix: float = 0.0, progress: bool = True) -> Dict[str, float]:
-    """Fit a teacher for `steps` batches and write it (merged format) to `out`."""
+                  noise_mix: float = 0.0, progress: bool = True,
+                  crop: Optional[CropSpec] = None, car_size: int = 448) -> Dict[str, float]:
+    """Fit a teacher for `steps` batches and write it (merged format) to `out`. Photos
+    are drawn by the dataset's weights (a mixture's), cropped by `crop`."""
     torch.manual_seed(seed)
     model = load_teacher(init) if init else CrackSAM(cfg)
     if init and cfg.delta.kind != "none":
@@ -40,15 +42,16 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.01)
     rng = np.random.default_rng(seed)
+    weights = dataset.sample_weights() if hasattr(dataset, "sample_weights") else None
     from tqdm import tqdm
     bar = tqdm(total=steps, desc="teacher", unit="it", disable=not progress)
     t0, losses = time.perf_counter(), []
     for step in range(steps):
-        idx = rng.integers(0, len(dataset), batch)
+        idx = rng.choice(len(dataset), batch, p=weights)
         imgs, masks = [], []
         for j, i in enumerate(idx):
-            img, mask = apply_view(*fit(*dataset.load(int(i)), size),
-                                   plan_view(seed, int(i), step * batch + j + 1, noise_mix))
+            view = plan_view(seed, int(i), step * batch + j + 1, noise_mix, crop)
+            img, mask = render_view(*dataset.load(int(i)), view, size, car_size)
             imgs.append(img)
             masks.append(mask)
         for g in opt.param_groups:
@@ -63,6 +66,8 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
     bar.close()
     save_merged(model.eval().cpu(), out, {"trained_by": "crack-distill teacher train",
-                                          "steps": str(steps), "data": str(dataset.root)})
+                                          "steps": str(steps), "data": ", ".join(
+                                              sorted({str(x.image.parent.parent)
+                                                      for x in dataset.samples}))})
     return {"steps": steps, "final_loss": float(np.mean(losses[-50:])),
             "seconds": time.perf_counter() - t0}

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -30,7 +30,7 @@ from distill.cache import CacheError, Entry, TeacherCache, plan
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
 from distill.data.photometric import jitter, jitter_rng
-from distill.data.views import apply_view, fit
+from distill.data.views import fit, plan_view, render_view
 from distill.losses import DistillLoss, Temperature
 from distill.nets.hrnet import HRNetFCN, HRNetSpec
 from distill.nets.student_io import bgr_to_tensor
@@ -52,18 +52,48 @@ class TrainData:
                  cache: Optional[TeacherCache]):
         self.dataset, self.size, self.cache = dataset, cfg.size, cache
         self.photometric, self.seed = cfg.train.photometric, cfg.train.seed
+        self.car_size, self.crop = cfg.crop.car_size, cfg.crop_spec()
+        self.views, self.noise_mix, self.data_seed = (cfg.cache.views, cfg.cache.noise_mix,
+                                                      cfg.data.seed)
+        self.fresh = cfg.train.fresh_views
         names = [s.name for s in dataset.samples]
         if cache is not None:
             s = cache.settings
-            if s["names"] != names or s["size"] != cfg.size:
-                raise CacheError(f"cache {cache.folder} was made for other images or another "
-                                 "size than this training set; rebuild it (crack-distill cache)")
+            if (s["names"] != names or s["size"] != cfg.size
+                    or s.get("crop") != asdict(self.crop)):
+                raise CacheError(f"cache {cache.folder} was made for other images, another "
+                                 "size or other crops than this training set; rebuild it "
+                                 "(crack-distill cache)")
             self.entries: List[Entry] = [e for _, _, e in cache.entries]
         else:
-            self.entries = plan(dataset, cfg.cache.views, cfg.data.seed, cfg.cache.noise_mix)
+            self.entries = plan(dataset, self.views, self.data_seed, self.noise_mix, self.crop)
+        weights = getattr(dataset, "sample_weights", None)
+        self.weights = None
+        if weights is not None:
+            per_image = weights()
+            w = np.array([per_image[e.image_index] for e in self.entries], float)
+            self.weights = w / w.sum() if w.sum() > 0 else None
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def order(self, seed: int, epoch: int, size: int) -> np.ndarray:
+        """The entries of an epoch: `size` draws by the dataset weights, or (size 0 and
+        equal weights) a permutation of all entries."""
+        rng = np.random.default_rng([seed, epoch])
+        uniform = self.weights is None or np.allclose(self.weights, self.weights[0])
+        if not size and uniform:
+            return rng.permutation(len(self.entries))
+        return rng.choice(len(self.entries), size or len(self.entries), p=self.weights)
+
+    def entry(self, i: int, epoch: Optional[int]) -> Entry:
+        """Entry i; with fresh views, its view is drawn anew for every epoch."""
+        e = self.entries[i]
+        if self.fresh and epoch:
+            v = epoch * self.views + i % self.views
+            e = Entry(e.name, e.image_index, plan_view(self.data_seed, e.image_index, v,
+                                                       self.noise_mix, self.crop))
+        return e
 
     def batch(self, indices: List[int], epoch: Optional[int] = None
               ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
@@ -71,9 +101,9 @@ class TrainData:
         (train.photometric) of the images is re-lit, differently every epoch."""
         imgs, masks, logits = [], [], []
         for i in indices:
-            entry = self.entries[i]
-            img, mask = apply_view(*fit(*self.dataset.load(entry.image_index), self.size),
-                                   entry.view)
+            entry = self.entry(i, epoch)
+            img, mask = render_view(*self.dataset.load(entry.image_index), entry.view,
+                                    self.size, self.car_size)
             if epoch is not None and self.photometric > 0:
                 rng = jitter_rng(self.seed, epoch, i)
                 if rng.random() < self.photometric:
@@ -105,10 +135,15 @@ def predict_probs(model: nn.Module, images: np.ndarray, device: str) -> np.ndarr
 
 
 def validate(model: nn.Module, dataset: CrackDataset, size: int, device: str,
-             threshold: float = 0.5, batch: int = 4) -> Dict[str, float]:
+             threshold: float = 0.5, batch: int = 4, limit: int = 0) -> Dict[str, float]:
+    """Per-image mean metrics of whole photos squeezed to size x size (as the car sees);
+    with `limit`, of that many pairs spread evenly over the set."""
     acc = MetricAccumulator()
-    for i in range(0, len(dataset), batch):
-        pairs = [fit(*dataset.load(j), size) for j in range(i, min(i + batch, len(dataset)))]
+    picks = list(range(len(dataset)))
+    if limit and limit < len(picks):
+        picks = np.linspace(0, len(picks) - 1, limit).astype(int).tolist()
+    for i in range(0, len(picks), batch):
+        pairs = [fit(*dataset.load(j), size) for j in picks[i:i + batch]]
         probs = predict_probs(model, np.stack([p[0] for p in pairs]), device)
         for prob, (_, mask) in zip(probs, pairs):
             acc.add(prob > threshold, mask)
@@ -178,6 +213,8 @@ class Trainer:
             report = load_student_weights(self.model, Path(cfg.student.init))
             log.info("student init %s: %s", cfg.student.init, report.summary())
         self.model.to(self.device)
+        if t.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         dynamic = t.temperature == "dynamic"
         temp = Temperature(3.0 if dynamic else float(t.temperature), dynamic, t.t_min, t.t_max)
         self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight).to(self.device)
@@ -187,11 +224,12 @@ class Trainer:
         self.net = self.model
         if self.world > 1:
             self.net = nn.parallel.DistributedDataParallel(self.model)
-        self.per_epoch = math.ceil(len(self.data) / t.batch)
+        self.epoch_size = t.epoch_size or len(self.data)
+        self.per_epoch = math.ceil(self.epoch_size / t.batch)
         self.total = self.per_epoch * t.epochs
         self.state = TrainState(history=[])
         self.ckpt_dir = self.work / "checkpoints"
-        self.digest = cfg.digest("train", "student", "size", "data", "cache")
+        self.digest = cfg.digest("train", "student", "size", "data", "cache", "crop")
 
     # ------------------------------------------------------------ checkpoints
     def _save(self, path: Path) -> None:
@@ -226,19 +264,46 @@ class Trainer:
             g["lr"] = t.lr * f
 
     def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.cfg.train.seed, epoch]).permutation(len(self.data))
+        return self.data.order(self.cfg.train.seed, epoch, self.cfg.train.epoch_size)
+
+    def _indices(self, order: np.ndarray, iteration: int) -> List[int]:
+        b = self.cfg.train.batch
+        idx = order[iteration * b:(iteration + 1) * b].tolist()
+        return idx[self.rank::self.world] or idx[:1]
 
     def run(self) -> Dict[str, object]:
+        from concurrent.futures import ThreadPoolExecutor
         t, s = self.cfg.train, self.state
         self.model.train()
         bar = _bar(self.total, s.step, self.progress and not self.rank)
         t0 = time.perf_counter()
+        # the next batch is read and augmented (OpenCV and numpy release the GIL) while
+        # the model trains on this one; its content depends only on its indices
+        pool = ThreadPoolExecutor(1)
+        try:
+            self._loop(pool, bar)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        if self.world > 1:
+            dist.barrier()
+        return {"epochs": t.epochs, "steps": s.step, "best_val_iou": s.best_iou,
+                "history": s.history, "seconds": time.perf_counter() - t0,
+                "checkpoint": str(self.ckpt_dir / "best.pth")}
+
+    def _loop(self, pool, bar) -> None:
+        t, s = self.cfg.train, self.state
         while s.epoch < t.epochs:
             order = self._order(s.epoch)
+            epoch = s.epoch
+            ahead = pool.submit(self.data.batch, self._indices(order, s.iteration), epoch)
             while s.iteration < self.per_epoch:
-                idx = order[s.iteration * t.batch:(s.iteration + 1) * t.batch].tolist()
-                idx = idx[self.rank::self.world] or idx[:1]
-                x, y, teacher = self.data.batch(idx, s.epoch)
+                x, y, teacher = ahead.result()
+                if s.iteration + 1 < self.per_epoch:
+                    ahead = pool.submit(self.data.batch, self._indices(order, s.iteration + 1),
+                                        epoch)
+                if t.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 self._set_lr()
                 parts = self.loss(self.net(x.to(self.device)), y.to(self.device),
                                   None if teacher is None else teacher.to(self.device))
@@ -252,12 +317,6 @@ class Trainer:
                 if t.save_every and s.step % t.save_every == 0 and s.iteration < self.per_epoch:
                     self._save(self.ckpt_dir / "last.pth")
             self._end_epoch()
-        bar.close()
-        if self.world > 1:
-            dist.barrier()
-        return {"epochs": t.epochs, "steps": s.step, "best_val_iou": s.best_iou,
-                "history": s.history, "seconds": time.perf_counter() - t0,
-                "checkpoint": str(self.ckpt_dir / "best.pth")}
 
     def _end_epoch(self) -> None:
         s = self.state
@@ -265,8 +324,9 @@ class Trainer:
             calibrate_offsets(self.model, self.data, self.device)
         metrics = {"epoch": s.epoch + 1}
         if not self.rank and len(self.val_ds):
-            metrics.update(validate(self.model, self.val_ds, self.cfg.size, self.device,
-                                    self.cfg.eval.threshold))
+            size = self.cfg.size if self.cfg.crop_spec().whole else self.cfg.crop.car_size
+            metrics.update(validate(self.model, self.val_ds, size, self.device,
+                                    self.cfg.eval.threshold, limit=self.cfg.data.val_limit))
             log.info("epoch %d: val IoU %.4f F1 %.4f", s.epoch + 1, metrics["iou"],
                      metrics["f1"])
         s.history.append(metrics)

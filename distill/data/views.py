@@ -1,17 +1,37 @@
-"""Augmented views of a training image: a dihedral transform (rotations by 90 degrees and
-flips) and, for a share of views, one of the paper's noise cases. A view is fully
-determined by (seed, image index, view index), so the teacher's cached logits and the
-student's inputs always describe the same pixels."""
+"""Augmented views of a training photo: a crop at a random scale and aspect ratio
+(squeezed to the model's square input, as the car squeezes its 640x480 frames), a
+dihedral transform (rotations by 90 degrees and flips) and, for a share of views, one of
+the paper's noise cases at the strength it has on the whole photo seen at the car's
+input size. A view is fully determined by (seed, image index, view index), so the
+teacher's cached logits and the student's inputs always describe the same pixels."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
 
-from crack_common.noise import NOISE_CASES
+from crack_common.noise import NOISE_CASES, dim_light, low_resolution
+
+WHOLE = (1.0, 1.0, 0.0, 0.0)  # a crop of the whole photo
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """Where random crops come from: a share of the photo's area and an aspect ratio
+    (width / height, in photo pixels) drawn log-uniformly from these ranges."""
+
+    min_area: float = 1.0  # 1.0 and 1.0: always the whole photo
+    max_area: float = 1.0
+    min_aspect: float = 1.0
+    max_aspect: float = 1.0
+
+    @property
+    def whole(self) -> bool:
+        return self.min_area >= 1.0
 
 
 @dataclass(frozen=True)
@@ -19,35 +39,111 @@ class View:
     rot: int = 0  # quarter turns counter-clockwise
     flip: bool = False  # left-right mirror after the rotation
     noise: str = "clean"  # clean | case1 | case2
+    # (area share, aspect ratio w/h in pixels, x and y position in [0, 1]): the crop,
+    # placed once the photo's size is known; area 1 is the whole photo
+    crop: Tuple[float, float, float, float] = WHOLE
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: Dict[str, object]) -> View:
+        d = dict(d)
+        d["crop"] = tuple(d.get("crop", WHOLE))
+        return cls(**d)
 
-def plan_view(seed: int, image_index: int, view_index: int, noise_mix: float) -> View:
-    """View 0 is the image as it is; the others draw a transform and maybe a noise case."""
-    if view_index == 0:
+
+def plan_view(seed: int, image_index: int, view_index: int, noise_mix: float,
+              crop: Optional[CropSpec] = None) -> View:
+    """View 0 of whole-photo plans is the photo as it is; other views draw a dihedral
+    transform, a noise case with probability `noise_mix` and, with `crop`, a crop."""
+    crop = crop or CropSpec()
+    if view_index == 0 and crop.whole:
         return View()
     rng = np.random.default_rng([seed, image_index, view_index, 0x5EED])
-    k = int(rng.integers(1, 8))  # any of the 7 non-identity dihedral transforms
+    k = int(rng.integers(1, 8) if crop.whole else rng.integers(0, 8))
     noise = "clean"
     if rng.random() < noise_mix:
         noise = "case1" if rng.random() < 0.5 else "case2"
-    return View(rot=k % 4, flip=k >= 4, noise=noise)
+    box = WHOLE
+    if not crop.whole:
+        area = math.exp(rng.uniform(math.log(crop.min_area), math.log(crop.max_area)))
+        ratio = math.exp(rng.uniform(math.log(crop.min_aspect), math.log(crop.max_aspect)))
+        box = (round(area, 6), round(ratio, 6), round(float(rng.random()), 6),
+               round(float(rng.random()), 6))
+    return View(rot=k % 4, flip=k >= 4, noise=noise, crop=box)
+
+
+def crop_window(width: int, height: int, crop: Tuple[float, float, float, float]
+                ) -> Tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in pixels of a crop on a width x height photo."""
+    area, ratio, u, v = crop
+    if area >= 1.0:
+        return 0, 0, width, height
+    pixels = area * width * height
+    w = int(round(min(width, max(1.0, math.sqrt(pixels * ratio)))))
+    h = int(round(min(height, max(1.0, pixels / w))))
+    x0, y0 = int(round(u * (width - w))), int(round(v * (height - h)))
+    return x0, y0, x0 + w, y0 + h
+
+
+def crop_pair(image: np.ndarray, mask: np.ndarray, crop: Tuple[float, float, float, float]
+              ) -> Tuple[np.ndarray, np.ndarray]:
+    """The same crop of a photo and its mask."""
+    if crop[0] >= 1.0:
+        return image, mask
+    x0, y0, x1, y1 = crop_window(mask.shape[1], mask.shape[0], crop)
+    return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+
+
+def noise_at_scale(image: np.ndarray, case: str, zoom: float) -> np.ndarray:
+    """A noise case as it looks on the whole photo at the car's input size, applied to a
+    view that shows the photo `zoom` times larger than that (blur kernels grow with it)."""
+    if case == "clean" or abs(zoom - 1.0) < 1e-3:
+        return NOISE_CASES[case](image)
+    if case == "case1":
+        return dim_light(image, kernel=_odd(9 * zoom))
+    return low_resolution(image, kernel=_odd(21 * zoom), factor=min(1.0, max(0.05, 0.5 / zoom)))
+
+
+def _odd(k: float) -> int:
+    k = max(1, int(round(k)))
+    return k if k % 2 else k + 1
+
+
+def render_view(image: np.ndarray, mask: np.ndarray, view: View, size: int,
+                car_size: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """A photo's view at size x size: crop, squeeze, dihedral transform, noise. The noise
+    is scaled to look as it does on the whole photo squeezed to `car_size` (default:
+    `size`)."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = crop_window(w, h, view.crop)
+    img, m = fit(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], size)
+    share = math.sqrt((x1 - x0) * (y1 - y0) / float(w * h))
+    zoom = size / ((car_size or size) * share)
+    img, m = _dihedral(img, m, view)
+    return noise_at_scale(img, view.noise, zoom), m
+
+
+def _dihedral(img: np.ndarray, m: np.ndarray, view: View) -> Tuple[np.ndarray, np.ndarray]:
+    img, m = np.rot90(img, view.rot), np.rot90(m, view.rot)
+    if view.flip:
+        img, m = img[:, ::-1], m[:, ::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(m)
 
 
 def apply_view(image: np.ndarray, mask: np.ndarray, view: View) -> Tuple[np.ndarray, np.ndarray]:
-    """The view of a BGR image and its mask (the noise touches the image only)."""
-    img, m = np.rot90(image, view.rot), np.rot90(mask, view.rot)
-    if view.flip:
-        img, m = img[:, ::-1], m[:, ::-1]
-    img = np.ascontiguousarray(img)
-    return NOISE_CASES[view.noise](img), np.ascontiguousarray(m)
+    """The view of an image already at the model's size (crop boxes ignored)."""
+    img, m = _dihedral(image, mask, view)
+    return NOISE_CASES[view.noise](img), m
 
 
 def fit(image: np.ndarray, mask: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Resize a pair to size x size (area for the image, nearest for the mask)."""
+    """Resize a pair to size x size (area when shrinking and linear when enlarging for the
+    image, nearest for the mask)."""
     if image.shape[:2] == (size, size):
         return image, mask
-    return (cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA),
+    shrink = image.shape[0] * image.shape[1] >= size * size
+    return (cv2.resize(image, (size, size),
+                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
             cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST))

@@ -1,0 +1,65 @@
+"""Crack-free test images cut from photos with masks: windows that no crack comes near.
+
+A model's false-alarm rate needs crack-free images it has never seen. Public crack sets
+hold few, but most of their photos have plenty of sound surface around the cracks: each
+photo gives at most one square window (half its shorter side) whose neighbourhood, the
+mask dilated by `margin` pixels, holds no crack pixel. The windows keep the photo's
+texture, light, joints and markings, which is what a false alarm feeds on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+
+from crack_common.files import atomic_write_bytes
+from distill.data.datasets import CrackDataset
+
+
+def clear_window(mask: np.ndarray, rng: np.random.Generator, margin: int = 15
+                 ) -> Optional[tuple]:
+    """(x0, y0, side) of a crack-free square window, or None when there is none."""
+    h, w = mask.shape
+    side = min(h, w) // 2
+    if side < 32:
+        return None
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    near = cv2.dilate((mask > 0).astype(np.uint8), k)
+    integral = cv2.integral(near)
+    step = max(1, side // 4)
+    spots = [(x, y) for y in range(0, h - side + 1, step) for x in range(0, w - side + 1, step)]
+    for j in rng.permutation(len(spots)):
+        x, y = spots[j]
+        total = (integral[y + side, x + side] - integral[y, x + side]
+                 - integral[y + side, x] + integral[y, x])
+        if total == 0:
+            return x, y, side
+    return None
+
+
+def write_negatives(dataset: CrackDataset, out: Path, seed: int = 0, margin: int = 15,
+                    prefix: str = "") -> Dict[str, int]:
+    """Write the crack-free windows of a dataset's photos to out/images and out/masks
+    (all-zero masks). Returns counts."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    written = 0
+    for i, s in enumerate(dataset.samples):
+        img, mask = dataset.load(i)
+        spot = clear_window(mask, np.random.default_rng([seed, i]), margin)
+        if spot is None:
+            continue
+        x, y, side = spot
+        stem = f"{prefix}{s.name.replace('/', '_')}"
+        crop = np.ascontiguousarray(img[y:y + side, x:x + side])
+        ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        ok2, png = cv2.imencode(".png", np.zeros((side, side), np.uint8))
+        if not (ok and ok2):
+            raise OSError(f"cannot encode the window of {s.name}")
+        atomic_write_bytes(out / "images" / f"{stem}.jpg", jpg.tobytes())
+        atomic_write_bytes(out / "masks" / f"{stem}.png", png.tobytes())
+        written += 1
+    return {"photos": len(dataset), "windows": written}

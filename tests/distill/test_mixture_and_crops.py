@@ -1,0 +1,145 @@
+"""The real-data recipe's parts on small data the tests make: several datasets mixed by
+weight, random-scale/aspect crops that keep photo and mask aligned, noise scaled to the
+whole photo, and a killed mixed/cropped no-KD run resuming to the same weights."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from distill.config import load_config
+from distill.data.datasets import DatasetError
+from distill.data.mixture import expand_sources, open_mixture, parse_source
+from distill.data.views import CropSpec, View, crop_window, plan_view, render_view
+from distill.pipeline import open_splits
+from distill.train import TrainData
+from tests.conftest import REPO
+from tests.distill.helpers import TINY_STUDENT, cli_sets, make_data
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """A folder of two small datasets of different sizes (like realcrack/train)."""
+    root = tmp_path_factory.mktemp("sets")
+    make_data(root / "big", count=12, seed=4)
+    make_data(root / "small", count=4, seed=5)
+    return root
+
+
+def test_source_texts_and_weights():
+    assert parse_source("data/a") == (parse_source("data/a")[0], 1.0)
+    path, w = parse_source("data/a:2.5")
+    assert str(path) == "data/a" and w == 2.5
+    assert parse_source("c:/x")[1] == 1.0  # a colon that is part of a path
+    with pytest.raises(ValueError, match="positive"):
+        parse_source("data/a:0")
+
+
+def test_folder_of_datasets_expands_and_weights_share_draws(collection):
+    sources = expand_sources([f"{collection}:3"])
+    assert [(s.name, s.weight) for s in sources] == [("big", 3.0), ("small", 3.0)]
+    mix = open_mixture([f"{collection}/big:1", f"{collection}/small:3"])
+    assert len(mix) == 16 and mix.samples[0].name.startswith("big/")
+    p = mix.sample_weights()
+    assert p.sum() == pytest.approx(1.0)
+    big = sum(p[i] for i, s in enumerate(mix.samples) if s.name.startswith("big/"))
+    assert big == pytest.approx(0.25)  # weight 1 of 4, whatever the sizes (12 vs 4 pairs)
+    with pytest.raises(DatasetError, match="neither a dataset"):
+        expand_sources([str(collection / "big" / "images")])
+
+
+def test_training_draws_follow_the_weights_and_each_set_is_validated(collection, tmp_path):
+    cfg = load_config(overrides=[{
+        "size": 64, "data": {"sources": [f"{collection}/big:1", f"{collection}/small:3"],
+                             "val_ratio": 0.25},
+        "cache": {"views": 1}, "train": {"kd": False, "epoch_size": 4000}}])
+    train, val = open_splits(cfg)
+    assert {n.split("/")[0] for n in (s.name for s in val.samples)} == {"big", "small"}
+    data = TrainData(train, cfg, None)
+    order = data.order(0, 0, cfg.train.epoch_size)
+    counts = Counter(data.entries[i].name.split("/")[0] for i in order)
+    assert counts["small"] / len(order) == pytest.approx(0.75, abs=0.03)
+    assert np.array_equal(order, data.order(0, 0, 4000))  # deterministic: resumable
+
+
+def test_crops_keep_photo_and_mask_aligned():
+    h, w = 300, 500
+    mask = np.zeros((h, w), np.uint8)
+    mask[(np.arange(h)[:, None] // 50 + np.arange(w)[None] // 50) % 2 == 0] = 1
+    photo = np.repeat((mask * 200 + 30)[..., None], 3, axis=2).astype(np.uint8)
+    spec = CropSpec(0.1, 1.0, 0.6, 1.8)
+    shapes = set()
+    for v in range(40):
+        view = plan_view(7, 0, v, 0.0, spec)
+        x0, y0, x1, y1 = crop_window(w, h, view.crop)
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        shapes.add(round((x1 - x0) / (y1 - y0), 1))
+        img, m = render_view(photo, mask, view, 96)
+        assert img.shape == (96, 96, 3) and m.shape == (96, 96)
+        agree = np.mean((img[..., 0] > 115) == (m > 0))
+        assert agree > 0.85, (view, agree)  # resampling blurs edges; nothing more
+        shifted = render_view(photo, np.roll(mask, 25, axis=1), view, 96)[1]
+        assert np.mean((img[..., 0] > 115) == (shifted > 0)) < agree - 0.2  # control
+    assert len(shapes) > 5  # the aspect ratio really varies
+
+
+def test_noise_is_scaled_to_its_strength_on_the_whole_photo():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (400, 400, 3), np.uint8)
+    mask = np.zeros((400, 400), np.uint8)
+    whole = render_view(photo, mask, View(noise="case2"), 200)[0]
+    zoomed = render_view(photo, mask, View(noise="case2", crop=(0.25, 1.0, 0.0, 0.0)), 200)[0]
+    # a quarter of the area at the same output size is shown 2x larger: its blur must be
+    # about twice as wide, i.e. it keeps even less fine texture than the whole view
+    def detail(img):
+        return float(np.abs(cv2.Laplacian(img[..., 0].astype(np.float32), cv2.CV_32F)).mean())
+    assert detail(zoomed) < detail(whole)
+    clean = render_view(photo, mask, View(crop=(0.25, 1.0, 0.0, 0.0)), 200)[0]
+    assert detail(zoomed) < 0.2 * detail(clean)
+
+
+def test_killed_mixed_cropped_run_resumes_to_the_same_weights(collection, tmp_path):
+    runs = {}
+    for name in ("straight", "killed"):
+        cfg = load_config(overrides=[{
+            "work": str(tmp_path / name), "size": 64,
+            "data": {"sources": [f"{collection}/big:1", f"{collection}/small:2"],
+                     "val_ratio": 0.25},
+            "student": dict(TINY_STUDENT), "cache": {"views": 1, "noise_mix": 0.5},
+            "crop": {"min_area": 0.2, "max_area": 1.0, "min_aspect": 0.7, "max_aspect": 1.8},
+            "train": {"kd": False, "fresh_views": True, "epochs": 2, "epoch_size": 12,
+                      "batch": 4, "warmup_iters": 2, "save_every": 1, "photometric": 0.5},
+            "eval": {"blur": [1]}}])
+        runs[name] = (cfg, cli_sets(cfg))
+
+    def distill(sets):
+        return subprocess.Popen([sys.executable, "-m", "distill.cli", "train", "--quiet", *sets],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    p = distill(runs["straight"][1])
+    assert p.wait(300) == 0, p.stderr.read()
+    last = tmp_path / "killed" / "checkpoints" / "last.pth"
+    p = distill(runs["killed"][1])
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(30)
+    state = torch.load(str(last), weights_only=False)["state"]
+    assert state["epoch"] == 0 and 0 < state["iteration"] < 3
+    p = distill(runs["killed"][1])
+    assert p.wait(300) == 0, p.stderr.read()
+    a = torch.load(str(tmp_path / "straight" / "checkpoints" / "last.pth"), weights_only=False)
+    b = torch.load(str(last), weights_only=False)
+    assert a["state"]["step"] == b["state"]["step"] == 6  # 12 draws / batch 4, x 2 epochs
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
