@@ -7,11 +7,18 @@ are in view and resuming `resume_after_s` after they leave; stops after `stop_af
 `stop_after_s`). A watchdog thread at `watchdog_hz` stops the motors within a fraction of a
 second on: estop, loss of frames, an inference fault, a manual command timeout, a signal,
 and any unhandled error. Odometry integrates the commanded speed times a calibration.
+
+Safety rules this module keeps: the motors stop before anything else happens (state is
+set, then events are queued; a writer thread hands them to the event sink, so a slow or
+failing disk never delays a stop and a failing sink cannot undo one); nothing moves the
+wheels while the mode is `stopped` or an estop is active; each wheel is capped at
+`max_speed`.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -81,29 +88,53 @@ class DriveController:
         self._last_tick = clock()
         self._fault: Optional[str] = None
         self._stop = threading.Event()
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._deliver, name="drive-events", daemon=True)
+        self._writer.start()
         self._thread = threading.Thread(target=self._watchdog, name="drive-watchdog", daemon=True)
         self._thread.start()
 
+    # ----------------------------------------------------------- events
+    def _emit(self, kind: str, data: Dict[str, Any]) -> None:
+        """Queue an event for the sink; never blocks, never raises."""
+        self._events.put((kind, data))
+
+    def _deliver(self) -> None:
+        while True:
+            item = self._events.get()
+            if item is None:
+                return
+            try:
+                self.on_event(*item)
+            except Exception:  # noqa: BLE001 - a failing sink must not touch driving
+                log.exception("drive event sink failed on %s", item[0])
+
     # ----------------------------------------------------------- motors
     def _apply(self, speed: float, turn: float) -> None:
+        if (self.mode == "stopped" or self.estopped) and (speed or turn):
+            self.robot.stop()  # the motor path refuses to move a stopped car
+            raise PermissionError(f"motors held: mode {self.mode}, estop {self.estopped}")
         m = self.cfg.max_speed
         speed = max(-m, min(m, speed))
         turn = max(-1.0, min(1.0, turn))
-        left = max(-1.0, min(1.0, speed + turn * m))
-        right = max(-1.0, min(1.0, speed - turn * m))
+        left = max(-m, min(m, speed + turn * m))
+        right = max(-m, min(m, speed - turn * m))
         self.robot.value = (left, right)
         self.speed, self.turn = speed, turn
 
     def _halt(self, reason: str) -> None:
         self.robot.stop()
+        mode_was = self.mode
         self.speed = self.turn = 0.0
-        if self.mode != "stopped" or reason in ("estop", "fault"):
-            self.on_event("stop", {"reason": reason, "mode_was": self.mode})
         self.mode = "stopped"
         self.stop_reason = reason
+        if mode_was != "stopped" or reason in ("estop", "fault"):
+            self._emit("stop", {"reason": reason, "mode_was": mode_was})
 
     # ----------------------------------------------------------- commands
     def estop(self, reason: str = "estop") -> None:
+        self.estopped = True  # before the lock: no path may move the wheels from here on
+        self.robot.stop()
         with self._lock:
             self.estopped = True
             self._halt(reason)
@@ -114,6 +145,8 @@ class DriveController:
 
     def fault(self, reason: str) -> None:
         """An error elsewhere (inference, camera, code): stop and stay stopped."""
+        self.estopped = True
+        self.robot.stop()
         with self._lock:
             self._fault = reason
             self.estopped = True
@@ -144,7 +177,7 @@ class DriveController:
                 self._apply(self.cfg.cruise_speed, 0.0)
             else:
                 self._apply(0.0, 0.0)
-            self.on_event("mode", {"from": old, "to": mode})
+            self._emit("mode", {"from": old, "to": mode})
 
     def drive(self, speed: float, turn: float = 0.0) -> None:
         """Teleop (manual mode only)."""
@@ -172,7 +205,7 @@ class DriveController:
                 return
             if present and self.speed != self.cfg.inspect_speed:
                 self._apply(self.cfg.inspect_speed, 0.0)
-                self.on_event("inspect", {"speed": self.speed})
+                self._emit("inspect", {"speed": self.speed})
 
     # ----------------------------------------------------------- watchdog
     def tick(self) -> None:
@@ -194,7 +227,7 @@ class DriveController:
                     self._halt("time reached")
                 elif self.speed == c.inspect_speed and now - self._last_crack > c.resume_after_s:
                     self._apply(c.cruise_speed, 0.0)
-                    self.on_event("resume", {"speed": self.speed})
+                    self._emit("resume", {"speed": self.speed})
 
     def _watchdog(self) -> None:
         period = 1.0 / self.cfg.watchdog_hz
@@ -210,10 +243,13 @@ class DriveController:
         if self._stop.is_set():
             return
         self._stop.set()
+        self.robot.stop()
         with self._lock:
             self._halt("shutdown")
         self._thread.join(2)
         self.robot.close()
+        self._events.put(None)
+        self._writer.join(5)  # let the last events reach the record, within reason
 
     def status(self) -> Dict[str, Any]:
         return {"mode": self.mode, "speed": round(self.speed, 3), "estop": self.estopped,

@@ -64,6 +64,8 @@ class CarPipeline:
         self.size = self.infer.size
         self._results: queue.Queue[Optional[tuple]] = queue.Queue(
             maxsize=2 * self.infer.requests + 2)
+        # the frame watchdog's clock: the last frame that produced a result (bytes that do
+        # not decode, or frames that never come out of inference, do not count)
         self.last_frame_at = time.monotonic()
         self.processed = 0
         self._submitted = 0
@@ -124,6 +126,7 @@ class CarPipeline:
         mask = crack_mask(logits, c.inference.threshold)
         measured = measure(mask, c.measure.min_area_px, c.measure.severity_px)
         result = Result(index, frame, image, mask, measured, time.monotonic())
+        self.last_frame_at = result.t_done
         for hook in self.hooks:
             hook(result)
         if self.live_view is not None and self.live_view.wanted:
@@ -157,7 +160,6 @@ class CarPipeline:
                     if self.slot.closed:
                         break
                     continue
-                self.last_frame_at = time.monotonic()
                 prepared = self._prepare(frame)
                 if prepared is None:
                     continue

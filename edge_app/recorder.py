@@ -103,13 +103,13 @@ class Recorder:
         try:
             with self._lock:
                 fn()
-                now = time.monotonic()
-                if now - self._last_sync >= self.cfg.fsync_s:
+                if time.monotonic() - self._last_sync >= self.cfg.fsync_s:
                     self._sync()
-                    self._last_sync = now
+                    # stamped after the sync: a slow card must not make every write sync
+                    self._last_sync = time.monotonic()
                     self._check_space()
             return True
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a file closed under us
             self._stop_on_error(e)
             return False
 
@@ -119,8 +119,8 @@ class Recorder:
             raise OSError(errno.ENOSPC, f"only {free:.0f} MB free (min_free_mb "
                                         f"{self.cfg.min_free_mb})")
 
-    def _stop_on_error(self, e: OSError) -> None:
-        self.state = "disk_full" if e.errno == errno.ENOSPC else "error"
+    def _stop_on_error(self, e: Exception) -> None:
+        self.state = "disk_full" if getattr(e, "errno", None) == errno.ENOSPC else "error"
         self.error = str(e)
         log.error("recording stopped: %s", e)
         for f in self._files.values():

@@ -13,6 +13,7 @@ from crack_common import project_version
 from edge_app.car import CarServices
 from edge_app.config import CarConfig
 from edge_app.drive import DriveController, make_robot
+from edge_app.fault_latch import FaultLatch
 from edge_app.live_view import LiveView
 from edge_app.pipeline import CarPipeline
 from edge_app.recorder import Recorder
@@ -48,6 +49,17 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
     model_info = {"model": card.get("name", cfg.model_path.stem),
                   "model_sha256": card.get("files", {}).get("bin_sha256")}
     live = recorder = mqtt = drive = services = pipeline = gps = None
+    latch = FaultLatch(Path(cfg.record.root))
+    held = latch.previous()
+    armed = latch.arm()
+    start_mode = cfg.start_mode
+    if start_mode != "stopped" and (held is not None or not armed):
+        why = (f"the last run ended by {held.get('reason') or held.get('state')}" if held
+               else "the fault latch cannot be written")
+        log.warning("starting stopped instead of %s: %s; send a start command", start_mode,
+                    why)
+        start_mode = "stopped"
+    clean = False
     try:
         if cfg.record.enabled:
             recorder = Recorder(cfg.record, {"config": cfg.to_dict(), "model_card": card,
@@ -80,20 +92,28 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         control["pipeline"] = pipeline
         if control.get("requested"):
             pipeline.stop()
-        if cfg.start_mode != "stopped":
-            drive.start(cfg.start_mode)
+        if held is not None:
+            services.event("held", {"previous": held, "start_mode": cfg.start_mode})
+        if start_mode != "stopped":
+            drive.start(start_mode)
         notify("READY=1")
         services.event("start", {"source": source.name, "device": cfg.inference.device})
         summary = pipeline.run(max_frames, on_tick=_watchdog_feeder())
         summary.update({"live_view": live.url if live else None,
                         "run_dir": str(recorder.dir) if recorder else None,
                         "detections": services.detections, "drive": drive.status()})
+        clean = pipeline.fault is None
+        if not clean:
+            latch.trip(pipeline.fault)
         return summary
     except BaseException as e:
         if drive is not None:
             drive.fault(f"{type(e).__name__}: {e}")
+        latch.trip(f"{type(e).__name__}: {e}")
         raise
     finally:
+        if clean:
+            latch.clear()
         notify("STOPPING=1")
         if drive is not None:
             drive.close()  # motors off first
