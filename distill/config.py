@@ -129,9 +129,13 @@ class DistillConfig:
         """data.root (when set) and data.sources, as PATH or PATH:WEIGHT texts."""
         return ([self.data.root] if self.data.root else []) + list(self.data.sources)
 
-    def digest(self, *sections: str) -> str:
-        """A short hash of some sections, to tell whether saved work still matches."""
+    def digest(self, *sections: str, ignore: Sequence[str] = ()) -> str:
+        """A short hash of some sections, to tell whether saved work still matches;
+        `ignore` names keys (section.key) left out of it."""
         d = self.to_dict()
+        for key in ignore:
+            sec, _, name = key.partition(".")
+            d[sec] = {k: v for k, v in d[sec].items() if k != name}
         part = {s: d[s] for s in sections} if sections else d
         return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
 

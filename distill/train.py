@@ -229,7 +229,10 @@ class Trainer:
         self.total = self.per_epoch * t.epochs
         self.state = TrainState(history=[])
         self.ckpt_dir = self.work / "checkpoints"
-        self.digest = cfg.digest("train", "student", "size", "data", "cache", "crop")
+        # train.epochs may change between runs: a run can be lengthened or shortened
+        # (the learning-rate schedule follows the new length from the step it resumes at)
+        self.digest = cfg.digest("train", "student", "size", "data", "cache", "crop",
+                                 ignore=("train.epochs",))
 
     # ------------------------------------------------------------ checkpoints
     def _save(self, path: Path) -> None:
@@ -253,6 +256,9 @@ class Trainer:
         self.opt.load_state_dict(ck["optimizer"])
         self.loss.load_state_dict(ck["loss"])
         self.state = TrainState(**ck["state"])
+        if self.state.step > self.total:
+            raise ValueError(f"{last} is {self.state.step} steps in, past the "
+                             f"{self.total} steps of {self.cfg.train.epochs} epochs")
         log.info("resuming at epoch %d, iteration %d", self.state.epoch + 1, self.state.iteration)
         return True
 

@@ -8,13 +8,23 @@ on them. A command is a JSON object:
   {"cmd": "speed", "speed": 0.4}                   cruise speed (0..max_speed)
   {"cmd": "drive", "speed": 0.3, "turn": -0.2}     teleop, manual mode only (-1..1 each)
 
-Optional in every command: "id" (echoed in the result) and "token" (required when the car
-is configured with one). Anything else is rejected with the reason, on `cmd/result`."""
+Every command carries "t", the sender's clock in Unix seconds: one older (or further in
+the future) than `mqtt.command_max_age_s` is refused, so nothing queued, delayed or
+retained drives the car later. With `mqtt.command_key` set, it also carries "sig", the
+hex HMAC-SHA256 of the command without "sig" (JSON, keys sorted, no spaces) under that
+key; a signature seen before is refused, so a captured command cannot be replayed.
+`sign()` makes such a command. Optional: "id" (echoed in the result). Anything else is
+rejected with the reason, on `cmd/result`."""
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import hmac
 import json
-from typing import Any, Dict, Optional, Tuple
+import threading
+import time
+from typing import Any, Deque, Dict, Optional, Tuple
 
 MAX_BYTES = 4096
 FIELDS: Dict[str, Dict[str, Any]] = {
@@ -26,14 +36,60 @@ FIELDS: Dict[str, Dict[str, Any]] = {
     "drive": {"speed": (-1.0, 1.0), "turn": (-1.0, 1.0)},
 }
 REQUIRED = {"mode": ("mode",), "speed": ("speed",), "drive": ("speed",)}
+ENVELOPE = {"cmd", "id", "t", "sig"}
 
 
 class CommandError(ValueError):
-    """A command that is rejected; the message is the reason sent back."""
+    """A command that is rejected; the message is the reason sent back, `cid` the
+    command's id when it could be read."""
+
+    cid = ""
 
 
-def parse_command(raw: bytes, token: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
-    """(command, id) of a valid payload; CommandError with the reason otherwise."""
+def canonical(cmd: Dict[str, Any]) -> bytes:
+    """The bytes a signature covers: the command without "sig", keys sorted."""
+    return json.dumps({k: v for k, v in cmd.items() if k != "sig"}, sort_keys=True,
+                      separators=(",", ":")).encode()
+
+
+def sign(cmd: Dict[str, Any], key: str, t: Optional[float] = None) -> Dict[str, Any]:
+    """A command stamped with the time and signed with `key` (for ground stations)."""
+    out = {**cmd, "t": time.time() if t is None else t}
+    out["sig"] = hmac.new(key.encode(), canonical(out), hashlib.sha256).hexdigest()
+    return out
+
+
+def is_motion(cmd: Dict[str, Any]) -> bool:
+    """Commands that can make the wheels turn (stop and estop never can)."""
+    return cmd["cmd"] in ("start", "speed", "drive") or (
+        cmd["cmd"] == "mode" and cmd.get("mode") != "stopped")
+
+
+class ReplayGuard:
+    """Remembers the signatures (or payloads) accepted within the age window."""
+
+    def __init__(self, window_s: float):
+        self.window = window_s
+        self._seen: Dict[str, float] = {}
+        self._order: Deque[Tuple[float, str]] = collections.deque()
+        self._lock = threading.Lock()
+
+    def check(self, mark: str, now: float) -> None:
+        with self._lock:
+            while self._order and now - self._order[0][0] > 2 * self.window:
+                _, old = self._order.popleft()
+                self._seen.pop(old, None)
+            if mark in self._seen:
+                raise CommandError("replayed: this command was already received")
+            self._seen[mark] = now
+            self._order.append((now, mark))
+
+
+def parse_command(raw: bytes, key: Optional[str] = None, max_age_s: float = 2.0,
+                  replay: Optional[ReplayGuard] = None, now: Optional[float] = None
+                  ) -> Tuple[Dict[str, Any], str]:
+    """(command, id) of a valid payload; CommandError with the reason otherwise.
+    `max_age_s` 0 accepts commands without a time (tests and tools only)."""
     if len(raw) > MAX_BYTES:
         raise CommandError(f"payload of {len(raw)} bytes; the limit is {MAX_BYTES}")
     try:
@@ -46,13 +102,35 @@ def parse_command(raw: bytes, token: Optional[str] = None) -> Tuple[Dict[str, An
     if not isinstance(cid, (str, int)) or isinstance(cid, bool):
         raise CommandError("id must be a string or an integer")
     cid = str(cid)[:64]
-    if token is not None and cmd.get("token") != token:
-        raise CommandError("unauthorised: missing or wrong token")
+    try:
+        return _check(cmd, raw, cid, key, max_age_s, replay, now)
+    except CommandError as e:
+        e.cid = cid
+        raise
+
+
+def _check(cmd: Dict[str, Any], raw: bytes, cid: str, key: Optional[str], max_age_s: float,
+           replay: Optional[ReplayGuard], now: Optional[float]) -> Tuple[Dict[str, Any], str]:
+    now = time.time() if now is None else now
+    if key:
+        sig = cmd.get("sig")
+        good = hmac.new(key.encode(), canonical(cmd), hashlib.sha256).hexdigest()
+        if not isinstance(sig, str) or not hmac.compare_digest(sig, good):
+            raise CommandError("unauthorised: missing or wrong signature")
+    if max_age_s > 0:
+        t = cmd.get("t")
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or t != t:
+            raise CommandError("no send time: commands carry \"t\" (Unix seconds)")
+        if abs(now - t) > max_age_s:
+            raise CommandError(f"stale: sent {now - t:+.1f} s from now (limit "
+                               f"{max_age_s:g} s; are the clocks in sync?)")
+    if replay is not None and max_age_s > 0:
+        replay.check(cmd.get("sig") or hashlib.sha256(raw).hexdigest(), now)
     name = cmd.get("cmd")
     if name not in FIELDS:
         raise CommandError(f"unknown command {name!r}; expected one of {', '.join(FIELDS)}")
     allowed = FIELDS[name]
-    extra = sorted(set(cmd) - set(allowed) - {"cmd", "id", "token"})
+    extra = sorted(set(cmd) - set(allowed) - ENVELOPE)
     if extra:
         raise CommandError(f"{name}: unexpected field(s) {', '.join(extra)}")
     for key in REQUIRED.get(name, ()):

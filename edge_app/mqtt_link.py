@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 from urllib.parse import unquote, urlsplit
 
-from edge_app.commands import CommandError, parse_command
+from edge_app.commands import CommandError, ReplayGuard, is_motion, parse_command
 from edge_app.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,10 @@ class MqttConfig:
     keepalive: int = 10  # seconds; the broker publishes the Last Will after 1.5x this
     detections_qos: int = 2  # 2: exactly once; 1: at least once
     telemetry_s: float = 2.0
-    command_token: str = ""  # when set, commands must carry it
+    command_key: str = ""  # shared secret: commands must carry an HMAC under it ("sig")
+    command_max_age_s: float = 2.0  # commands older than this (sender's "t") are refused
+    insecure: bool = False  # accept motion commands over a non-loopback broker without
+    # TLS, credentials and a command key (never on a shared network)
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     max_inflight: int = 20
@@ -94,6 +97,20 @@ class MqttLink:
         c.on_message = self._on_message
         c.on_subscribe = lambda *a, **k: self.listening.set()
         self.client = c
+        self.replay = ReplayGuard(cfg.command_max_age_s)
+        self.motion_refused = self._motion_refusal(tls, bool(user and password))
+        if self.motion_refused:
+            log.warning("MQTT: motion commands will be refused: %s", self.motion_refused)
+
+    def _motion_refusal(self, tls: bool, credentials: bool) -> str:
+        """Why motion commands cannot be trusted on this link ('' when they can)."""
+        if self.cfg.insecure or _loopback(self.host):
+            return ""
+        missing = [what for what, ok in (("TLS (mqtts://)", tls), ("credentials", credentials),
+                                         ("mqtt.command_key", bool(self.cfg.command_key)))
+                   if not ok]
+        return ("the broker is not on this machine and the link lacks " + ", ".join(missing)
+                + " (or set mqtt.insecure: true)") if missing else ""
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -118,7 +135,8 @@ class MqttLink:
             log.warning("MQTT broker refused the connection: %s", reason)
             return
         log.info("MQTT connected to %s:%d", self.host, self.port)
-        client.subscribe(f"{self.prefix}/cmd", qos=1)
+        # QoS 0: the broker keeps no commands for the car while it is away
+        client.subscribe(f"{self.prefix}/cmd", qos=0)
         client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
         self.connected.set()
         self.pump()
@@ -157,12 +175,17 @@ class MqttLink:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         cid = ""
         try:
-            cmd, cid = parse_command(msg.payload, self.cfg.command_token or None)
+            if msg.retain:
+                raise CommandError("retained: a retained command is never obeyed")
+            cmd, cid = parse_command(msg.payload, self.cfg.command_key or None,
+                                     self.cfg.command_max_age_s, self.replay)
+            if self.motion_refused and is_motion(cmd):
+                raise CommandError(f"refused: {self.motion_refused}")
             self.on_command(cmd)
             result = {"id": cid, "cmd": cmd["cmd"], "accepted": True}
             self.commands["accepted"] += 1
         except (CommandError, ValueError, PermissionError) as e:
-            result = {"id": cid, "accepted": False, "reason": str(e)}
+            result = {"id": cid or getattr(e, "cid", ""), "accepted": False, "reason": str(e)}
             self.commands["rejected"] += 1
         except Exception as e:  # noqa: BLE001 - no command may take the link down
             log.exception("command handler failed")
@@ -216,6 +239,16 @@ class MqttLink:
     @property
     def spool_depth(self) -> int:
         return self.spool.depth
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def spool_folder(runs_root: Path, cfg: MqttConfig) -> Path:

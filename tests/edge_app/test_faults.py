@@ -17,7 +17,7 @@ from edge_app.config import load_car_config
 from edge_app.drive import DriveConfig, DriveController, make_robot
 from edge_app.fault_latch import FaultLatch
 from edge_app.pipeline import CarPipeline
-from edge_app.recorder import Recorder, RecordConfig
+from edge_app.recorder import RecordConfig, Recorder
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.tools.motors_off import drive_pins
 from tests.conftest import REPO

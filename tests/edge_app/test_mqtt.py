@@ -13,7 +13,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_app.commands import CommandError, parse_command
+from edge_app.commands import CommandError, ReplayGuard, parse_command, sign
 from edge_app.drive import DriveConfig, DriveController, make_robot
 from edge_app.mqtt_link import MqttConfig, MqttLink
 from tests.conftest import REPO
@@ -134,23 +134,27 @@ def _wait_false(event, timeout):
 
 
 def random_payload(rng):
-    kind = rng.randrange(7)
+    kind = rng.randrange(8)
     if kind == 0:
         return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
     if kind == 1:
         return json.dumps([1, 2, "drive"]).encode()
-    if kind == 2:  # valid shapes, but no token
-        return json.dumps(rng.choice([{"cmd": "start"}, {"cmd": "mode", "mode": "cruise"},
-                                      {"cmd": "drive", "speed": 0.5}])).encode()
-    if kind == 3:  # wrong token
-        return json.dumps({"cmd": "start", "token": "guess" + str(rng.random())}).encode()
+    if kind == 2:  # valid shapes and fresh, but unsigned
+        return json.dumps({**rng.choice([{"cmd": "start"}, {"cmd": "mode", "mode": "cruise"},
+                                         {"cmd": "drive", "speed": 0.5}]),
+                           "t": time.time()}).encode()
+    if kind == 3:  # signed with another key, or signed and then altered
+        if rng.random() < 0.5:
+            return json.dumps(sign({"cmd": "start"}, "guess" + str(rng.random()))).encode()
+        return json.dumps({**sign({"cmd": "stop"}, "s3cret"), "cmd": "start"}).encode()
     if kind == 4:  # unknown commands and fields
-        return json.dumps({"cmd": rng.choice(["fly", "reboot", "", None, 7]),
-                           "token": "s3cret"}).encode()
+        return json.dumps(sign({"cmd": rng.choice(["fly", "reboot", "", None, 7])},
+                               "s3cret")).encode()
     if kind == 5:  # out-of-range values and wrong types
-        return json.dumps({"cmd": "drive", "speed": rng.choice([2, -7, "fast", None, True,
-                                                                1e309, [1]]),
-                           "token": "s3cret"}).encode()
+        return json.dumps(sign({"cmd": "drive", "speed": rng.choice(
+            [2, -7, "fast", None, True, 1e309, [1]])}, "s3cret")).encode()
+    if kind == 6:  # signed, but stale
+        return json.dumps(sign({"cmd": "start"}, "s3cret", time.time() - 30)).encode()
     return b"x" * 5000
 
 
@@ -177,7 +181,7 @@ def test_fuzzed_malformed_unknown_unauthorised_commands_never_move_the_motors(br
             drive.set_mode(cmd["mode"])
         elif cmd["cmd"] == "drive":
             drive.drive(cmd["speed"], cmd.get("turn", 0.0))
-    car = link(broker, tmp_path, on_command, command_token="s3cret")
+    car = link(broker, tmp_path, on_command, command_key="s3cret")
     car.start()
     assert car.listening.wait(10)
     results = Listener(broker, "crackcar/car1/cmd/result", "results", 1)
@@ -194,13 +198,19 @@ def test_fuzzed_malformed_unknown_unauthorised_commands_never_move_the_motors(br
     assert not moved and all(p.state == 0 for p in pins)
     assert all(r["accepted"] is False and r["reason"] for r in replies)
     assert any("unauthorised" in r["reason"] for r in replies)
+    assert any("stale" in r["reason"] for r in replies)
     assert any("unknown command" in r["reason"] for r in replies)
     assert any("not JSON" in r["reason"] for r in replies)
     # the link survived: an authorised command still works
-    pub.publish("crackcar/car1/cmd", json.dumps({"cmd": "start", "mode": "manual", "id": "ok",
-                                                 "token": "s3cret"}), qos=1)
+    ok = json.dumps(sign({"cmd": "start", "mode": "manual", "id": "ok"}, "s3cret"))
+    pub.publish("crackcar/car1/cmd", ok, qos=1)
     assert results.wait(lambda ms: any('"ok"' in p for _, p, _ in ms), 10)
     assert drive.mode == "manual"
+    drive.stop()
+    pub.publish("crackcar/car1/cmd", ok, qos=1)  # the same bytes again: a replay
+    assert results.wait(lambda ms: sum('"ok"' in p for _, p, _ in ms) >= 2, 10)
+    assert "replayed" in json.loads(results.messages[-1][1])["reason"]
+    assert drive.mode == "stopped"
     for c in (pub,):
         c.loop_stop()
     results.close()
@@ -225,7 +235,8 @@ def test_estop_over_mqtt_stops_the_motors_within_half_a_second(broker, tmp_path)
     for _ in range(5):
         drive.start("cruise")
         t0 = time.monotonic()
-        pub.publish("crackcar/car1/cmd", json.dumps({"cmd": "estop"}), qos=1)
+        pub.publish("crackcar/car1/cmd", json.dumps({"cmd": "estop", "t": time.time()}),
+                    qos=1)
         while pin.state != 0 and time.monotonic() - t0 < 2:
             time.sleep(0.0005)
         times.append(time.monotonic() - t0)
@@ -260,11 +271,78 @@ def test_status_is_online_retained_and_turns_offline_on_sigkill(broker, tmp_path
 
 
 def test_command_parser_rules():
-    assert parse_command(b'{"cmd": "drive", "speed": 0.3, "turn": -1, "id": 7}') == \
-        ({"cmd": "drive", "speed": 0.3, "turn": -1.0}, "7")
+    assert parse_command(b'{"cmd": "drive", "speed": 0.3, "turn": -1, "id": 7}',
+                         max_age_s=0) == ({"cmd": "drive", "speed": 0.3, "turn": -1.0}, "7")
+    with pytest.raises(CommandError, match="no send time"):
+        parse_command(b'{"cmd": "stop"}')
+    with pytest.raises(CommandError, match="stale"):
+        parse_command(json.dumps({"cmd": "stop", "t": 1000.0}).encode(), now=1003.0)
+    with pytest.raises(CommandError, match="stale"):  # from the future too
+        parse_command(json.dumps({"cmd": "stop", "t": 1003.0}).encode(), now=1000.0)
+    signed = json.dumps(sign({"cmd": "stop"}, "k", 1000.0)).encode()
+    assert parse_command(signed, "k", now=1001.0)[0] == {"cmd": "stop"}
+    with pytest.raises(CommandError, match="unauthorised"):
+        parse_command(signed, "other", now=1001.0)
+    guard = ReplayGuard(2.0)
+    parse_command(signed, "k", replay=guard, now=1001.0)
+    with pytest.raises(CommandError, match="replayed"):
+        parse_command(signed, "k", replay=guard, now=1001.5)
     for raw, reason in [(b'{"cmd": "mode"}', "missing field 'mode'"),
                         (b'{"cmd": "stop", "speed": 1}', "unexpected field(s) speed"),
                         (b'{"cmd": "speed", "speed": NaN}', "must be a number"),
                         (b'"stop"', "expected a JSON object")]:
         with pytest.raises(CommandError, match=reason.replace("(", r"\(").replace(")", r"\)")):
-            parse_command(raw)
+            parse_command(raw, max_age_s=0)
+
+
+def test_retained_and_offline_commands_never_drive_the_car(broker, tmp_path):
+    got = []
+    pub = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    car = link(broker, tmp_path, got.append)
+    car.start()
+    assert car.listening.wait(10)
+    car.close()  # the car goes away; its persistent session stays with the broker
+    fresh = json.dumps({"cmd": "start", "t": time.time()})
+    pub.publish("crackcar/car1/cmd", fresh, qos=1).wait_for_publish(5)  # sent while away
+    pub.publish("crackcar/car1/cmd", fresh, qos=1, retain=True).wait_for_publish(5)
+    results = Listener(broker, "crackcar/car1/cmd/result", "results", 1)
+    again = link(broker, tmp_path, got.append)
+    again.start()
+    assert again.listening.wait(10)
+    assert results.wait(lambda ms: len(ms) >= 1, 10)
+    time.sleep(0.5)
+    replies = [json.loads(p) for _, p, _ in results.messages]
+    assert got == [] and len(replies) == 1 and "retained" in replies[0]["reason"]
+    pub.publish("crackcar/car1/cmd", b"", qos=1, retain=True).wait_for_publish(5)  # clear
+    pub.loop_stop()
+    results.close()
+    again.close()
+
+
+def test_motion_needs_tls_credentials_and_a_key_off_this_machine(tmp_path):
+    remote = MqttLink(MqttConfig(url="mqtt://192.0.2.10:1883"), "car1", tmp_path / "s1",
+                      lambda c: None)
+    assert "TLS" in remote.motion_refused and "command_key" in remote.motion_refused
+    ok = MqttLink(MqttConfig(url="mqtts://u:p@192.0.2.10:8883", command_key="k"), "car1",
+                  tmp_path / "s2", lambda c: None)
+    assert ok.motion_refused == ""
+    waived = MqttLink(MqttConfig(url="mqtt://192.0.2.10", insecure=True), "car1",
+                      tmp_path / "s3", lambda c: None)
+    assert waived.motion_refused == ""
+    for lk in (remote, ok, waived):
+        lk.spool.close()
+    got = []
+    remote.on_command = got.append
+
+    class Msg:
+        retain = False
+        payload = json.dumps({"cmd": "start", "t": time.time()}).encode()
+    sent = []
+    remote.client.publish = lambda topic, payload, qos=0: sent.append(json.loads(payload))
+    remote._on_message(remote.client, None, Msg())
+    Msg.payload = json.dumps({"cmd": "estop", "t": time.time()}).encode()
+    remote._on_message(remote.client, None, Msg())
+    assert got == [{"cmd": "estop"}]  # anyone may stop the car; nobody unauthenticated drives
+    assert "refused" in sent[0]["reason"] and sent[1]["accepted"]
