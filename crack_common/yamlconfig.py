@@ -91,6 +91,8 @@ def read_yaml(path: Path) -> Dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from e
     return data

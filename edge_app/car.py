@@ -140,6 +140,8 @@ class CarServices:
         t.update({"cpu_temp_c": cpu_temperature(), "throttled": throttled(),
                   "detections": self.detections,
                   "spool_depth": self.mqtt.spool_depth if self.mqtt else None,
+                  "spool_dropped": self.mqtt.spool.dropped if self.mqtt else None,
+                  "spool_errors": self.mqtt.spool.errors if self.mqtt else None,
                   "mqtt": ("connected" if self.mqtt.connected.is_set() else "offline")
                   if self.mqtt else "off",
                   "recording": self.recorder.state if self.recorder else "off",

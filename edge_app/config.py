@@ -95,7 +95,24 @@ class CarConfig:
         return Path(self.inference.model) if self.inference.model else DEFAULT_MODEL
 
 
+def _finite(obj, prefix: str = "") -> None:
+    """Every number in the tree is finite: .inf would switch a timeout off, .nan every
+    comparison."""
+    import dataclasses
+    import math
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            _finite(v, f"{prefix}{f.name}.")
+        elif isinstance(v, float):
+            need(math.isfinite(v), f"{prefix}{f.name}", "a finite number", v)
+        elif isinstance(v, list):
+            need(all(math.isfinite(x) for x in v if isinstance(x, float)),
+                 f"{prefix}{f.name}", "finite numbers", v)
+
+
 def validate(cfg: CarConfig) -> CarConfig:
+    _finite(cfg)
     need(bool(cfg.car_id) and all(c.isalnum() or c in "-_" for c in cfg.car_id), "car_id",
          "letters, digits, - and _ (it is part of MQTT topics)", cfg.car_id)
     s = cfg.source
@@ -144,6 +161,10 @@ def validate(cfg: CarConfig) -> CarConfig:
     need(q.detections_qos in (1, 2), "mqtt.detections_qos", "1 or 2", q.detections_qos)
     need(q.keepalive >= 1, "mqtt.keepalive", "at least 1", q.keepalive)
     need(q.telemetry_s > 0, "mqtt.telemetry_s", "positive", q.telemetry_s)
+    need(q.max_inflight >= 1, "mqtt.max_inflight", "at least 1 (0 would send nothing)",
+         q.max_inflight)
+    need(q.spool_max >= 100, "mqtt.spool_max", "at least 100", q.spool_max)
+    need(q.command_max_age_s > 0, "mqtt.command_max_age_s", "positive", q.command_max_age_s)
     need(all(c.isalnum() or c in "-_/" for c in q.topic_prefix) and q.topic_prefix,
          "mqtt.topic_prefix", "letters, digits, -, _ and /", q.topic_prefix)
     r = cfg.record

@@ -32,14 +32,20 @@ class GpsConfig:
     reconnect_max_s: float = 10.0  # back-off limit while gpsd is unreachable
 
 
+def fix_mode(report: Dict[str, Any]) -> int:
+    """A TPV report's mode (0 unknown, 1 no fix, 2, 3); anything malformed counts as 0."""
+    mode = report.get("mode", 0)
+    return mode if isinstance(mode, int) and not isinstance(mode, bool) else 0
+
+
 def parse_tpv(report: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The position of a gpsd TPV report with a 2-D or 3-D fix, else None."""
-    if report.get("class") != "TPV" or int(report.get("mode", 0) or 0) < 2:
+    if report.get("class") != "TPV" or fix_mode(report) < 2:
         return None
     lat, lon = report.get("lat"), report.get("lon")
-    if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)):
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon)):
         return None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN fails here too
         return None
     fix = {"lat": round(float(lat), 8), "lon": round(float(lon), 8),
            "mode": int(report["mode"]), "time": report.get("time")}
@@ -154,5 +160,5 @@ class GpsdClient:
         with self._lock:
             if fix is not None:
                 self._fix, self._fix_at = fix, time.monotonic()
-            elif int(report.get("mode", 0) or 0) == 1:  # the receiver lost its fix
+            elif fix_mode(report) == 1:  # the receiver lost its fix
                 self._fix = None

@@ -51,6 +51,7 @@ class MqttConfig:
     reconnect_max: float = 30.0
     max_inflight: int = 20
     spool_dir: str = ""  # on-disk spool (empty: <record.root>/_spool)
+    spool_max: int = 100000  # detections kept while the broker is away (oldest dropped)
 
 
 class MqttLink:
@@ -59,7 +60,7 @@ class MqttLink:
         import paho.mqtt.client as mqtt
         self.cfg, self.car_id = cfg, car_id
         self.prefix = f"{cfg.topic_prefix}/{car_id}"
-        self.spool = Spool(spool_dir)
+        self.spool = Spool(spool_dir, cfg.spool_max)
         self.on_command = on_command
         self.connected = threading.Event()
         self.listening = threading.Event()  # the cmd subscription is in place

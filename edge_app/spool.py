@@ -1,91 +1,118 @@
-"""An on-disk, append-only spool of outgoing messages, so detections survive a broker that
-is down, a network that is gone and a restart of the app.
+"""An on-disk queue of outgoing messages, so detections survive a broker that is down, a
+network that is gone, a restart of the app and a power cut.
 
-`messages.jsonl` holds one record per line ({"seq", "topic", "payload"}); `acked` holds the
-highest sequence number the broker has acknowledged. Messages go out in order; after a
-reconnect (or a restart) everything after `acked` is pending again. A torn last line (power
-loss) is ignored. The file is compacted when everything in it has been acknowledged."""
+It is a stdlib sqlite3 database in WAL mode with synchronous=FULL: a message whose
+`append` returned is on the card (a power cut at any byte loses nothing appended, and a
+torn write is rolled back by SQLite, never read as a message). `acked` is the highest
+sequence number the broker has acknowledged; after a reconnect or a restart everything
+after it is pending again, in order. Pending messages stay on disk, not in memory. The
+queue is bounded (`max_messages`): past it the oldest unacknowledged messages are
+dropped and counted (`dropped`, in telemetry). A disk error never raises into the car:
+`append` logs it, counts it (`errors`) and returns, so the car keeps driving.
+
+sqlite3 rather than a hand-written log: atomic commits, crash recovery and bounded reads
+come with Python on every Pi, and a detection a second is far below its cost.
+"""
 
 from __future__ import annotations
 
-import json
-import os
+import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
-from crack_common.files import atomic_write_text
+log = logging.getLogger(__name__)
+DB_NAME = "spool.sqlite"
 
 
 class Spool:
-    def __init__(self, folder: Path, compact_after: int = 5000):
+    def __init__(self, folder: Path, max_messages: int = 100_000):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.path = self.folder / "messages.jsonl"
-        self.ack_path = self.folder / "acked"
-        self.compact_after = compact_after
+        self.path = self.folder / DB_NAME
+        self.max_messages = max_messages
+        self.dropped = 0
+        self.errors = 0
         self._lock = threading.Lock()
-        self._records: List[Tuple[int, str, str]] = []
-        self.acked = self._read_ack()
-        for line in self._lines():
-            try:
-                r = json.loads(line)
-                self._records.append((int(r["seq"]), r["topic"], r["payload"]))
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn line from a power cut
-        self._records = [r for r in self._records if r[0] > self.acked]
-        self.seq = max([self.acked] + [r[0] for r in self._records])
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, "
+                         "topic TEXT NOT NULL, payload TEXT NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER)")
+        row = self._db.execute("SELECT v FROM meta WHERE k='acked'").fetchone()
+        self.acked = int(row[0]) if row else 0
+        top = self._db.execute("SELECT MAX(seq) FROM messages").fetchone()[0]
+        self.seq = max(self.acked, int(top or 0))
+        self._depth = self._count()
 
-    def _read_ack(self) -> int:
-        try:
-            return int(self.ack_path.read_text().strip() or 0)
-        except (OSError, ValueError):
-            return 0
-
-    def _lines(self) -> List[str]:
-        try:
-            return self.path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return []
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM messages WHERE seq > ?",
+                                    (self.acked,)).fetchone()[0])
 
     def append(self, topic: str, payload_for: Callable[[int], str]) -> int:
-        """Add a message; `payload_for(seq)` makes its payload. Returns its seq."""
+        """Add a message; `payload_for(seq)` makes its payload. Returns its seq (also
+        when the disk refused it: then it is logged and counted, never raised)."""
         with self._lock:
             self.seq += 1
             payload = payload_for(self.seq)
-            self._file.write(json.dumps({"seq": self.seq, "topic": topic, "payload": payload})
-                             + "\n")
-            self._file.flush()
-            self._records.append((self.seq, topic, payload))
+            try:
+                with self._db:  # one transaction: the message and any trimming
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute("INSERT INTO messages VALUES (?, ?, ?)",
+                                     (self.seq, topic, payload))
+                    over = self._depth + 1 - self.max_messages
+                    if over > 0:
+                        self._db.execute("DELETE FROM messages WHERE seq IN (SELECT seq FROM "
+                                         "messages WHERE seq > ? ORDER BY seq LIMIT ?)",
+                                         (self.acked, over))
+                self._depth += 1 - max(0, over)
+                self.dropped += max(0, over)
+            except sqlite3.Error as e:
+                self.errors += 1
+                log.warning("spool: message %d not stored (%s); the car drives on", self.seq, e)
             return self.seq
 
     def pending(self, after: Optional[int] = None, limit: int = 100) -> List[Tuple[int, str, str]]:
         """Unacknowledged messages with seq > after (default: > acked), in order."""
-        after = self.acked if after is None else after
+        after = self.acked if after is None else max(after, self.acked)
         with self._lock:
-            return [r for r in self._records if r[0] > after][:limit]
+            try:
+                return [(int(s), t, p) for s, t, p in self._db.execute(
+                    "SELECT seq, topic, payload FROM messages WHERE seq > ? ORDER BY seq "
+                    "LIMIT ?", (after, limit))]
+            except sqlite3.Error as e:
+                self.errors += 1
+                log.warning("spool: cannot read pending messages (%s)", e)
+                return []
 
     def ack(self, seq: int) -> None:
         """The broker has everything up to `seq` (acknowledgements arrive in order)."""
         with self._lock:
             if seq <= self.acked:
                 return
-            self.acked = seq
-            self._records = [r for r in self._records if r[0] > seq]
-            atomic_write_text(self.ack_path, str(seq))
-            if not self._records and self.path.stat().st_size > self.compact_after * 200:
-                self._file.close()
-                atomic_write_text(self.path, "")
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute("DELETE FROM messages WHERE seq <= ?", (seq,))
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES ('acked', ?)", (seq,))
+                self.acked = seq
+                self._depth = self._count()
+            except sqlite3.Error as e:
+                self.errors += 1
+                log.warning("spool: cannot record the acknowledgement of %d (%s); it may be "
+                            "sent again", seq, e)
 
     @property
     def depth(self) -> int:
         with self._lock:
-            return len(self._records)
+            return self._depth
 
     def close(self) -> None:
         with self._lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                self._db.close()
+            except sqlite3.Error as e:
+                log.warning("spool: close failed (%s)", e)

@@ -19,7 +19,7 @@ class MultipartParser:
         self.max_part = max_part
         self.buf = bytearray()
         self.counts: Dict[str, int] = {"parts": 0, "garbage_bytes": 0, "oversize": 0,
-                                       "bad_headers": 0}
+                                       "bad_headers": 0, "bad_length": 0}
         self._skipping = False  # inside an oversize part: discard until the next boundary
 
     @staticmethod
@@ -80,7 +80,11 @@ class MultipartParser:
         headers = self._headers(bytes(self.buf[len(self.marker):head_end]))
         body_start = head_end + sep
         length = headers.get("content-length")
-        if length is not None and length.isdigit():
+        bad_length = length is not None and not (length.isascii() and length.isdigit()
+                                                 and len(length) <= 12)
+        if bad_length:  # '\xb2', '-1', '1e3': find the boundary instead
+            length = None
+        if length is not None:
             n = int(length)
             if n > self.max_part:
                 self._drop_oversize()
@@ -98,6 +102,7 @@ class MultipartParser:
             return None
         body = bytes(self.buf[body_start:nxt]).rstrip(b"\r\n")
         del self.buf[:nxt]
+        self.counts["bad_length"] += int(bad_length)
         if len(body) > self.max_part:
             self.counts["oversize"] += 1
             return self._next()

@@ -157,3 +157,149 @@ def test_after_a_fault_the_next_start_is_held_stopped(tmp_path):
     assert latch.previous() is None
     (tmp_path / ".crack-car-latch.json").write_bytes(b"\x00torn")
     assert latch.previous() == {"state": "unreadable"}
+
+
+def test_content_length_is_parsed_strictly():
+    from edge_app.sources.multipart import MultipartParser
+    from tests.edge_app.streams import BOUNDARY, jpeg
+    j = jpeg()
+    p = MultipartParser(BOUNDARY)
+    out = []
+    for bad in ("\xb2", "-1", "1e3", "9" * 40, "0x10"):
+        head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {bad}\r\n\r\n"
+        out += p.feed(head.encode("latin-1") + j + b"\r\n")
+    out += p.feed(f"--{BOUNDARY}".encode())
+    assert p.counts["bad_length"] == 5 and [len(b) for b in out] == [len(j)] * 5
+
+
+def test_fuzzed_mjpg_streams_never_escape_the_parser_and_memory_stays_bounded():
+    """3,000 seeded mutations of a recorded stream (bytes flipped, inserted, deleted,
+    duplicated; headers rewritten), fed in random chunk sizes."""
+    import random
+
+    from edge_app.sources.multipart import MultipartParser
+    from tests.edge_app.streams import BOUNDARY, jpeg
+    frames = [part(jpeg(seq=i)) for i in range(4)]
+    frames[1] = part(jpeg(seq=1), length=False)
+    clean = b"".join(frames)
+    rng = random.Random(2026)
+    tokens = [b"\r\n", b"\r\n\r\n", f"--{BOUNDARY}".encode(), b"Content-Length: ",
+              "\xb2".encode(), b"-1", b"99999999999", b"Content-Type: text/html\r\n", b"\x00"]
+    survived = 0
+    for _ in range(3000):
+        data = bytearray(clean)
+        for _ in range(rng.randint(1, 12)):
+            op, at = rng.randrange(5), rng.randrange(len(data))
+            if op == 0:
+                data[at] = rng.randrange(256)
+            elif op == 1:
+                data[at:at] = rng.choice(tokens)
+            elif op == 2:
+                del data[at:at + rng.randint(1, 400)]
+            elif op == 3:
+                data[at:at] = data[at:at + rng.randint(1, 2000)]
+            else:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 50)))
+        p = MultipartParser(BOUNDARY, max_part=200_000)
+        i = 0
+        while i < len(data):
+            n = rng.choice((1, 7, 512, 4096, 65536))
+            for body in p.feed(bytes(data[i:i + n])):
+                assert len(body) <= 200_000
+            assert len(p.buf) <= 200_000 + 70_000  # one part, headers and a chunk at most
+            i += n
+        survived += 1
+    assert survived == 3000
+
+
+def test_spool_power_cut_at_any_byte_keeps_a_whole_prefix(tmp_path):
+    """Cut the spool's write-ahead log at every byte offset class (each frame boundary
+    and random bytes inside frames): reopening always yields messages 1..m intact, and
+    an uncut log yields all of them."""
+    import random
+    import shutil
+
+    from edge_app.spool import Spool
+    src = tmp_path / "live"
+    sp = Spool(src)
+    for i in range(30):
+        sp.append("t", lambda s, i=i: f"payload-{s}-" + "x" * (i * 37 % 900))
+    wal = (src / "spool.sqlite-wal").read_bytes()  # the process 'dies' here: no close
+    assert len(wal) > 4096
+    rng = random.Random(5)
+    cuts = sorted({len(wal)} | {rng.randrange(len(wal)) for _ in range(60)}
+                  | set(range(32, len(wal), 4096 + 24)))
+    for k, cut in enumerate(cuts):
+        dst = tmp_path / f"cut{k}"
+        dst.mkdir()
+        shutil.copyfile(src / "spool.sqlite", dst / "spool.sqlite")
+        (dst / "spool.sqlite-wal").write_bytes(wal[:cut])
+        again = Spool(dst)
+        got = again.pending(limit=1000)
+        seqs = [s for s, _, _ in got]
+        assert seqs == list(range(1, len(seqs) + 1)), cut
+        assert all(p.startswith(f"payload-{s}-") for s, _, p in got)
+        if cut == len(wal):
+            assert len(seqs) == 30
+        again.close()
+    sp.close()
+
+
+def test_spool_full_disk_is_a_warning_not_a_fault(tmp_path, caplog):
+    from edge_app.spool import Spool
+    sp = Spool(tmp_path, max_messages=1000)
+    sp._db.execute("PRAGMA max_page_count = 8")  # the disk is 'full' after a few pages
+    seqs = [sp.append("t", lambda s: "y" * 3000) for _ in range(40)]
+    assert seqs == list(range(1, 41)) and sp.errors > 0  # counted, never raised
+    assert "car drives on" in caplog.text
+    stored = [s for s, _, _ in sp.pending(limit=100)]
+    assert stored == list(range(1, len(stored) + 1))
+    sp.close()
+
+
+def test_spool_is_bounded_and_counts_what_it_drops(tmp_path):
+    from edge_app.spool import Spool
+    sp = Spool(tmp_path, max_messages=100)
+    for _ in range(250):
+        sp.append("t", lambda s: str(s))
+    assert sp.depth == 100 and sp.dropped == 150
+    assert [s for s, _, _ in sp.pending(limit=1000)] == list(range(151, 251))
+    sp.ack(200)
+    assert sp.depth == 50
+    sp.close()
+    again = Spool(tmp_path, max_messages=100)
+    assert again.acked == 200 and [s for s, _, _ in again.pending(limit=5)] == \
+        [201, 202, 203, 204, 205]
+    again.close()
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"drive": {"frame_timeout_s": float("inf")}}, "drive.frame_timeout_s"),
+    ({"drive": {"watchdog_hz": float("inf")}}, "drive.watchdog_hz"),
+    ({"drive": {"command_timeout_s": float("nan")}}, "drive.command_timeout_s"),
+    ({"mqtt": {"max_inflight": 0}}, "mqtt.max_inflight"),
+])
+def test_config_refuses_values_that_switch_safety_off(override, key):
+    from crack_common.yamlconfig import ConfigError
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_car_config(None, [override])
+
+
+def test_config_that_is_not_utf8_is_named(tmp_path):
+    from crack_common.yamlconfig import ConfigError
+    bad = tmp_path / "car.yaml"
+    bad.write_bytes(b"car_id: caf\xe9\n")
+    with pytest.raises(ConfigError, match="car.yaml: not UTF-8"):
+        load_car_config(bad)
+
+
+def test_malformed_gpsd_reports_do_not_kill_the_reader():
+    from edge_app.gps import GpsConfig, GpsdClient, parse_tpv
+    assert parse_tpv({"class": "TPV", "mode": "x", "lat": 1, "lon": 2}) is None
+    assert parse_tpv({"class": "TPV", "mode": 3, "lat": float("nan"), "lon": 2}) is None
+    assert parse_tpv({"class": "TPV", "mode": 3, "lat": True, "lon": 2}) is None
+    c = GpsdClient(GpsConfig(source="gpsd"))
+    for line in (b'{"class":"TPV","mode":"x"}', b'{"class":"TPV","mode":[1]}', b"[1]",
+                 b'{"class":"TPV","mode":3,"lat":52.5,"lon":13.4}'):
+        c._line(line)
+    assert c._fix["lat"] == 52.5
