@@ -14,7 +14,11 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A configuration key or value that is not allowed."""
+    """A configuration key or value that is not allowed (secrets in the text masked)."""
+
+    def __init__(self, message: str):
+        from crack_common.redact import redact_text
+        super().__init__(redact_text(message))
 
 
 def _check_type(key: str, value: Any, default: Any, hint: str) -> Any:
@@ -50,7 +54,9 @@ def _check_type(key: str, value: Any, default: Any, hint: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return value
     if not isinstance(value, base) or (isinstance(value, bool) and base is not bool):
-        raise ConfigError(f"{key}: expected {base.__name__}, got {value!r}")
+        from crack_common.redact import MASK, SECRET_KEYS
+        shown = MASK if SECRET_KEYS.search(key) else repr(value)
+        raise ConfigError(f"{key}: expected {base.__name__}, got {shown}")
     return value
 
 
@@ -112,4 +118,6 @@ def load(cls: type, path: Optional[Path] = None,
 def need(ok: bool, key: str, what: str, value: Any) -> None:
     """Raise ConfigError('KEY: WHAT, got VALUE') unless ok."""
     if not ok:
-        raise ConfigError(f"{key}: {what}, got {value!r}")
+        from crack_common.redact import MASK, SECRET_KEYS
+        shown = MASK if SECRET_KEYS.search(key) else repr(value)
+        raise ConfigError(f"{key}: {what}, got {shown}")

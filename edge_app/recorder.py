@@ -28,6 +28,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from crack_common.files import atomic_write_text
+from crack_common.redact import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -45,13 +48,28 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
+def run_ordinal(folder: Path) -> int:
+    """A run's place in recording order (run.json's `ordinal`; 0 for older runs). Not the
+    clock: a Pi without a real-time clock may start in 1970 and name its runs so."""
+    try:
+        value = json.loads((folder / "run.json").read_text()).get("ordinal", 0)
+        return value if isinstance(value, int) else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 def apply_retention(root: Path, limit_gb: float, keep: Optional[Path] = None) -> List[str]:
-    """Delete the oldest run folders while all of them together exceed `limit_gb`."""
+    """Delete the oldest run folders (by recording order) while all of them together
+    exceed `limit_gb`; a folder that cannot be deleted whole counts with what is left."""
     if limit_gb <= 0 or not root.is_dir():
         return []
     runs = sorted((p for p in root.iterdir() if p.is_dir() and (p / "run.json").exists()),
-                  key=lambda p: p.name)
-    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in runs}
+                  key=lambda p: (run_ordinal(p), p.name))
+    sizes = {p: _size(p) for p in runs}
     total, deleted = sum(sizes.values()), []
     for p in runs:
         if total <= limit_gb * 1e9:
@@ -59,8 +77,12 @@ def apply_retention(root: Path, limit_gb: float, keep: Optional[Path] = None) ->
         if keep is not None and p.resolve() == keep.resolve():
             continue
         shutil.rmtree(p, ignore_errors=True)
-        total -= sizes[p]
-        deleted.append(p.name)
+        left = _size(p) if p.exists() else 0
+        if left:
+            log.warning("retention: could not delete all of %s", p)
+        total -= sizes[p] - left
+        if not p.exists():
+            deleted.append(p.name)
     return deleted
 
 
@@ -76,14 +98,19 @@ class Recorder:
             n += 1
             self.dir = self.root / f"{self.run_id}-{n}"
         self.run_id = self.dir.name
+        ordinal = 1 + max([run_ordinal(p) for p in self.root.iterdir() if p.is_dir()]
+                          if self.root.is_dir() else [], default=0)
         self.dir.mkdir(parents=True)
         deleted = apply_retention(self.root, cfg.retention_gb, keep=self.dir)
         self.state = "recording"
         self.error = ""
         self._lock = threading.Lock()
         self._last_sync = time.monotonic()
-        (self.dir / "run.json").write_text(json.dumps(
-            {"run_id": self.run_id, "started": time.time(), **run_info}, indent=1,
+        # written whole and synced (a power cut leaves the old or the new file), secrets
+        # masked: a run folder is shared with people who must not get the broker password
+        atomic_write_text(self.dir / "run.json", json.dumps(
+            redact({"run_id": self.run_id, "ordinal": ordinal, "started": time.time(),
+                    **run_info}), indent=1,
             default=str))
         self._files = {name: open(self.dir / name, "ab") for name in  # noqa: SIM115
                        ("frames.mjpeg", "frames.idx", "masks.png", "masks.idx",

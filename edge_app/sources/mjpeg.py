@@ -9,6 +9,7 @@ import threading
 from typing import Dict
 from urllib.parse import urlsplit
 
+from crack_common.redact import redact_text
 from edge_app.frames import Frame, LatestSlot, looks_like_jpeg
 from edge_app.sources.multipart import MultipartParser
 
@@ -38,7 +39,7 @@ class MjpegSource:
 
     @property
     def name(self) -> str:
-        return self.url
+        return redact_text(self.url)
 
     def run(self, slot: LatestSlot, stop: threading.Event) -> None:
         delay = self.reconnect_min
@@ -48,7 +49,8 @@ class MjpegSource:
                 break
             self.counts["reconnects"] += 1
             delay = self.reconnect_min if got else min(delay * 2, self.reconnect_max)
-            log.warning("stream %s: %s; reconnecting in %.1f s", self.url, self.last_error, delay)
+            log.warning("stream %s: %s; reconnecting in %.1f s", self.name, self.last_error,
+                        delay)
             stop.wait(delay)
 
     def _connection(self) -> http.client.HTTPConnection:

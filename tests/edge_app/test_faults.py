@@ -303,3 +303,40 @@ def test_malformed_gpsd_reports_do_not_kill_the_reader():
                  b'{"class":"TPV","mode":3,"lat":52.5,"lon":13.4}'):
         c._line(line)
     assert c._fix["lat"] == 52.5
+
+
+def test_no_secret_reaches_a_run_folder_a_log_line_or_an_error(tmp_path, caplog):
+    from crack_common.redact import redact, redact_text
+    from crack_common.yamlconfig import ConfigError
+    from edge_app.sources.mjpeg import MjpegSource
+    assert redact_text("mqtt://car:hunter2@ground:1883 and http://u:p@cam/x") == \
+        "mqtt://car:***@ground:1883 and http://u:***@cam/x"
+    cfg = load_car_config(None, [{"mqtt": {"url": "mqtt://car:hunter2@10.0.0.2",
+                                           "password": "hunter3", "command_key": "k3y"},
+                                  "source": {"url": "http://cam:camp4ss@127.0.0.1:9/s"}}])
+    rec = Recorder(RecordConfig(root=str(tmp_path)), {"config": cfg.to_dict(),
+                                                     "source": "http://cam:camp4ss@x/s"})
+    rec.event("command", {"cmd": "start"})
+    rec.close()
+    src = MjpegSource("http://cam:camp4ss@127.0.0.1:9/s", reconnect_min=0.05)
+    assert "camp4ss" not in src.name
+    with pytest.raises(ConfigError) as e:
+        load_car_config(None, [{"mqtt": {"url": "ftp://car:hunter2@ground"}}])
+    with pytest.raises(ConfigError) as e2:
+        load_car_config(None, [{"mqtt": {"password": 12345}}])
+    text = "".join(p.read_text() for p in rec.dir.rglob("*") if p.is_file())
+    text += str(e.value) + str(e2.value) + caplog.text + str(redact(cfg.to_dict()))
+    for secret in ("hunter2", "hunter3", "k3y", "camp4ss", "12345"):
+        assert secret not in text, secret
+
+
+def test_retention_follows_recording_order_not_the_clock(tmp_path):
+    from edge_app.recorder import apply_retention
+    names = []
+    for name in ("20260101-000000", "19700101-000010", "19700101-000020"):  # RTC lost
+        rec = Recorder(RecordConfig(root=str(tmp_path), retention_gb=0), {}, run_id=name)
+        rec.frame(0, b"\xff\xd8" + b"x" * 300_000 + b"\xff\xd9", 0.0, 0.0, None)
+        rec.close()
+        names.append(rec.dir.name)
+    deleted = apply_retention(tmp_path, 0.0007)  # room for two runs
+    assert deleted == ["20260101-000000"]  # the first recorded, though its name sorts last
