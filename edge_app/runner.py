@@ -92,12 +92,12 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         control["pipeline"] = pipeline
         if control.get("requested"):
             pipeline.stop()
+        services.event("start", {"source": source.name, "device": cfg.inference.device})
         if held is not None:
             services.event("held", {"previous": held, "start_mode": cfg.start_mode})
         if start_mode != "stopped":
             drive.start(start_mode)
         notify("READY=1")
-        services.event("start", {"source": source.name, "device": cfg.inference.device})
         summary = pipeline.run(max_frames, on_tick=_watchdog_feeder())
         summary.update({"live_view": live.url if live else None,
                         "run_dir": str(recorder.dir) if recorder else None,

@@ -340,3 +340,26 @@ def test_retention_follows_recording_order_not_the_clock(tmp_path):
         names.append(rec.dir.name)
     deleted = apply_retention(tmp_path, 0.0007)  # room for two runs
     assert deleted == ["20260101-000000"]  # the first recorded, though its name sorts last
+
+
+def test_a_car_restarted_after_an_unclean_exit_waits_for_a_command(tmp_path, cli, dark_model):
+    import json
+
+    from edge_app.recorder import RunReader
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    FaultLatch(runs).arm()  # as a crashed or killed run leaves it
+
+    def run():
+        r = cli("edge_app.cli", ["run", "--source", "demo", "--model", str(dark_model), "--sim",
+                                 "--record", str(runs), "--port", "0", "--fast",
+                                 "--max-frames", "10", "--mode", "cruise", "--json"])
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout.strip().splitlines()[-1])
+        return [e for e in RunReader(summary["run_dir"]).jsonl("events.jsonl")]
+    held = run()
+    assert "held" in [e["event"] for e in held]
+    assert not any(e["event"] == "mode" for e in held)  # never drove
+    assert FaultLatch(runs).previous() is None  # that run ended cleanly: the latch is cleared
+    driven = run()
+    assert any(e["event"] == "mode" and e["to"] == "cruise" for e in driven)

@@ -127,6 +127,6 @@ def test_cli_run_records_a_run_that_reads_back(tmp_path, cli, dark_model):
     assert dets and dets[0]["car_id"] == "car1" and dets[0]["cracks"]
     assert (run.dir / dets[0]["snapshot"]).is_file()
     kinds = [e["event"] for e in run.jsonl("events.jsonl")]
-    assert kinds[0] == "mode" and "start" in kinds and kinds[-1] == "end"
+    assert kinds[0] == "start" and "mode" in kinds and kinds[-1] == "end"
     assert run.info["config"]["car_id"] == "car1" and "openvino" in run.info["versions"]
     assert os.path.getsize(run.dir / "masks.png") > 0
