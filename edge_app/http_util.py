@@ -1,15 +1,55 @@
-"""The base of the car's small HTTP servers (live view, review page)."""
+"""The base of the car's small HTTP servers (live view, review page).
+
+They are stdlib `http.server` on purpose: on a Pi the car already runs a dozen threads
+and an ASGI stack would add an event loop and ~30 MB for two pages and a JPEG stream on
+loopback. What a bare `ThreadingHTTPServer` lacks is added here: a socket timeout per
+connection (a half-sent request cannot hold a thread), a cap on connections (503 past
+it), Host checks against DNS rebinding and strict request bodies.
+"""
 
 from __future__ import annotations
 
 import logging
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional, Tuple
 
 log = logging.getLogger(__name__)
+REQUEST_TIMEOUT_S = 10.0
+
+
+class BoundedServer(ThreadingHTTPServer):
+    """A threading HTTP server that serves at most `max_connections` at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address: Tuple[str, int], handler: Any, max_connections: int = 32):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\nRetry-After: 2\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Logs at debug level and sends whole, uncached responses."""
+    """Logs at debug level, times out idle sockets and sends whole, uncached responses."""
+
+    timeout = REQUEST_TIMEOUT_S  # socket timeout: slow or stalled clients are dropped
 
     def log_message(self, fmt: str, *args: object) -> None:
         log.debug("http: " + fmt, *args)
@@ -21,3 +61,40 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
+
+    def host_allowed(self) -> bool:
+        """The Host header names this server by loopback name or its own address (a page
+        on another site that re-points its DNS name at us is refused)."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        own = self.server.server_address[0]
+        return host in ("localhost", "127.0.0.1", "::1", str(own).lower()) or (
+            own in ("0.0.0.0", "::") and _is_ip(host))
+
+    def read_json_body(self, limit: int = 4096) -> Tuple[Optional[int], Any]:
+        """(error status or None, parsed body) of a JSON request: 411 without a length,
+        400 for a bad one, 413 over `limit`, 415 for another content type."""
+        import json
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return 415, "expected Content-Type: application/json"
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return 411, "Content-Length required"
+        if not (raw.isascii() and raw.isdigit()):
+            return 400, "bad Content-Length"
+        n = int(raw)
+        if n > limit:
+            return 413, f"body over {limit} bytes"
+        try:
+            return None, json.loads(self.rfile.read(n))
+        except (ValueError, RecursionError) as e:
+            return 400, f"not JSON ({type(e).__name__})"
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Dict, Optional
 
 from edge_app import http_util
+from edge_app.http_util import BoundedServer
 
 log = logging.getLogger(__name__)
 BOUNDARY = "crackcarframe"
@@ -28,7 +30,10 @@ class LiveView:
     """Latest overlay JPEG + metrics, served by a background HTTP server."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8090,
-                 metrics: Optional[Callable[[], Dict[str, object]]] = None):
+                 metrics: Optional[Callable[[], Dict[str, object]]] = None,
+                 max_viewers: int = 4, max_connections: int = 16):
+        self.max_viewers = max_viewers
+        self._metrics_cache: tuple = (0.0, b"")
         self._cond = threading.Condition()
         self._jpeg: Optional[bytes] = None
         self._seq = 0
@@ -39,11 +44,12 @@ class LiveView:
         class Handler(http_util.Handler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 path = self.path.split("?")[0]
-                if path == "/":
+                if not self.host_allowed():
+                    self._send(403, "text/plain", b"unknown Host\n")
+                elif path == "/":
                     self._send(200, "text/html; charset=utf-8", PAGE.encode())
                 elif path == "/metrics":
-                    self._send(200, "application/json",
-                               json.dumps(view.metrics(), default=str).encode())
+                    self._send(200, "application/json", view.metrics_json())
                 elif path == "/snapshot.jpg":
                     jpeg = view.wait_frame(0, 2.0)[1]
                     if jpeg is None:
@@ -51,17 +57,32 @@ class LiveView:
                     else:
                         self._send(200, "image/jpeg", jpeg)
                 elif path == "/stream":
-                    view.stream(self)
+                    if view.viewers >= view.max_viewers:
+                        self._send(503, "text/plain", b"too many viewers\n")
+                    else:
+                        view.stream(self)
                 else:
                     self._send(404, "text/plain", b"not found\n")
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = BoundedServer((host, port), Handler, max_connections)
         self.host, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(target=self.server.serve_forever, name="live-view",
                                         daemon=True)
         self._thread.start()
         self._snapshot_wanted = threading.Event()
+
+    def metrics_json(self, max_age_s: float = 1.0) -> bytes:
+        """The metrics, computed at most once per `max_age_s` (they read the CPU
+        temperature and throttling state, which costs a process on a Pi)."""
+        now = time.monotonic()
+        with self._cond:
+            at, body = self._metrics_cache
+            if body and now - at < max_age_s:
+                return body
+        body = json.dumps(self.metrics(), default=str).encode()
+        with self._cond:
+            self._metrics_cache = (now, body)
+        return body
 
     @property
     def url(self) -> str:

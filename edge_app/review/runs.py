@@ -42,7 +42,9 @@ def append_label(run_dir: Path, seq: int, label: str) -> None:
 
 def truth_for(reader: RunReader) -> Optional[Dict[str, Any]]:
     """Ground truth of a run recorded from a synthetic drive (VIDEO.truth.json/.png)."""
-    src = Path(str(reader.info.get("source", "")))
+    src = Path(str(reader.info.get("source") or ""))
+    if not src.name:
+        return None
     meta = src.with_suffix(".truth.json")
     if not meta.is_file():
         return None

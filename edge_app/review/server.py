@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from edge_app import http_util
+from edge_app.http_util import BoundedServer
 from edge_app.recorder import RunReader
 from edge_app.review.runs import append_label, load_run, overlay_jpeg, read_labels
 
@@ -47,7 +48,8 @@ function go(i){idx=Math.max(0,Math.min(run.frames.length-1,i));show();}
 function jump(dir){const fr=run.detections.map(d=>run.frames.indexOf(d.frame))
   .filter(i=>dir>0?i>idx:i<idx);if(fr.length)go(dir>0?Math.min(...fr):Math.max(...fr));}
 async function label(l){const d=det();if(!d)return;
-  const r=await fetch('api/labels',{method:'POST',headers:{'Content-Type':'application/json'},
+  const r=await fetch('api/labels',{method:'POST',headers:{'Content-Type':'application/json',
+    'X-Review-Token':'__TOKEN__'},
     body:JSON.stringify({seq:d.seq,label:l})});
   if(r.ok){run.labels[d.seq]=l;show();}}
 $('prev').onclick=()=>go(idx-1);$('next').onclick=()=>go(idx+1);
@@ -71,13 +73,17 @@ class ReviewServer:
                                      "crack_ratio": d.get("crack_ratio")}
                                     for d in data.detections]}
         self._lock = threading.Lock()
+        self.token = secrets.token_urlsafe(24)  # in the page; required to change labels
         srv = self
 
         class Handler(http_util.Handler):
             def do_GET(self) -> None:  # noqa: N802
                 u = urlsplit(self.path)
+                if not self.host_allowed():
+                    return self._send(403, "text/plain", b"unknown Host\n")
                 if u.path == "/":
-                    return self._send(200, "text/html; charset=utf-8", PAGE.encode())
+                    page = PAGE.replace("__TOKEN__", srv.token)
+                    return self._send(200, "text/html; charset=utf-8", page.encode())
                 if u.path == "/api/run":
                     body = {**srv.meta, "labels": {str(k): v for k, v in
                                                    read_labels(srv.dir).items()}}
@@ -97,9 +103,17 @@ class ReviewServer:
             def do_POST(self) -> None:  # noqa: N802
                 if urlsplit(self.path).path != "/api/labels":
                     return self._send(404, "text/plain", b"not found\n")
+                refusal = srv.refuse(self)
+                if refusal:
+                    return self._send(403, "application/json",
+                                      json.dumps({"error": refusal}).encode())
+                status, body = self.read_json_body()
+                if status:
+                    return self._send(status, "application/json",
+                                      json.dumps({"error": body}).encode())
                 try:
-                    n = int(self.headers.get("Content-Length", "0"))
-                    body = json.loads(self.rfile.read(min(n, 4096)))
+                    if not isinstance(body, dict):
+                        raise ValueError("expected a JSON object")
                     seqs = {d["seq"] for d in srv.meta["detections"]}
                     if body.get("seq") not in seqs:
                         raise ValueError(f"no detection {body.get('seq')!r} in this run")
@@ -110,10 +124,22 @@ class ReviewServer:
                                       json.dumps({"error": str(e)}).encode())
                 self._send(200, "application/json", b'{"ok": true}')
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = BoundedServer((host, port), Handler)
         self.url = f"http://{host}:{self.httpd.server_address[1]}/"
         self._serving = False
+
+    def refuse(self, h: http_util.Handler) -> str:
+        """Why a state-changing request is refused ('' when it is not): wrong Host (DNS
+        rebinding), a foreign Origin (another site's page), a missing session token."""
+        if not h.host_allowed():
+            return "unknown Host"
+        origin = h.headers.get("Origin")
+        if origin and origin.rstrip("/") + "/" != self.url and \
+                origin.rstrip("/") != f"http://{h.headers.get('Host', '')}":
+            return "cross-origin request"
+        if not secrets.compare_digest(h.headers.get("X-Review-Token", ""), self.token):
+            return "missing or wrong session token"
+        return ""
 
     def serve_forever(self) -> None:
         self._serving = True

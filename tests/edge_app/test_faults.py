@@ -363,3 +363,95 @@ def test_a_car_restarted_after_an_unclean_exit_waits_for_a_command(tmp_path, cli
     assert FaultLatch(runs).previous() is None  # that run ended cleanly: the latch is cleared
     driven = run()
     assert any(e["event"] == "mode" and e["to"] == "cruise" for e in driven)
+
+
+def _post(url, body=b"{}", headers=None, host=None):
+    """A raw HTTP POST (so bad lengths and headers can be sent as they are)."""
+    import socket
+    from urllib.parse import urlsplit
+    u = urlsplit(url)
+    lines = [f"POST {u.path} HTTP/1.1", f"Host: {host or f'{u.hostname}:{u.port}'}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        reply = s.recv(65536).decode("latin-1")
+    return int(reply.split()[1])
+
+
+@pytest.fixture(scope="module")
+def review_run(tmp_path_factory):
+    rec = Recorder(RecordConfig(root=str(tmp_path_factory.mktemp("rv"))), {"config": {}})
+    rec.frame(1, b"\xff\xd8" + b"x" * 100 + b"\xff\xd9", 0.0, 0.0, None)
+    rec.detection({"seq": 1, "frame": 1, "severity": "minor", "crack_ratio": 0.01,
+                   "cracks": []})
+    rec.close()
+    return rec.dir
+
+
+def test_review_server_refuses_forged_malformed_and_oversized_posts(review_run):
+    import json
+    import urllib.request
+
+    from edge_app.review.server import ReviewServer
+    srv = ReviewServer(review_run, port=0).start()
+    try:
+        page = urllib.request.urlopen(srv.url).read().decode()
+        assert srv.token in page
+        url = srv.url + "api/labels"
+        good = {"Content-Type": "application/json", "X-Review-Token": srv.token}
+        body = json.dumps({"seq": 1, "label": "confirmed"}).encode()
+        ok = {**good, "Content-Length": str(len(body))}
+        assert _post(url, body, ok) == 200
+        assert _post(url, body, {**ok, "X-Review-Token": "guess"}) == 403
+        assert _post(url, body, {k: v for k, v in ok.items() if k != "X-Review-Token"}) == 403
+        assert _post(url, body, {**ok, "Origin": "http://evil.example"}) == 403
+        assert _post(url, body, ok, host="evil.example:80") == 403
+        assert _post(url, body, {**good, "Content-Length": "-1"}) == 400
+        assert _post(url, body, good) == 411
+        assert _post(url, b"x" * 5000, {**good, "Content-Length": "5000"}) == 413
+        assert _post(url, body, {**ok, "Content-Type": "text/plain"}) == 415
+        deep = b"[" * 100000 + b"]" * 100000
+        assert _post(url, deep, {**good, "Content-Length": str(len(deep))}) in (400, 413)
+        deep = b"[" * 2000 + b"]" * 2000
+        assert _post(url, deep, {**good, "Content-Length": str(len(deep))}) == 400
+        assert _post(url, b"[1]", {**good, "Content-Length": "3"}) == 400
+    finally:
+        srv.close()
+
+
+def test_idle_half_sent_requests_cannot_exhaust_the_live_view():
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from edge_app.live_view import LiveView
+    view = LiveView(port=0, metrics=lambda: {"fps": 1}, max_connections=16, max_viewers=1)
+    idle = []
+    try:
+        before = threading.active_count()
+        for _ in range(200):
+            s = socket.create_connection((view.host, view.port), timeout=5)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+            idle.append(s)
+        time.sleep(0.5)
+        assert threading.active_count() - before <= 17  # capped, not one thread each
+        for s in idle:
+            s.close()
+        idle.clear()
+        deadline = time.time() + 15  # the server is usable again once the idle ones drop
+        while True:
+            try:
+                body = urllib.request.urlopen(view.url + "metrics", timeout=5).read()
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                assert time.time() < deadline
+                time.sleep(0.2)
+        assert b"fps" in body
+        req = urllib.request.Request(view.url + "metrics", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=5)
+        assert e.value.code == 403
+    finally:
+        for s in idle:
+            s.close()
+        view.close()
