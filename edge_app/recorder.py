@@ -226,6 +226,7 @@ class RunReader:
         if not (self.dir / "run.json").is_file():
             raise ValueError(f"{self.dir}: not a crack-car run (no run.json)")
         self.info = json.loads((self.dir / "run.json").read_text())
+        self.skipped: Dict[str, int] = {}  # JSONL lines that were not records, per file
         self.frames = self._index("frames.idx", "frames.mjpeg", 5)
         self.masks = {r[0]: r for r in self._raw_index("masks.idx", "masks.png", 3)}
 
@@ -274,9 +275,13 @@ class RunReader:
             return out
         for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # the torn last line of a power cut
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                record = None  # the torn last line of a power cut
+            if isinstance(record, dict):
+                out.append(record)
+            elif line.strip():
+                self.skipped[name] = self.skipped.get(name, 0) + 1
         return out
 
     def iter_frames(self) -> Iterator[Tuple[FrameRecord, bytes]]:

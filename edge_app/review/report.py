@@ -69,7 +69,7 @@ def timeline_svg(d: RunData, by: str = "time", w: int = 640, h: int = 170) -> st
 
 def _odo(d: RunData) -> List[Dict[str, Any]]:
     t0 = d.frame_times[0] if d.frame_times else 0.0
-    out = [{"time_s": x.get("time", t0) - t0, "odometry_m": x.get("odometry_m")}
+    out = [{"time_s": (x.get("time") or t0) - t0, "odometry_m": x.get("odometry_m")}
            for x in d.telemetry if "odometry_m" in x]
     times = dict(zip(d.frame_seqs, d.frame_times))
     out += [{"time_s": times.get(x.get("frame"), t0) - t0, "odometry_m": x.get("odometry_m")}
@@ -104,7 +104,7 @@ def map_svg(d: RunData, w: int = 420, h: int = 300) -> str:
 
 def gallery(d: RunData, reader: RunReader, top: int = 12) -> str:
     ranked = sorted(d.detections, key=lambda x: (SEV_ORDER.get(x.get("severity"), 0),
-                                                 x.get("crack_ratio", 0)), reverse=True)[:top]
+                                                 x.get("crack_ratio") or 0), reverse=True)[:top]
     frames = {f.seq: f for f in reader.frames}
     cards = []
     for det in ranked:
@@ -121,9 +121,9 @@ def gallery(d: RunData, reader: RunReader, top: int = 12) -> str:
             f'src="{_img(overlay_jpeg(jpeg, mask, 320))}"><div>'
             f'<b class="{_e(det.get("severity"))}">{_e(det.get("severity"))}</b> '
             f'frame {_e(det.get("frame"))}, '
-            f'{_e(det.get("odometry_m"))} m, ratio {det.get("crack_ratio", 0):.4f}, '
-            f'{len(det.get("cracks") or [])} crack(s); widest {c[0].get("max_width_px")} px, '
-            f'length {c[0].get("length_px")} px {_e(label)}</div></div>')
+            f'{_e(det.get("odometry_m"))} m, ratio {det.get("crack_ratio") or 0:.4f}, '
+            f'{len(det.get("cracks") or [])} crack(s); widest {_e(c[0].get("max_width_px"))} '
+            f'px, length {_e(c[0].get("length_px"))} px {_e(label)}</div></div>')
     return '<div class="gallery">' + "".join(cards) + "</div>" if cards else \
         "<p class='muted'>no detections</p>"
 
@@ -144,7 +144,9 @@ def run_section(d: RunData) -> str:
                       ["detections", s["detections"]],
                       ["by severity", ", ".join(f"{k} {v}" for k, v in s["by_severity"].items())],
                       ["model", f'{s["model"]} ({(s["model_sha256"] or "")[:12]})'],
-                      ["source", s["source"]]], ["", "value"], "summary")
+                      ["source", s["source"]],
+                      ["malformed records skipped", s.get("malformed_records", 0)]],
+                     ["", "value"], "summary")
     scores = ""
     if d.truth_scores:
         t = d.truth_scores

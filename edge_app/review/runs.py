@@ -28,8 +28,35 @@ def read_labels(run_dir: Path) -> Dict[int, str]:
                 r = json.loads(line)
                 if r.get("label") in LABELS:
                     out[int(r["seq"])] = r["label"]
-            except (ValueError, KeyError, TypeError):
-                continue
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # not a label record: [1], a torn line, a bad seq
+    return out
+
+
+def _num(v: Any) -> Optional[float]:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    return float(v) if ok and abs(v) != float("inf") else None
+
+
+def clean_detection(d: Any) -> Optional[Dict[str, Any]]:
+    """A detection record with every field the review reads coerced to its type (None
+    for a record that is not an object). Never raises, whatever the file held."""
+    if not isinstance(d, dict):
+        return None
+    out = dict(d)
+    for key in ("seq", "frame"):
+        out[key] = int(d[key]) if _num(d.get(key)) is not None else None
+    for key in ("crack_ratio", "odometry_m", "time"):
+        out[key] = _num(d.get(key))
+    out["crack_ratio"] = out["crack_ratio"] or 0.0
+    out["severity"] = d.get("severity") if isinstance(d.get("severity"), str) else None
+    out["cracks"] = [{k: _num(c.get(k)) for k in ("length_px", "max_width_px",
+                                                  "mean_width_px", "area_px")}
+                     for c in (d.get("cracks") if isinstance(d.get("cracks"), list) else [])
+                     if isinstance(c, dict)]
+    g = d.get("gps")
+    lat, lon = (_num(g.get("lat")), _num(g.get("lon"))) if isinstance(g, dict) else (None, None)
+    out["gps"] = {**g, "lat": lat, "lon": lon} if lat is not None and lon is not None else None
     return out
 
 
@@ -86,10 +113,14 @@ def load_run(run_dir: Path) -> RunData:
             t = truth["strip"][top:top + truth["height"]]
             t = cv2.resize(t, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_NEAREST)
             acc.add(m, t > 0)
-    dets = reader.jsonl("detections.jsonl")
+    raw = reader.jsonl("detections.jsonl")
+    dets = [c for c in (clean_detection(d) for d in raw) if c is not None]
+    malformed = len(raw) - len(dets) + reader.skipped.get("detections.jsonl", 0)
     labels = read_labels(run_dir)
+    telemetry = [{**t, "odometry_m": _num(t.get("odometry_m")), "time": _num(t.get("time"))}
+                 for t in reader.jsonl("telemetry.jsonl")]
     data = RunData(Path(run_dir), reader.info, seqs, times, ratios, dets,
-                   reader.jsonl("events.jsonl"), reader.jsonl("telemetry.jsonl"), labels)
+                   reader.jsonl("events.jsonl"), telemetry, labels)
     if acc is not None and len(acc):
         data.truth_scores = {**acc.mean(), "frames": len(acc)}
     if labels:
@@ -98,6 +129,7 @@ def load_run(run_dir: Path) -> RunData:
                              "false_positive": len(labels) - confirmed,
                              "precision": confirmed / len(labels)}
     data.stats = _stats(data)
+    data.stats["malformed_records"] = malformed
     return data
 
 

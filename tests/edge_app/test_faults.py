@@ -455,3 +455,33 @@ def test_idle_half_sent_requests_cannot_exhaust_the_live_view():
         for s in idle:
             s.close()
         view.close()
+
+
+def test_report_survives_malformed_records_and_escapes_everything(tmp_path):
+    import json
+
+    from edge_app.review.report import render
+    rec = Recorder(RecordConfig(root=str(tmp_path)), {"config": {}, "source": "<b>x</b>"})
+    import cv2
+    import numpy as np
+    ok, jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))
+    for seq in (1, 2, 3):
+        rec.frame(seq, jpg.tobytes(), float(seq), float(seq), None)
+    good = {"seq": 1, "frame": 1, "severity": "high", "crack_ratio": 0.02,
+            "cracks": [{"max_width_px": 7, "length_px": 40}]}
+    rec.detection(good)
+    for bad in ({"seq": 2, "frame": 2, "crack_ratio": None, "cracks": [1],
+                 "severity": "<script>alert(1)</script>"},
+                {"seq": 3, "frame": 3, "crack_ratio": "x", "gps": {"lat": "52", "lon": 1},
+                 "cracks": [{"max_width_px": "<img src=x onerror=alert(1)>"}]}):
+        rec.detection(bad)
+    rec.telemetry({"odometry_m": "far", "time": None})
+    rec.close()
+    with open(rec.dir / "detections.jsonl", "a") as f:
+        f.write("[1]\n\"text\"\n{not json\n")
+    (rec.dir / "labels.jsonl").write_text('[1]\n{"seq": "x", "label": "confirmed"}\n'
+                                          + json.dumps({"seq": 1, "label": "confirmed"}) + "\n")
+    page = render([rec.dir])
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>x</b>" not in page
+    assert "&lt;script&gt;" in page
+    assert "malformed records skipped</td><td>3" in page
