@@ -71,7 +71,7 @@ class DetectionConfig:
 
 @dataclass
 class CarConfig:
-    car_id: str = "car1"
+    car_id: str = "auto"  # auto: car-<8 hex digits of this machine's id>, unique per car
     source: SourceConfig = field(default_factory=SourceConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
@@ -111,8 +111,27 @@ def _finite(obj, prefix: str = "") -> None:
                  f"{prefix}{f.name}", "finite numbers", v)
 
 
+def machine_car_id() -> str:
+    """A car id unique to this machine (from /etc/machine-id, else the host name), so two
+    cars left at the defaults neither share topics nor knock each other off the broker."""
+    import hashlib
+    import socket
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            seed = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if seed:
+            break
+    else:
+        seed = socket.gethostname()
+    return "car-" + hashlib.sha256(seed.encode()).hexdigest()[:8]
+
+
 def validate(cfg: CarConfig) -> CarConfig:
     _finite(cfg)
+    if cfg.car_id == "auto":
+        cfg.car_id = machine_car_id()
     need(bool(cfg.car_id) and all(c.isalnum() or c in "-_" for c in cfg.car_id), "car_id",
          "letters, digits, - and _ (it is part of MQTT topics)", cfg.car_id)
     s = cfg.source
