@@ -266,27 +266,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> None:
+    """The shared options. They work before or after the subcommand: a subcommand's
+    copies default to 'not given' (argparse.SUPPRESS), so they never overwrite a value
+    given before it; given in both places, the later one wins."""
     g = p.add_argument_group("configuration")
-    g.add_argument("--config", type=Path, help="YAML config (see crack-distill config)")
-    g.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set train.epochs=5 (repeatable)")
-    g.add_argument("--work", help="work folder (default work/distill)")
-    g.add_argument("--teacher", type=Path, help="merged CrackSAM teacher file")
+
+    def add(*names: str, **kw) -> None:
+        if sub:
+            kw["default"] = argparse.SUPPRESS
+        g.add_argument(*names, **kw)
+    add("--config", type=Path, help="YAML config (see crack-distill config)")
+    add("--set", action="append", metavar="KEY=VALUE",
+        help="override one config key, e.g. --set train.epochs=5 (repeatable)")
+    add("--work", help="work folder (default work/distill)")
+    add("--teacher", type=Path, help="merged CrackSAM teacher file")
     if data:
-        g.add_argument("--data", action="append", metavar="DIR[:WEIGHT]",
-                       help="dataset folder, or a folder of datasets; repeat to mix several, "
-                            "WEIGHT = share of training draws (default 1)")
-    g.add_argument("--teacher-device", help="torch device of the teacher (cpu, cuda, ...)")
-    g.add_argument("--views", type=int, help="augmented views per image")
-    g.add_argument("--noise-mix", type=float, help="share of views with a noise case")
-    g.add_argument("--epochs", type=int, help="training epochs")
-    g.add_argument("--device", help="torch device of the student")
-    g.add_argument("--temperature", type=_temperature, help="KD temperature or 'dynamic'")
-    g.add_argument("--no-kd", action="store_true", help="baseline without distillation")
-    g.add_argument("--student-init", type=Path, help="timm/mmsegmentation weights to start from")
-    g.add_argument("--int8", action="store_true", help="also export an INT8 IR")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+        add("--data", action="append", metavar="DIR[:WEIGHT]",
+            help="dataset folder, or a folder of datasets; repeat to mix several, "
+                 "WEIGHT = share of training draws (default 1)")
+    add("--teacher-device", help="torch device of the teacher (cpu, cuda, ...)")
+    add("--views", type=int, help="augmented views per image")
+    add("--noise-mix", type=float, help="share of views with a noise case")
+    add("--epochs", type=int, help="training epochs")
+    add("--device", help="torch device of the student")
+    add("--temperature", type=_temperature, help="KD temperature or 'dynamic'")
+    add("--no-kd", action="store_true", help="baseline without distillation")
+    add("--student-init", type=Path, help="timm/mmsegmentation weights to start from")
+    add("--int8", action="store_true", help="also export an INT8 IR")
+    add("--quiet", action="store_true", help="no progress bars")
+    add("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -312,10 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distil a CrackSAM teacher into an HRNet-W18 student and export it for "
                     "the car.")
     p.add_argument("--version", action="version", version=f"crack-distill {project_version()}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--no-check", action="store_true",
                    help="run: skip comparing the IR with PyTorch in both OpenVINO runtimes")
-    _common(p)
+    _common(p, sub=False)
     p.set_defaults(func=_cmd_run)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -155,6 +155,7 @@ def validate(cfg: CarConfig) -> CarConfig:
     need(1 <= o.jpeg_quality <= 100, "overlay.jpeg_quality", "1 to 100", o.jpeg_quality)
     need(0 <= cfg.server.port <= 65535, "server.port", "0 to 65535", cfg.server.port)
     d = cfg.drive
+    need(d.motors in ("auto", "gpio", "sim"), "drive.motors", "auto, gpio or sim", d.motors)
     need(d.driver in ("robot", "phase_enable"), "drive.driver", "robot or phase_enable",
          d.driver)
     for key in ("left", "right"):

@@ -31,6 +31,8 @@ MODES = ("stopped", "manual", "cruise")
 @dataclass
 class DriveConfig:
     driver: str = "robot"  # robot (two H-bridge inputs a motor) or phase_enable
+    motors: str = "auto"  # gpio (fail without GPIO), sim (mock pins), auto (gpio when the
+    # machine has GPIO, else simulated with a warning)
     left: List[int] = field(default_factory=lambda: [17, 18])  # GPIO (BCM): robot [forward,
     # backward], phase_enable [phase, enable]
     right: List[int] = field(default_factory=lambda: [22, 23])
@@ -47,7 +49,9 @@ class DriveConfig:
 
 
 def make_robot(cfg: DriveConfig, sim: bool) -> Any:
-    """A gpiozero robot on real pins, or on gpiozero's mock pin factory with `sim`."""
+    """A gpiozero robot on real pins, or on gpiozero's mock pin factory with `sim` or
+    `drive.motors: sim` (or `auto` on a machine without GPIO)."""
+    sim = sim or cfg.motors == "sim"
     from gpiozero import Device, Motor, PhaseEnableMotor, Robot
     factory = None
     if sim:
@@ -60,7 +64,12 @@ def make_robot(cfg: DriveConfig, sim: bool) -> Any:
         try:
             Device._default_pin_factory()
         except Exception as e:  # noqa: BLE001 - gpiozero raises several kinds here
-            raise RuntimeError(f"no GPIO here ({e}); use --sim to drive simulated motors") from e
+            if cfg.motors != "auto":
+                raise RuntimeError(f"no GPIO here ({e}); use --sim to drive simulated "
+                                   "motors") from e
+            log.warning("no GPIO here (%s): driving simulated motors (drive.motors: gpio "
+                        "makes this an error)", e)
+            return make_robot(cfg, True)
     motor = PhaseEnableMotor if cfg.driver == "phase_enable" else Motor
     return Robot(motor(*cfg.left, pin_factory=factory), motor(*cfg.right, pin_factory=factory),
                  pin_factory=factory)

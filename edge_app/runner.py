@@ -64,7 +64,7 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         if cfg.record.enabled:
             recorder = Recorder(cfg.record, {"config": cfg.to_dict(), "model_card": card,
                                              "versions": _versions(), "source": source.name})
-            print(f"recording: {recorder.dir}", flush=True)
+            print(f"recording: {recorder.dir}", file=sys.stderr, flush=True)
         drive = DriveController(cfg.drive, make_robot(cfg.drive, sim),
                                 on_event=lambda k, d: services and services.event(k, d),
                                 frame_age=lambda: time.monotonic() - pipeline.last_frame_at
@@ -79,7 +79,7 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         services = CarServices(cfg, drive, recorder, mqtt, model_info, gps)
         if cfg.server.enabled:
             live = LiveView(cfg.server.host, cfg.server.port)
-            print(f"live view: {live.url}", flush=True)
+            print(f"live view: {live.url}", file=sys.stderr, flush=True)
         pipeline = CarPipeline(cfg, source, live, hooks=[services],
                                hud=lambda: {"mode": drive.mode, "speed": drive.speed},
                                on_fault=drive.fault)

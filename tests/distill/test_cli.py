@@ -20,3 +20,39 @@ def test_help_on_every_subcommand(cli, args):
 def test_unknown_subcommand_is_rejected(cli):
     r = cli("distill.cli", ["frobnicate"])
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+SHARED = [  # (option, value, dotted key in the printed config, expected)
+    (["--work", "runs/exp1"], "work", "runs/exp1"),
+    (["--teacher", "t.pth"], "teacher", "t.pth"),
+    (["--data", "some/set:2"], "data.sources", ["some/set:2"]),
+    (["--teacher-device", "cuda:1"], "cache.teacher_device", "cuda:1"),
+    (["--views", "3"], "cache.views", 3),
+    (["--noise-mix", "0.25"], "cache.noise_mix", 0.25),
+    (["--epochs", "7"], "train.epochs", 7),
+    (["--device", "cuda"], "train.device", "cuda"),
+    (["--temperature", "dynamic"], "train.temperature", "dynamic"),
+    (["--no-kd"], "train.kd", False),
+    (["--student-init", "w.pth"], "student.init", "w.pth"),
+    (["--int8"], "export.int8", True),
+    (["--set", "train.lr=0.002"], "train.lr", 0.002),
+]
+
+
+@pytest.mark.parametrize("option, key, expected", SHARED)
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_shared_options_work_before_and_after_the_subcommand(option, key, expected, position):
+    import io
+    from contextlib import redirect_stdout
+
+    import yaml
+
+    from distill.cli import main
+    argv = option + ["config"] if position == "before" else ["config"] + option
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(argv) == 0
+    node = yaml.safe_load(out.getvalue())
+    for part in key.split("."):
+        node = node[part]
+    assert node == expected

@@ -355,7 +355,8 @@ def test_a_car_restarted_after_an_unclean_exit_waits_for_a_command(tmp_path, cli
                                  "--record", str(runs), "--port", "0", "--fast",
                                  "--max-frames", "10", "--mode", "cruise", "--json"])
         assert r.returncode == 0, r.stderr
-        summary = json.loads(r.stdout.strip().splitlines()[-1])
+        summary = json.loads(r.stdout)  # --json: stdout is the JSON and nothing else
+        assert "recording:" in r.stderr
         return [e for e in RunReader(summary["run_dir"]).jsonl("events.jsonl")]
     held = run()
     assert "held" in [e["event"] for e in held]
@@ -485,3 +486,18 @@ def test_report_survives_malformed_records_and_escapes_everything(tmp_path):
     assert "<script>alert" not in page and "<img src=x" not in page and "<b>x</b>" not in page
     assert "&lt;script&gt;" in page
     assert "malformed records skipped</td><td>3" in page
+
+
+def test_without_gpio_auto_motors_fall_back_to_simulation_and_gpio_fails_loudly(monkeypatch):
+    from gpiozero import Device
+    monkeypatch.setattr(Device, "pin_factory", None)
+
+    def no_gpio():
+        raise OSError("no GPIO chip")
+    monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(no_gpio))
+    robot = make_robot(DriveConfig(motors="auto"), sim=False)
+    robot.value = (0.2, 0.2)
+    robot.close()
+    Device.pin_factory = None
+    with pytest.raises(RuntimeError, match="no GPIO here"):
+        make_robot(DriveConfig(motors="gpio"), sim=False)
