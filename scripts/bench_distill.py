@@ -5,8 +5,12 @@ so they survive a noisy machine):
   1. a training step with cached teacher logits (CWD at T=3) / a --no-kd step
   2. bytes of cache per augmented view
   3. HRNet-W18 at 448: OpenVINO FP16 IR and INT8 IR throughput (async, CPU) / PyTorch eager
+  4. the student's training loop, images/s: the real-data recipe's path (256-px crops,
+     channels-last, the next batch read while this one trains) / the old path (whole
+     photos at 448, NCHW, reading in the loop), and each change on its own
 
 Usage: .venv/bin/python scripts/bench_distill.py [--steps 6] [--seconds 10] [--size 448]
+       [--only-train]
 """
 
 from __future__ import annotations
@@ -48,6 +52,52 @@ def step_times(cfg, ds, work: Path, steps: int) -> float:
     return float(np.median(times))
 
 
+def loop_rate(cfg, ds, work: Path, steps: int, prefetch: bool) -> float:
+    """Images per second of the training loop itself (no validation or checkpoints)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+    tr = Trainer(cfg, ds, ds.subset([]), work, progress=False)
+    tr._end_epoch = lambda: setattr(tr.state, "epoch", tr.state.epoch + 1)
+    if not prefetch:  # the old path: read and augment inside the loop
+        class Inline:
+            def submit(self, fn, *a):
+                from concurrent.futures import Future
+                f: Future = Future()
+                f.set_result(fn(*a))
+                return f
+        pool = Inline()
+    else:
+        pool = ThreadPoolExecutor(1)
+    tr.data.batch(list(range(cfg.train.batch)))  # warm caches and allocators
+    t0 = time.perf_counter()
+    tr._loop(pool, tqdm(disable=True))
+    return steps * cfg.train.batch / (time.perf_counter() - t0)
+
+
+def train_paths(tmp: Path, steps: int) -> None:
+    write_dataset(tmp / "photos", 16, size=448, seed=3, workers=1, progress=False)
+    base = {"data": {"root": str(tmp / "photos"), "val_ratio": 0.1},
+            "train": {"kd": False, "batch": 4, "epochs": 1, "epoch_size": 4 * steps,
+                      "warmup_iters": 0, "fresh_views": True}}
+    crop = {"min_area": 0.1, "max_area": 1.0, "min_aspect": 0.7, "max_aspect": 1.8}
+    paths = {"old: 448 whole, NCHW, inline": (448, {}, False, False),
+             "448 whole, channels-last, prefetch": (448, {}, True, True),
+             "256 crops, NCHW, inline": (256, crop, False, False),
+             "new: 256 crops, channels-last, prefetch": (256, crop, True, True)}
+    rates = {}
+    for name, (size, c, cl, pre) in paths.items():
+        cfg = load_config(overrides=[{**base, "size": size, "crop": c, "work": str(tmp / name),
+                                      "train": {**base["train"], "channels_last": cl}}])
+        from distill.data.mixture import open_mixture
+        rates[name] = loop_rate(cfg, open_mixture([str(tmp / "photos")]), tmp / name,
+                                steps, pre)
+    old = rates["old: 448 whole, NCHW, inline"]
+    for name, r in rates.items():
+        print(f"train loop {name:<42} {r:6.2f} images/s  {r / 4:6.3f} steps/s (batch 4)  "
+              f"x{r / old:.2f}")
+
+
 def ov_throughput(xml: Path, frames: np.ndarray, seconds: float) -> float:
     import openvino as ov
     core = ov.Core()
@@ -80,10 +130,14 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", type=int, default=448)
+    ap.add_argument("--only-train", action="store_true", help="only the training-loop paths")
     args = ap.parse_args()
     s = args.size
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        train_paths(tmp, args.steps)
+        if args.only_train:
+            return 0
         write_dataset(tmp / "data", 6, size=s, seed=1, workers=1, progress=False)
         ds = open_dataset(tmp / "data")
         teacher = CrackSAM(SamConfig(encoder="custom", embed_dim=32, depth=2, num_heads=2,
