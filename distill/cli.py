@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
+from crack_common.logsetup import report_error, setup_logging
 
 log = logging.getLogger("crack-distill")
 
@@ -509,17 +510,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
     if args.command == "synth" and not (args.out or args.video):
         parser.error("synth needs --out DIR and/or --video FILE")
     if args.command is None and not (args.data or args.config):
         parser.error("give a COMMAND, or --teacher FILE --data DIR to run the whole job")
     try:
         return args.func(args)
-    except (ValueError, OSError) as e:
-        log.error("%s", e)
-        return 1
+    except (ValueError, OSError, RuntimeError, MemoryError) as e:  # torch raises RuntimeError
+        return report_error(log, e, args.verbose)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
+from crack_common.logsetup import report_error, setup_logging
 
 log = logging.getLogger("crack-car")
 
@@ -190,13 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
     try:
         return args.func(args)
     except (RuntimeError, ValueError, OSError) as e:
-        logging.getLogger("crack-car").error("%s", e)
-        return 1
+        return report_error(logging.getLogger("crack-car"), e, args.verbose)
 
 
 if __name__ == "__main__":

@@ -56,3 +56,16 @@ def test_shared_options_work_before_and_after_the_subcommand(option, key, expect
     for part in key.split("."):
         node = node[part]
     assert node == expected
+
+
+def test_errors_are_one_line_with_journald_priorities_under_systemd(cli, tmp_path):
+    import os
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"not a checkpoint")
+    r = cli("distill.cli", ["export", "--checkpoint", str(bad), "--work", str(tmp_path)],
+            env={**os.environ, "JOURNAL_STREAM": "8:1234"})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("<") for ln in lines) and lines[-1].startswith("<3>")
+    r = cli("distill.cli", ["export", "--checkpoint", str(bad), "--work", str(tmp_path), "-v"])
+    assert r.returncode == 1 and "Traceback" in r.stderr
