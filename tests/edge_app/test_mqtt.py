@@ -252,7 +252,8 @@ def test_status_is_online_retained_and_turns_offline_on_sigkill(broker, tmp_path
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_app.cli", "run", "--source", "demo", "--sim",
          "--model", str(dark_model), "--port", "0", "--no-record", "--mqtt", broker.url,
-         "--set", "mqtt.keepalive=1", "--set", f"mqtt.spool_dir={tmp_path / 'spool'}"],
+         "--set", "mqtt.keepalive=1", "--set", f"mqtt.spool_dir={tmp_path / 'spool'}",
+         "--set", "car_id=car1"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         status = Listener(broker, "crackcar/car1/status", "status-watch", 1)

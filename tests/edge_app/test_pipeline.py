@@ -117,8 +117,8 @@ def test_cli_runs_the_demo_and_reports(cli, dark_model):
                              "--no-record",
                              "--max-frames", "15", "--port", "0", "--fast", "--json"])
     assert r.returncode == 0, r.stderr
-    assert "live view: http://127.0.0.1:" in r.stdout
-    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "live view: http://127.0.0.1:" in r.stderr
+    summary = json.loads(r.stdout)  # --json: nothing else on stdout
     assert summary["frames_processed"] == 15 and summary["stale_dropped"] == 0
     r = cli("edge_app.cli", ["run", "--device", "NOPE", "--model", str(dark_model), "--sim",
                              "--no-record",
