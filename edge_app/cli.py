@@ -49,6 +49,19 @@ def _s(v):
     return None if v is None else str(v)
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from crack_common.redact import redact
+    from crack_common.yamlconfig import parse_override
+    from edge_app.config import load_car_config
+    cfg = load_car_config(args.config, [parse_override(t) for t in (args.set or [])])
+    data = redact(cfg.to_dict())
+    print(json.dumps(data, indent=1) if args.json else
+          yaml.safe_dump(data, sort_keys=False), end="" if not args.json else "\n")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import signal
 
@@ -161,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drive mode at start (default: stopped until a command)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("config", help="print the effective configuration (secrets masked)",
+                       description="Print the configuration crack-car run would use: the "
+                                   "defaults, the config file (--config, $CRACK_CAR_CONFIG or "
+                                   "/etc/crack-car/config.yaml) and --set overrides, with "
+                                   "passwords and keys masked.")
+    c.add_argument("--config", type=Path, help="YAML config file")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key")
+    c.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    c.set_defaults(func=_cmd_config)
 
     v = sub.add_parser("review", help="an HTML report of recorded runs, or a review page",
                        description="Write a self-contained HTML report of one or more "

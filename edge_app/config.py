@@ -196,7 +196,11 @@ def validate(cfg: CarConfig) -> CarConfig:
 
 def load_car_config(path: Optional[Path] = None,
                     overrides: Sequence[Dict[str, Any]] = ()) -> CarConfig:
-    """Defaults <- the system config (when present and no --config) <- --config <- overrides."""
+    """Defaults <- the config file (--config, else $CRACK_CAR_CONFIG, else the system
+    config when present) <- overrides."""
+    import os
+    if path is None and os.environ.get("CRACK_CAR_CONFIG"):
+        path = Path(os.environ["CRACK_CAR_CONFIG"])
     if path is None:
         path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
     elif not Path(path).is_file():

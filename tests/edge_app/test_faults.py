@@ -501,3 +501,18 @@ def test_without_gpio_auto_motors_fall_back_to_simulation_and_gpio_fails_loudly(
     Device.pin_factory = None
     with pytest.raises(RuntimeError, match="no GPIO here"):
         make_robot(DriveConfig(motors="gpio"), sim=False)
+
+
+def test_config_command_prints_the_effective_config_with_secrets_masked(cli, tmp_path):
+    import json
+    import os
+    f = tmp_path / "car.yaml"
+    f.write_text("car_id: rover7\nmqtt:\n  url: mqtt://u:s3cr3t@127.0.0.1\n"
+                 "  command_key: k3y\n")
+    r = cli("edge_app.cli", ["config", "--json", "--set", "drive.max_speed=0.6"],
+            env={**os.environ, "CRACK_CAR_CONFIG": str(f)})
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(r.stdout)
+    assert cfg["car_id"] == "rover7" and cfg["drive"]["max_speed"] == 0.6
+    assert "s3cr3t" not in r.stdout and "k3y" not in r.stdout
+    assert cfg["mqtt"]["command_key"] == "***"
