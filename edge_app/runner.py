@@ -98,7 +98,7 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         if start_mode != "stopped":
             drive.start(start_mode)
         notify("READY=1")
-        summary = pipeline.run(max_frames, on_tick=_watchdog_feeder())
+        summary = pipeline.run(max_frames, on_tick=_watchdog_feeder(services.telemetry))
         summary.update({"live_view": live.url if live else None,
                         "run_dir": str(recorder.dir) if recorder else None,
                         "detections": services.detections, "drive": drive.status()})
@@ -130,13 +130,28 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
             live.close()
 
 
-def _watchdog_feeder():
+def _watchdog_feeder(status: Optional[Any] = None):
+    """A tick for the main loop: pings systemd's watchdog at half of WATCHDOG_USEC (1 s
+    when unset) with a STATUS= line (fps, mode, spool depth) for `systemctl status`."""
+    import os
+    try:
+        period = int(os.environ.get("WATCHDOG_USEC", "0")) / 2e6 or 1.0
+    except ValueError:
+        period = 1.0
     last = [0.0]
 
     def tick() -> None:
         now = time.monotonic()
-        if now - last[0] >= 1.0:
-            notify("WATCHDOG=1")
+        if now - last[0] >= period:
+            line = ""
+            if status is not None:
+                try:
+                    t = status()
+                    line = (f"\nSTATUS={t.get('fps')} fps, mode {t.get('mode')}, spool "
+                            f"{t.get('spool_depth')}, recording {t.get('recording')}")
+                except Exception:  # noqa: BLE001 - a status line must never stop the pings
+                    line = ""
+            notify("WATCHDOG=1" + line)
             last[0] = now
     return tick
 
