@@ -243,7 +243,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     log.info("%s on %d photos (%s)", desc, len(photos),
              "whole photo" if args.scale is None else f"tiled at scale {args.scale}")
     results = predict_photos(predict, size, photos, args.out, args.scale, args.threshold,
-                             args.tolerance)
+                             args.tolerance, not getattr(args, "quiet", False))
     print(table(results))
     if args.out:
         print(f"masks, overlays and summary.json in {args.out}")

@@ -15,6 +15,7 @@ import torch
 
 from crack_common.metrics import METRIC_NAMES, MetricAccumulator, false_alarm
 from crack_common.noise import NOISE_CASES, gaussian_blur
+from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
 from distill.data.views import fit
 from distill.nets.student_io import bgr_to_unit_rgb
@@ -80,8 +81,7 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
     blur_accs = {k: MetricAccumulator() for k in blur}
     tolerant: List[float] = []
     alarms: List[bool] = []
-    from tqdm import tqdm
-    for i in tqdm(range(len(dataset)), desc="eval", unit="img", disable=not progress):
+    for i in progress_bar(range(len(dataset)), desc="eval", unit="img", enabled=progress):
         img, mask = fit(*dataset.load(i), size)
         for name, case in NOISE_CASES.items():
             pred = predict(case(img)) > threshold

@@ -22,6 +22,7 @@ import numpy as np
 
 from crack_common.files import atomic_write_text
 from crack_common.metrics import MetricAccumulator
+from crack_common.progress import bar as progress_bar
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset, DatasetError, open_dataset
 from distill.data.mixture import open_mixture
@@ -63,8 +64,7 @@ def stage_cache(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
                          "makes one)")
     train, _ = open_splits(cfg)
     folder = Path(cfg.work) / "cache"
-    from tqdm import tqdm
-    bar = tqdm(desc="cache", unit="shard", disable=not progress)
+    bar = progress_bar(desc="cache", unit="shard", enabled=progress)
 
     def tick(done: int, total: int) -> None:
         bar.total = total

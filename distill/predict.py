@@ -19,6 +19,7 @@ import numpy as np
 
 from crack_common.files import atomic_write_bytes, atomic_write_text
 from crack_common.metrics import METRIC_NAMES, confusion
+from crack_common.progress import bar as progress_bar
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -135,14 +136,16 @@ def _encode(path: Path, img: np.ndarray) -> bytes:
 
 def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
                    out: Optional[Path] = None, scale: Optional[float] = None,
-                   threshold: float = 0.5, tolerance: int = 0) -> List[PhotoResult]:
+                   threshold: float = 0.5, tolerance: int = 0,
+                   progress: bool = True) -> List[PhotoResult]:
     """Run the model over photos; with `out`, write <name>_mask.png and <name>_overlay.jpg
     and summary.json there."""
     from distill.data.datasets import read_image, read_mask
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty; choose a new folder (nothing was replaced)")
     results: List[PhotoResult] = []
-    for photo in photos:
+    photos = list(photos)
+    for photo in progress_bar(photos, desc="predict", unit="photo", enabled=progress):
         image = read_image(photo)
         mask = (crack_probability_map(predict, size, image, scale) > threshold).astype(np.uint8)
         truth_path = find_truth(photo)

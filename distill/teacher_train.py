@@ -15,6 +15,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
+from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
 from distill.data.views import CropSpec, plan_view, render_view
 from distill.losses import hard_loss
@@ -43,8 +44,7 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.01)
     rng = np.random.default_rng(seed)
     weights = dataset.sample_weights() if hasattr(dataset, "sample_weights") else None
-    from tqdm import tqdm
-    bar = tqdm(total=steps, desc="teacher", unit="it", disable=not progress)
+    bar = progress_bar(total=steps, desc="teacher", unit="it", enabled=progress)
     t0, losses = time.perf_counter(), []
     for step in range(steps):
         idx = rng.choice(len(dataset), batch, p=weights)

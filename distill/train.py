@@ -26,6 +26,7 @@ from torch import nn
 
 from crack_common.files import atomic_write
 from crack_common.metrics import MetricAccumulator
+from crack_common.progress import bar as progress_bar
 from distill.cache import CacheError, Entry, TeacherCache, plan
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
@@ -348,8 +349,7 @@ class Trainer:
 
 
 def _bar(total: int, initial: int, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, desc="train", unit="it", disable=not enabled)
+    return progress_bar(total=total, initial=initial, desc="train", unit="it", enabled=enabled)
 
 
 def load_student(path: Path) -> Tuple[HRNetFCN, DistillConfig]:

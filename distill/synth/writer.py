@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from crack_common.progress import bar as progress_bar
 from distill.synth.scene import render_scene
 
 log = logging.getLogger(__name__)
@@ -103,16 +104,7 @@ def write_dataset(out: Path, count: int, size: int = 448, seed: int = 0,
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the bar is a nicety
-        enabled = False
-    if not enabled:
-        class _Quiet:
-            def update(self, n: int = 1) -> None: ...
-            def close(self) -> None: ...
-        return _Quiet()
-    return tqdm(total=total, desc=desc, unit="img")
+    return progress_bar(total=total, desc=desc, unit="img", enabled=enabled)
 
 
 # ------------------------------------------------------------------ drive video

@@ -69,3 +69,13 @@ def test_errors_are_one_line_with_journald_priorities_under_systemd(cli, tmp_pat
     assert lines and all(ln.startswith("<") for ln in lines) and lines[-1].startswith("<3>")
     r = cli("distill.cli", ["export", "--checkpoint", str(bad), "--work", str(tmp_path), "-v"])
     assert r.returncode == 1 and "Traceback" in r.stderr
+
+
+def test_progress_bars_are_off_when_output_is_not_a_terminal(cli, tmp_path):
+    r = cli("distill.cli", ["synth", "--out", str(tmp_path / "s"), "--count", "3", "--size",
+                            "64", "--workers", "1"])
+    assert r.returncode == 0, r.stderr
+    assert "%|" not in r.stderr and "img/s" not in r.stderr  # no bar in a pipe or a log
+    from crack_common.progress import bar
+    b = bar(range(3), enabled=True)  # pytest's stderr is not a TTY either: auto-off
+    assert list(b) == [0, 1, 2] and b.disable
