@@ -27,6 +27,7 @@ __all__ = ["CarConfig", "ConfigError", "load_car_config"]
 class SourceConfig:
     url: str = "demo"  # http(s) MJPG URL, demo, picamera, a video file or a recorded run
     realtime: bool = True  # files and runs at their recorded pace (false: as fast as possible)
+    loop: bool = False  # video files (and the demo drive) start again at their end
     timeout: float = 5.0  # seconds without data before a stream reconnects
     reconnect_min: float = 0.5  # first reconnection delay, doubled up to reconnect_max
     reconnect_max: float = 10.0

@@ -38,7 +38,7 @@ def _source(cfg: CarConfig) -> Any:
         return open_source(s.url, realtime=s.realtime, timeout=s.timeout,
                            reconnect_min=s.reconnect_min, reconnect_max=s.reconnect_max,
                            max_frame_bytes=s.max_frame_bytes)
-    return open_source(s.url, realtime=s.realtime)
+    return open_source(s.url, realtime=s.realtime, loop=s.loop)
 
 
 def run_car(cfg: CarConfig, max_frames: Optional[int] = None,

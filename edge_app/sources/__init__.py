@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any
 
 
-def open_source(spec: str, realtime: bool = True, **mjpeg: Any) -> Any:
+def open_source(spec: str, realtime: bool = True, loop: bool = False, **mjpeg: Any) -> Any:
     """A source from the --source value: an http(s) URL, `demo`, `picamera`, or a path."""
     if spec.startswith(("http://", "https://")):
         from edge_app.sources.mjpeg import MjpegSource
@@ -14,11 +14,11 @@ def open_source(spec: str, realtime: bool = True, **mjpeg: Any) -> Any:
         return PiCameraSource()
     from edge_app.sources.files import DEMO_VIDEO, VideoFileSource
     if spec == "demo":
-        return VideoFileSource(DEMO_VIDEO, realtime=realtime)
+        return VideoFileSource(DEMO_VIDEO, realtime=realtime, loop=loop)
     path = Path(spec)
     if path.is_dir() and (path / "frames.idx").exists():
         from edge_app.sources.recorded import RecordedRunSource
         return RecordedRunSource(path, realtime=realtime)
     if not path.exists():
         raise ValueError(f"source {spec!r}: not a URL, 'demo', 'picamera' or an existing file")
-    return VideoFileSource(path, realtime=realtime)
+    return VideoFileSource(path, realtime=realtime, loop=loop)
