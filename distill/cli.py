@@ -219,8 +219,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from distill.pipeline import stage_eval, stage_eval_sets
+    from distill.pipeline import stage_eval, stage_eval_sets, stage_sweep
     cfg = _config(args)
+    if args.sweep:
+        if args.dataset:
+            raise ValueError("--sweep runs on the validation split of --data (never on a "
+                             "test set); give no dataset")
+        stage_sweep(args.model, cfg, args.json, not args.quiet)
+        return 0
     if len(args.dataset) <= 1 and not args.baseline and str(args.model) != "classical":
         stage_eval(args.model, cfg, args.dataset[0] if args.dataset else None, args.json,
                    not args.quiet)
@@ -351,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: the validation split of --data)")
     st.add_argument("--baseline", choices=["classical"],
                     help="also score the classical black-hat filter on the same photos")
+    st.add_argument("--sweep", action="store_true",
+                    help="precision/recall/F1/IoU against the threshold on the validation "
+                         "split of --data, and the threshold of the best IoU")
     st.add_argument("--json", type=Path, help="where to write the results (a PNG plot goes "
                     "beside it)")
     _common(st)

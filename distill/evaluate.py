@@ -105,6 +105,25 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
     return out
 
 
+def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
+                    thresholds: Iterable[float] = tuple(np.round(np.arange(0.2, 0.81, 0.05), 2)),
+                    progress: bool = False) -> Dict[str, object]:
+    """Per-image mean precision/recall/F1/IoU at each threshold (each photo inferred once)
+    and the threshold of the best mean IoU: run it on validation photos, never on a test
+    set, and give the result to eval (--set eval.threshold=T) and the car's model card."""
+    thresholds = [float(t) for t in thresholds]
+    accs = {t: MetricAccumulator() for t in thresholds}
+    for i in progress_bar(range(len(dataset)), desc="sweep", unit="img", enabled=progress):
+        img, mask = fit(*dataset.load(i), size)
+        prob = predict(img)
+        for t in thresholds:
+            accs[t].add(prob > t, mask)
+    rows = {f"{t:.2f}": accs[t].mean() for t in thresholds}
+    best = max(rows, key=lambda k: rows[k]["iou"])
+    return {"images": len(dataset), "thresholds": rows, "best_threshold": float(best),
+            "best": rows[best]}
+
+
 def table(results: Dict[str, object], title: str = "") -> str:
     """A Table B.1-style text table."""
     rows = [f"{title}" if title else "", f"{'case':<8}" + "".join(f"{m:>11}" for m in

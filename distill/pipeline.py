@@ -107,6 +107,24 @@ def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
     return results
 
 
+def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None,
+                progress: bool = True) -> Dict[str, Any]:
+    """The threshold sweep on the validation split of the configured data."""
+    from distill.evaluate import load_predictor, threshold_sweep, write_json
+    _, val = open_splits(cfg)
+    predict, size, what = load_predictor(Path(model), cfg.train.device)
+    r = threshold_sweep(predict, val, size, progress=progress)
+    r["model"] = what
+    for t, m in r["thresholds"].items():
+        print(f"threshold {t}: P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f} "
+              f"IoU {m['iou']:.4f}")
+    print(f"best threshold on {r['images']} validation photos: {r['best_threshold']:.2f} "
+          f"(IoU {r['best']['iou']:.4f})")
+    if json_out:
+        write_json(r, Path(json_out))
+    return r
+
+
 def stage_eval_sets(model: str, cfg: DistillConfig, data: Sequence[str],
                     baseline: Optional[str] = None, json_out: Optional[Path] = None,
                     progress: bool = True) -> Dict[str, Any]:

@@ -39,7 +39,8 @@ class InferenceConfig:
     model: str = ""  # IR .xml (empty: the bundled models/crack-hrnet18.xml)
     device: str = "CPU"  # MYRIAD (NCS2), CPU, GPU, AUTO, ...
     requests: int = 0  # requests in flight (0: 4 on MYRIAD, the plugin's optimum elsewhere)
-    threshold: float = 0.5  # on the crack probability
+    threshold: Optional[float] = None  # on the crack probability; null: the model card's
+    # (chosen on validation photos by crack-distill eval --sweep), else 0.5
 
 
 @dataclass
@@ -143,7 +144,8 @@ def validate(cfg: CarConfig) -> CarConfig:
          s.max_frame_bytes)
     i = cfg.inference
     need(i.requests >= 0, "inference.requests", "0 (automatic) or more", i.requests)
-    need(0 < i.threshold < 1, "inference.threshold", "between 0 and 1", i.threshold)
+    need(i.threshold is None or 0 < i.threshold < 1, "inference.threshold",
+         "between 0 and 1, or null (the model card's)", i.threshold)
     m = cfg.measure
     need(len(m.severity_px) == 2 and 0 < m.severity_px[0] < m.severity_px[1],
          "measure.severity_px", "two increasing widths [low_below, medium_below]",

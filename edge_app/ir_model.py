@@ -92,3 +92,24 @@ def main(argv: list) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def model_card(xml: Path) -> Dict[str, Any]:
+    """The YAML card beside an IR ({} when there is none or it is unreadable)."""
+    import yaml
+    card = Path(xml).with_suffix(".yaml")
+    try:
+        data = yaml.safe_load(card.read_text()) if card.is_file() else {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def card_threshold(configured: Optional[float], card: Dict[str, Any]) -> float:
+    """The configured crack-probability threshold, else the card's (the one the model was
+    validated at), else 0.5."""
+    if configured is not None:
+        return float(configured)
+    t = card.get("threshold")
+    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1
+    return float(t) if ok else 0.5

@@ -23,6 +23,7 @@ import numpy as np
 from edge_app.config import CarConfig
 from edge_app.frames import Frame, LatestSlot
 from edge_app.inference import AsyncInfer
+from edge_app.ir_model import card_threshold, model_card
 from edge_app.measure import FrameMeasure, crack_mask, measure
 from edge_app.overlay import draw_overlay
 from edge_app.stats import PipelineStats
@@ -62,6 +63,7 @@ class CarPipeline:
         self.infer = AsyncInfer(cfg.model_path, cfg.inference.device, self._on_result,
                                 cfg.inference.requests, self._on_error)
         self.size = self.infer.size
+        self.threshold = card_threshold(cfg.inference.threshold, model_card(cfg.model_path))
         self._results: queue.Queue[Optional[tuple]] = queue.Queue(
             maxsize=2 * self.infer.requests + 2)
         # the frame watchdog's clock: the last frame that produced a result (bytes that do
@@ -123,7 +125,7 @@ class CarPipeline:
 
     def _emit(self, index: int, frame: Frame, image: np.ndarray, logits: np.ndarray) -> None:
         c = self.cfg
-        mask = crack_mask(logits, c.inference.threshold)
+        mask = crack_mask(logits, self.threshold)
         measured = measure(mask, c.measure.min_area_px, c.measure.severity_px)
         result = Result(index, frame, image, mask, measured, time.monotonic())
         self.last_frame_at = result.t_done

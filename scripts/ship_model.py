@@ -131,6 +131,13 @@ def main(argv: List[str]) -> int:
     found = evaluations(a.work)
     card["name"] = NAME
     card["files"] = {**card.get("files", {}), "xml": f"{NAME}.xml", "bin": f"{NAME}.bin"}
+    sweep_file = a.work / "sweep_nokd.json"
+    if sweep_file.is_file():
+        sweep = json.loads(sweep_file.read_text())
+        card["threshold"] = sweep["best_threshold"]
+        card["threshold_sweep"] = {"data": f"validation split ({sweep['images']} photos)",
+                                   "iou": {t: round(m["iou"], 4)
+                                           for t, m in sweep["thresholds"].items()}}
     card["datasets"] = [{"name": k, "source": v[0], "terms": v[1]} for k, v in DATASETS.items()]
     card["evaluation"] = {
         "protocol": "each test photo squeezed whole to 448x448 as the car does; per-image "
@@ -158,6 +165,7 @@ def main(argv: List[str]) -> int:
         card8.update({k: card[k] for k in ("datasets", "evaluation", "reproduce",
                                           "limitations")})
         card8["name"] = f"{NAME}-int8"
+        card8["threshold"] = card["threshold"]
         card8["files"] = {**card8.get("files", {}), "xml": f"{NAME}_int8.xml",
                           "bin": f"{NAME}_int8.bin"}
         shutil.copyfile(int8, models / f"{NAME}_int8.xml")

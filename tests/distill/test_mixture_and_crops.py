@@ -143,3 +143,28 @@ def test_killed_mixed_cropped_run_resumes_to_the_same_weights(collection, tmp_pa
     assert a["state"]["step"] == b["state"]["step"] == 6  # 12 draws / batch 4, x 2 epochs
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collection):
+    from distill.data.datasets import open_dataset
+    from distill.evaluate import threshold_sweep
+    ds = open_dataset(collection / "small")
+
+    masks = {}
+
+    def oracle(img):  # a model whose crack pixels score 0.62 and the others 0.38
+        return masks["m"] * 0.24 + 0.38
+    import distill.evaluate as ev
+    original = ev.fit
+
+    def spy(image, mask, size):
+        out = original(image, mask, size)
+        masks["m"] = out[1].astype(np.float32)
+        return out
+    ev.fit = spy
+    try:
+        r = threshold_sweep(oracle, ds, 64, thresholds=[0.3, 0.45, 0.5, 0.55, 0.7])
+    finally:
+        ev.fit = original
+    assert r["best_threshold"] in (0.45, 0.5, 0.55) and r["best"]["iou"] == pytest.approx(1.0)
+    assert r["thresholds"]["0.30"]["iou"] < 1.0 and r["thresholds"]["0.70"]["iou"] < 1.0

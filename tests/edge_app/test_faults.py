@@ -540,3 +540,11 @@ def test_watchdog_pings_at_half_its_period_with_a_status_line(tmp_path, monkeypa
     sock.close()
     assert 3 <= len(got) <= 5
     assert all(m.startswith("WATCHDOG=1\nSTATUS=3.5 fps, mode cruise, spool 2") for m in got)
+
+
+def test_the_car_uses_the_threshold_its_model_was_validated_at():
+    from edge_app.ir_model import card_threshold
+    assert card_threshold(None, {"threshold": 0.4}) == 0.4
+    assert card_threshold(0.6, {"threshold": 0.4}) == 0.6  # the config wins
+    assert card_threshold(None, {}) == 0.5
+    assert card_threshold(None, {"threshold": "x"}) == card_threshold(None, {"threshold": 2})
