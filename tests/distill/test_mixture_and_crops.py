@@ -168,3 +168,31 @@ def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collecti
         ev.fit = original
     assert r["best_threshold"] in (0.45, 0.5, 0.55) and r["best"]["iou"] == pytest.approx(1.0)
     assert r["thresholds"]["0.30"]["iou"] < 1.0 and r["thresholds"]["0.70"]["iou"] < 1.0
+
+
+def test_negatives_are_cut_where_no_crack_comes_near(tmp_path):
+    from distill.data.negatives import clear_window
+    mask = np.zeros((200, 300), np.uint8)
+    mask[:, 140:150] = 1  # a crack down the middle
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x, y, side = clear_window(mask, rng, margin=15)
+        assert side == 100
+        assert not mask[max(0, y - 15):y + side + 15, max(0, x - 15):x + side + 15].any()
+    assert clear_window(np.ones((200, 300), np.uint8), rng) is None
+
+
+def test_eval_scores_each_dataset_beside_the_classical_baseline(cli, collection, tmp_path):
+    import json
+    neg = tmp_path / "neg"
+    r = cli("distill.cli", ["data", "negatives", str(collection), "--out", str(neg)])
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "eval.json"
+    r = cli("distill.cli", ["eval", "classical", str(collection), str(neg), "--json", str(out),
+                            "--set", "eval.blur=[]", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())["model"]["datasets"]
+    assert set(res) == {"big", "small", "neg"}
+    assert 0 <= res["big"]["clean"]["iou"] <= 1 and "f1@2px" in res["big"]["clean"]
+    fa = res["neg"]["false_alarm"]
+    assert fa["crack_free_images"] == res["neg"]["images"] > 0 and 0 <= fa["rate"] <= 1
