@@ -21,6 +21,12 @@ class ConfigError(ValueError):
         super().__init__(redact_text(message))
 
 
+def _shown(key: str, value: Any) -> str:
+    """A value as an error message shows it: masked under a secret-named key."""
+    from crack_common.redact import MASK, SECRET_KEYS
+    return MASK if SECRET_KEYS.search(key) else repr(value)
+
+
 def _check_type(key: str, value: Any, default: Any, hint: str) -> Any:
     if "Optional" in hint and value is None:
         return None
@@ -54,9 +60,7 @@ def _check_type(key: str, value: Any, default: Any, hint: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return value
     if not isinstance(value, base) or (isinstance(value, bool) and base is not bool):
-        from crack_common.redact import MASK, SECRET_KEYS
-        shown = MASK if SECRET_KEYS.search(key) else repr(value)
-        raise ConfigError(f"{key}: expected {base.__name__}, got {shown}")
+        raise ConfigError(f"{key}: expected {base.__name__}, got {_shown(key, value)}")
     return value
 
 
@@ -118,6 +122,4 @@ def load(cls: type, path: Optional[Path] = None,
 def need(ok: bool, key: str, what: str, value: Any) -> None:
     """Raise ConfigError('KEY: WHAT, got VALUE') unless ok."""
     if not ok:
-        from crack_common.redact import MASK, SECRET_KEYS
-        shown = MASK if SECRET_KEYS.search(key) else repr(value)
-        raise ConfigError(f"{key}: {what}, got {shown}")
+        raise ConfigError(f"{key}: {what}, got {_shown(key, value)}")

@@ -45,9 +45,9 @@ class Entry:
 
 
 def plan(dataset: CrackDataset, views: int, seed: int, noise_mix: float,
-         crop: Optional[CropSpec] = None, first_view: int = 0) -> List[Entry]:
-    """`views` views of every pair; `first_view` offsets the view numbers (fresh views)."""
-    return [Entry(s.name, i, plan_view(seed, i, first_view + v, noise_mix, crop))
+         crop: Optional[CropSpec] = None) -> List[Entry]:
+    """`views` views of every pair."""
+    return [Entry(s.name, i, plan_view(seed, i, v, noise_mix, crop))
             for i, s in enumerate(dataset.samples) for v in range(views)]
 
 

@@ -46,7 +46,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         try:
             counts = open_dataset(root, args.split, args.split_file).check()
         except DatasetError as e:
-            problems.append(str(e))
+            problems += e.problems
             continue
         reports.append({"root": str(root), **counts})
         if not args.json:
@@ -55,7 +55,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 and not problems else reports))
     if problems:
-        raise DatasetError(Path(args.root[0]), [p for e in problems for p in e.splitlines()])
+        raise DatasetError(Path(args.root[0]), problems)
     return 0
 
 
@@ -66,9 +66,10 @@ def _cmd_data_negatives(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{args.out} is not empty; give a new folder")
     mix = open_mixture([str(r) for r in args.root])
     total = 0
-    for src, ds in mix.by_source():
-        r = write_negatives(ds, args.out, args.seed, args.margin, prefix=f"{src}_")
-        log.info("%s: %d crack-free windows from %d photos", src, r["windows"], r["photos"])
+    for src, ds in mix.parts:
+        r = write_negatives(ds, args.out, args.seed, args.margin, prefix=f"{src.name}_")
+        log.info("%s: %d crack-free windows from %d photos", src.name, r["windows"],
+                 r["photos"])
         total += r["windows"]
     print(f"{args.out}: {total} crack-free windows")
     return 0

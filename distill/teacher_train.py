@@ -43,7 +43,7 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.01)
     rng = np.random.default_rng(seed)
-    weights = dataset.sample_weights() if hasattr(dataset, "sample_weights") else None
+    weights = dataset.sample_weights()
     bar = progress_bar(total=steps, desc="teacher", unit="it", enabled=progress)
     t0, losses = time.perf_counter(), []
     for step in range(steps):

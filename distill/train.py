@@ -68,10 +68,9 @@ class TrainData:
             self.entries: List[Entry] = [e for _, _, e in cache.entries]
         else:
             self.entries = plan(dataset, self.views, self.data_seed, self.noise_mix, self.crop)
-        weights = getattr(dataset, "sample_weights", None)
+        per_image = dataset.sample_weights()
         self.weights = None
-        if weights is not None:
-            per_image = weights()
+        if per_image is not None:
             w = np.array([per_image[e.image_index] for e in self.entries], float)
             self.weights = w / w.sum() if w.sum() > 0 else None
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from crack_common.values import finite_number
+
 log = logging.getLogger(__name__)
 WATCH = b'?WATCH={"enable":true,"json":true};\n'
 MAX_LINE = 65536  # gpsd's longest reports (SKY with many satellites) are a few KB
@@ -42,10 +44,8 @@ def parse_tpv(report: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The position of a gpsd TPV report with a 2-D or 3-D fix, else None."""
     if report.get("class") != "TPV" or fix_mode(report) < 2:
         return None
-    lat, lon = report.get("lat"), report.get("lon")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon)):
-        return None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN fails here too
+    lat, lon = finite_number(report.get("lat")), finite_number(report.get("lon"))
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
         return None
     fix = {"lat": round(float(lat), 8), "lon": round(float(lon), 8),
            "mode": int(report["mode"]), "time": report.get("time")}

@@ -80,15 +80,24 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.headers.get("Content-Length")
         if raw is None:
             return 411, "Content-Length required"
-        if not (raw.isascii() and raw.isdigit()):
+        n = content_length(raw)
+        if n is None:
             return 400, "bad Content-Length"
-        n = int(raw)
         if n > limit:
             return 413, f"body over {limit} bytes"
         try:
             return None, json.loads(self.rfile.read(n))
         except (ValueError, RecursionError) as e:
             return 400, f"not JSON ({type(e).__name__})"
+
+
+def content_length(text: Optional[str]) -> Optional[int]:
+    """A Content-Length value read strictly: 1 to 12 ASCII digits, else None ('\xb2',
+    '-1' and '1e3' are not lengths, whatever str.isdigit or int() think)."""
+    if text is None:
+        return None
+    ok = text.isascii() and text.isdigit() and len(text) <= 12
+    return int(text) if ok else None
 
 
 def _is_ip(host: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from crack_common.values import finite_number
 from edge_app.ov_runtime import import_openvino
 
 
@@ -110,6 +111,5 @@ def card_threshold(configured: Optional[float], card: Dict[str, Any]) -> float:
     validated at), else 0.5."""
     if configured is not None:
         return float(configured)
-    t = card.get("threshold")
-    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1
-    return float(t) if ok else 0.5
+    t = finite_number(card.get("threshold"))
+    return t if t is not None and 0 < t < 1 else 0.5

@@ -14,7 +14,7 @@ from edge_app.car import CarServices
 from edge_app.config import CarConfig
 from edge_app.drive import DriveController, make_robot
 from edge_app.fault_latch import FaultLatch
-from edge_app.ir_model import card_threshold, model_card
+from edge_app.ir_model import model_card
 from edge_app.live_view import LiveView
 from edge_app.pipeline import CarPipeline
 from edge_app.recorder import Recorder
@@ -38,7 +38,6 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
     control = control if control is not None else {}
     source = _source(cfg)
     card = model_card(cfg.model_path)
-    cfg.inference.threshold = card_threshold(cfg.inference.threshold, card)
     model_info = {"model": card.get("name", cfg.model_path.stem),
                   "model_sha256": card.get("files", {}).get("bin_sha256")}
     live = recorder = mqtt = drive = services = pipeline = gps = None

@@ -96,10 +96,11 @@ class Spool:
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
-                    self._db.execute("DELETE FROM messages WHERE seq <= ?", (seq,))
+                    gone = self._db.execute("DELETE FROM messages WHERE seq <= ?",
+                                            (seq,)).rowcount
                     self._db.execute("INSERT OR REPLACE INTO meta VALUES ('acked', ?)", (seq,))
                 self.acked = seq
-                self._depth = self._count()
+                self._depth -= gone  # no count of the backlog on every acknowledgement
             except sqlite3.Error as e:
                 self.errors += 1
                 log.warning("spool: cannot record the acknowledgement of %d (%s); it may be "

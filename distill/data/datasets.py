@@ -151,6 +151,11 @@ class CrackDataset:
             img, mask = self.load(i)
             yield s.name, img, mask
 
+    def sample_weights(self) -> Optional[np.ndarray]:
+        """Each pair's probability of being drawn in training; None: all alike (a mixture
+        of datasets gives each its weight)."""
+        return None
+
     def check(self) -> Dict[str, int]:
         """Read every pair; raise one DatasetError listing every bad file. Returns counts."""
         problems: List[str] = []

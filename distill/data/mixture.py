@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from distill.data.datasets import (
     CrackDataset,
     DatasetError,
     Sample,
+    _find_dir,
     open_dataset,
 )
 
@@ -51,7 +52,7 @@ def parse_source(text: str) -> Tuple[Path, float]:
 
 def _is_dataset(folder: Path, split: Optional[str]) -> bool:
     base = folder / split if split and (folder / split).is_dir() else folder
-    return any((base / d).is_dir() for d in IMAGE_DIRS)
+    return _find_dir(base, IMAGE_DIRS) is not None
 
 
 def expand_sources(texts: Sequence[str], split: Optional[str] = None) -> List[Source]:
@@ -90,7 +91,7 @@ class MixedDataset(CrackDataset):
             self.samples += [Sample(f"{src.name}/{s.name}", s.image, s.mask) for s in ds.samples]
             self.owner += [k] * len(ds)
 
-    def sample_weights(self) -> np.ndarray:
+    def sample_weights(self) -> Optional[np.ndarray]:
         """Each pair's probability of being drawn: its source's weight shared by its pairs."""
         counts = np.bincount(self.owner, minlength=len(self.parts)).astype(float)
         w = np.array([src.weight for src, _ in self.parts], float)
@@ -131,10 +132,6 @@ class MixedDataset(CrackDataset):
             wanted.setdefault(src, []).append(stem)
         return MixedDataset([(src, ds.subset(wanted.get(src.name, [])))
                              for src, ds in self.parts])
-
-    def by_source(self) -> Iterator[Tuple[str, CrackDataset]]:
-        for src, ds in self.parts:
-            yield src.name, ds
 
 
 def _empty(like: MixedDataset) -> MixedDataset:

@@ -87,15 +87,6 @@ def crop_window(width: int, height: int, crop: Tuple[float, float, float, float]
     return x0, y0, x0 + w, y0 + h
 
 
-def crop_pair(image: np.ndarray, mask: np.ndarray, crop: Tuple[float, float, float, float]
-              ) -> Tuple[np.ndarray, np.ndarray]:
-    """The same crop of a photo and its mask."""
-    if crop[0] >= 1.0:
-        return image, mask
-    x0, y0, x1, y1 = crop_window(mask.shape[1], mask.shape[0], crop)
-    return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-
-
 def noise_at_scale(image: np.ndarray, case: str, zoom: float) -> np.ndarray:
     """A noise case as it looks on the whole photo at the car's input size, applied to a
     view that shows the photo `zoom` times larger than that (blur kernels grow with it)."""
@@ -130,12 +121,6 @@ def _dihedral(img: np.ndarray, m: np.ndarray, view: View) -> Tuple[np.ndarray, n
     if view.flip:
         img, m = img[:, ::-1], m[:, ::-1]
     return np.ascontiguousarray(img), np.ascontiguousarray(m)
-
-
-def apply_view(image: np.ndarray, mask: np.ndarray, view: View) -> Tuple[np.ndarray, np.ndarray]:
-    """The view of an image already at the model's size (crop boxes ignored)."""
-    img, m = _dihedral(image, mask, view)
-    return NOISE_CASES[view.noise](img), m
 
 
 def fit(image: np.ndarray, mask: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from crack_common.metrics import MetricAccumulator
+from crack_common.values import finite_number
 from edge_app.recorder import RunReader
 
 LABELS = ("confirmed", "false_positive")
@@ -33,11 +34,6 @@ def read_labels(run_dir: Path) -> Dict[int, str]:
     return out
 
 
-def _num(v: Any) -> Optional[float]:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
-    return float(v) if ok and abs(v) != float("inf") else None
-
-
 def clean_detection(d: Any) -> Optional[Dict[str, Any]]:
     """A detection record with every field the review reads coerced to its type (None
     for a record that is not an object). Never raises, whatever the file held."""
@@ -45,17 +41,18 @@ def clean_detection(d: Any) -> Optional[Dict[str, Any]]:
         return None
     out = dict(d)
     for key in ("seq", "frame"):
-        out[key] = int(d[key]) if _num(d.get(key)) is not None else None
+        out[key] = int(d[key]) if finite_number(d.get(key)) is not None else None
     for key in ("crack_ratio", "odometry_m", "time"):
-        out[key] = _num(d.get(key))
+        out[key] = finite_number(d.get(key))
     out["crack_ratio"] = out["crack_ratio"] or 0.0
     out["severity"] = d.get("severity") if isinstance(d.get("severity"), str) else None
-    out["cracks"] = [{k: _num(c.get(k)) for k in ("length_px", "max_width_px",
+    out["cracks"] = [{k: finite_number(c.get(k)) for k in ("length_px", "max_width_px",
                                                   "mean_width_px", "area_px")}
                      for c in (d.get("cracks") if isinstance(d.get("cracks"), list) else [])
                      if isinstance(c, dict)]
     g = d.get("gps")
-    lat, lon = (_num(g.get("lat")), _num(g.get("lon"))) if isinstance(g, dict) else (None, None)
+    lat, lon = ((finite_number(g.get("lat")), finite_number(g.get("lon")))
+                if isinstance(g, dict) else (None, None))
     out["gps"] = {**g, "lat": lat, "lon": lon} if lat is not None and lon is not None else None
     return out
 
@@ -117,8 +114,8 @@ def load_run(run_dir: Path) -> RunData:
     dets = [c for c in (clean_detection(d) for d in raw) if c is not None]
     malformed = len(raw) - len(dets) + reader.skipped.get("detections.jsonl", 0)
     labels = read_labels(run_dir)
-    telemetry = [{**t, "odometry_m": _num(t.get("odometry_m")), "time": _num(t.get("time"))}
-                 for t in reader.jsonl("telemetry.jsonl")]
+    telemetry = [{**t, "odometry_m": finite_number(t.get("odometry_m")),
+                  "time": finite_number(t.get("time"))} for t in reader.jsonl("telemetry.jsonl")]
     data = RunData(Path(run_dir), reader.info, seqs, times, ratios, dets,
                    reader.jsonl("events.jsonl"), telemetry, labels)
     if acc is not None and len(acc):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from edge_app.http_util import content_length
+
 HEADER_LIMIT = 8192
 
 
@@ -80,12 +82,9 @@ class MultipartParser:
         headers = self._headers(bytes(self.buf[len(self.marker):head_end]))
         body_start = head_end + sep
         length = headers.get("content-length")
-        bad_length = length is not None and not (length.isascii() and length.isdigit()
-                                                 and len(length) <= 12)
-        if bad_length:  # '\xb2', '-1', '1e3': find the boundary instead
-            length = None
-        if length is not None:
-            n = int(length)
+        n = content_length(length)
+        bad_length = length is not None and n is None  # then find the boundary instead
+        if n is not None:
             if n > self.max_part:
                 self._drop_oversize()
                 return None
