@@ -12,6 +12,7 @@ from typing import List, Optional
 
 from crack_common import project_version
 from crack_common.logsetup import report_error, setup_logging
+from distill.config import STUDENTS
 
 log = logging.getLogger("crack-distill")
 
@@ -78,14 +79,14 @@ def _cmd_data_negatives(args: argparse.Namespace) -> int:
 def _cmd_describe(args: argparse.Namespace) -> int:
     from distill.describe import describe, render, teacher_config
     if args.student:
-        info = describe(True, None, args.state_dict, args.head_kernel)
+        info = describe(args.student, None, args.state_dict, args.head_kernel)
         if args.student_init:
             import torch
 
-            from distill.nets.hrnet import HRNetFCN
             from distill.nets.student_weights import load_student_weights
+            from distill.nets.students import build
             with torch.device("cpu"):
-                report = load_student_weights(HRNetFCN(head_kernel=args.head_kernel),
+                report = load_student_weights(build(args.student, args.head_kernel),
                                               args.student_init)
             info["student_init"] = {"file": str(args.student_init), "loaded": len(report.loaded),
                                     "unplaced": report.unplaced,
@@ -148,8 +149,10 @@ def _config(args: argparse.Namespace):
         "train": {"epochs": getattr(args, "epochs", None),
                   "device": getattr(args, "device", None),
                   "temperature": getattr(args, "temperature", None),
-                  "kd": False if getattr(args, "no_kd", False) else None},
-        "student": {"init": _str(getattr(args, "student_init", None))},
+                  "kd": False if getattr(args, "no_kd", False) else None,
+                  "hard_loss": getattr(args, "hard_loss", None)},
+        "student": {"init": _str(getattr(args, "student_init", None)),
+                    "name": getattr(args, "student", None)},
         "export": {"int8": True if getattr(args, "int8", False) else None},
     }
     over.append(_prune(flags))
@@ -300,7 +303,11 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> 
     add("--device", help="torch device of the student")
     add("--temperature", type=_temperature, help="KD temperature or 'dynamic'")
     add("--no-kd", action="store_true", help="baseline without distillation")
-    add("--student-init", type=Path, help="timm/mmsegmentation weights to start from")
+    add("--student", choices=STUDENTS, help="student network (default hrnet_w18)")
+    add("--student-init", type=Path, help="timm/mmsegmentation weights to start from "
+        "(hrnet_w18)")
+    add("--hard-loss", choices=["ce_dice", "igmsda"],
+        help="hard loss: 0.2 CE + 0.8 Dice (default), or with IGMSDA in place of CE")
     add("--int8", action="store_true", help="also export an INT8 IR")
     add("--quiet", action="store_true", help="no progress bars")
     add("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
@@ -446,10 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser(
         "describe", help="parameter counts and names of the student or the teacher",
-        description="Print parameter counts (total, tunable) of the HRNet-W18 student or a "
+        description="Print parameter counts (total, tunable) of a student or a "
                     "CrackSAM teacher, built on the meta device (no memory, no weights).")
     who = de.add_mutually_exclusive_group()
-    who.add_argument("--student", action="store_true", help="the HRNet-W18 FCN student")
+    who.add_argument("--student", nargs="?", const="hrnet_w18", choices=STUDENTS,
+                     metavar="NAME", help="a student: " + ", ".join(STUDENTS)
+                     + " (default hrnet_w18)")
     who.add_argument("--teacher-config", default="vit_h",
                      help="vit_b, vit_l, vit_h (default), a YAML/JSON config or a teacher file")
     de.add_argument("--size", type=int, help="teacher input size (default 448)")

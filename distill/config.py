@@ -22,6 +22,13 @@ from crack_common.yamlconfig import ConfigError, load, need, parse_override
 __all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "validate"]
 
 
+# the students by name (built by distill.nets.students)
+STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
+# keys (section.key) added after work folders were made, with their defaults
+ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
+               "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4}
+
+
 @dataclass
 class DataConfig:
     root: str = ""  # dataset folder (Khanhha or CrackForest layout)
@@ -56,6 +63,7 @@ class CropConfig:
 
 @dataclass
 class StudentConfig:
+    name: str = "hrnet_w18"  # hrnet_w18, hrsegnet_b16, hrsegnet_b32, hrsegnet_b48 or pct
     width: int = 18  # HRNet width (18 = HRNet-W18; smaller only for tests)
     modules: List[int] = field(default_factory=lambda: [1, 4, 3])  # stages 2-4 (W18: 1, 4, 3)
     blocks: int = 4  # basic blocks per branch (W18: 4)
@@ -85,6 +93,11 @@ class TrainConfig:
     channels_last: bool = True  # NHWC tensors (faster convolutions on CPU)
     photometric: float = 0.0  # share of training images re-lit each epoch (brightness,
     # contrast, gamma, saturation, hue, colour cast); geometry and teacher logits unchanged
+    hard_loss: str = "ce_dice"  # ce_dice: 0.2 CE + 0.8 Dice; igmsda: the CE term replaced by
+    # the IGMSDA bound over class-conditional feature augmentations of the pixel classifier
+    igmsda_alpha: float = 2.5  # IGMSDA gradient-modulation constant alpha_0
+    igmsda_lambda: float = 0.5  # IGMSDA augmentation strength, reached linearly by the end
+    aux_weight: float = 0.4  # weight of each auxiliary head's hard loss (HrSegNet)
 
 
 @dataclass
@@ -131,8 +144,13 @@ class DistillConfig:
 
     def digest(self, *sections: str, ignore: Sequence[str] = ()) -> str:
         """A short hash of some sections, to tell whether saved work still matches;
-        `ignore` names keys (section.key) left out of it."""
+        `ignore` names keys (section.key) left out of it. Keys added after work folders
+        existed are left out while they hold their defaults, so old work stays valid."""
         d = self.to_dict()
+        for key, default in ADDED_LATER.items():
+            sec, _, name = key.partition(".")
+            if d[sec].get(name) == default:
+                d[sec].pop(name)
         for key in ignore:
             sec, _, name = key.partition(".")
             d[sec] = {k: v for k, v in d[sec].items() if k != name}
@@ -162,6 +180,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          cfg.cache.noise_mix)
     need(cfg.cache.shard_size >= 1, "cache.shard_size", "at least 1", cfg.cache.shard_size)
     need(cfg.cache.batch >= 1, "cache.batch", "at least 1", cfg.cache.batch)
+    need(cfg.student.name in STUDENTS, "student.name", "one of " + ", ".join(STUDENTS),
+         cfg.student.name)
     need(cfg.student.width in (8, 16, 18, 30, 32, 40, 48, 64), "student.width",
          "an HRNet width (18 for W18)", cfg.student.width)
     need(len(cfg.student.modules) == 3 and min(cfg.student.modules) >= 1, "student.modules",
@@ -179,6 +199,11 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          "not negative", (t.kd_weight, t.hard_weight))
     need(t.kd or t.hard_weight > 0, "train.hard_weight", "positive when train.kd is false",
          t.hard_weight)
+    need(t.hard_loss in ("ce_dice", "igmsda"), "train.hard_loss", "ce_dice or igmsda",
+         t.hard_loss)
+    need(t.igmsda_alpha > 0 and t.igmsda_lambda >= 0, "train.igmsda_alpha/igmsda_lambda",
+         "alpha > 0, lambda >= 0", (t.igmsda_alpha, t.igmsda_lambda))
+    need(t.aux_weight >= 0, "train.aux_weight", "0 or more", t.aux_weight)
     need(0 < t.t_min < t.t_max, "train.t_min/t_max", "0 < t_min < t_max", (t.t_min, t.t_max))
     need(t.temperature == "dynamic" or not isinstance(t.temperature, str), "train.temperature",
          "expected a number or 'dynamic'", t.temperature)

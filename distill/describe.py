@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from distill.nets.hrnet import HRNetFCN
+from distill.nets import students
 from distill.nets.sam.checkpoints import read_merged_config
 from distill.nets.sam.cracksam import ENCODERS, CrackSAM, SamConfig
 from distill.nets.sam.image_encoder import DeltaSpec
@@ -55,12 +55,15 @@ def teacher_config(spec: str, size: Optional[int], delta: Optional[str], rank: i
     return cfg
 
 
-def describe(student: bool, teacher: Optional[SamConfig], state_dict: bool,
+def describe(student: Optional[str], teacher: Optional[SamConfig], state_dict: bool,
              head_kernel: int = 1) -> Dict[str, Any]:
+    """Parameter counts (and with `state_dict` every tensor) of a student by name or of a
+    teacher config; a student's `inference_params` leave out training-only heads."""
     with torch.device("meta"):
         if student:
-            return {"model": "hrnet_w18_fcn", **describe_model(HRNetFCN(head_kernel=head_kernel),
-                                                                 state_dict)}
+            model = students.build(student, head_kernel)
+            return {"model": student, **describe_model(model, state_dict),
+                    "inference_params": students.inference_parameters(model)}
         model = CrackSAM(teacher)
     if teacher.delta.kind != "none":
         model.freeze_base()
@@ -72,6 +75,9 @@ def describe(student: bool, teacher: Optional[SamConfig], state_dict: bool,
 def render_text(info: Dict[str, Any]) -> str:
     lines = [f"{info['model']}: {info['params']:,} parameters, "
              f"{info['tunable_params']:,} tunable"]
+    if "inference_params" in info and info["inference_params"] != info["params"]:
+        lines.append(f"  {info['inference_params']:,} in the exported model "
+                     "(training-only heads left out)")
     if "delta_params" in info:
         d = info["config"]["delta"]
         lines.append(f"  delta {d['kind']}: {info['delta_params']:,} parameters "

@@ -6,6 +6,8 @@
   KL(teacher || student) summed over positions, times T^2 / C, averaged over the batch.
 - `--temperature dynamic`: T is learnt within [t_min, t_max] through a gradient-reversal
   layer, so it moves to make distillation harder while the student minimises the loss.
+- IGMSDA (`train.hard_loss: igmsda`): the CE term becomes a closed-form upper bound of
+  the expected gradient-modulated loss over implicit feature augmentations (below).
 """
 
 from __future__ import annotations
@@ -44,6 +46,80 @@ def cwd_loss(student: torch.Tensor, teacher: torch.Tensor,
     return kl * temperature ** 2 / (c * n)
 
 
+class FeatureStats(nn.Module):
+    """Running class-conditional mean and covariance of the pixel classifier's input
+    features (ISDA's online estimate: each batch merged by its share of all samples)."""
+
+    def __init__(self, dim: int, classes: int = 2):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(classes, dim))
+        self.register_buffer("cov", torch.zeros(classes, dim, dim))
+        self.register_buffer("count", torch.zeros(classes))
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """features (N, D, h, w), labels (N, h, w) of class indices."""
+        f = features.detach().float().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        y = labels.reshape(-1)
+        for k in range(self.mean.shape[0]):
+            fk = f[y == k]
+            n = fk.shape[0]
+            if n == 0:
+                continue
+            mb = fk.mean(0)
+            cb = (fk - mb).T @ (fk - mb) / n
+            w = n / (self.count[k].item() + n)
+            d = (self.mean[k] - mb)[:, None]
+            self.cov[k] = self.cov[k] * (1 - w) + cb * w + w * (1 - w) * (d @ d.T)
+            self.mean[k] = self.mean[k] * (1 - w) + mb * w
+            self.count[k] += n
+
+
+def augmentation_variances(weight: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """sigma[y, j] = (w_j - w_y)^T Sigma_y (w_j - w_y): the variance of the logit gap
+    z_j - z_y when a class-y feature moves by N(0, Sigma_y). weight (C, D), cov (C, D, D)."""
+    delta = weight[None, :, :] - weight[:, None, :]  # [y, j, d] = w_j - w_y
+    return torch.einsum("yjd,yde,yje->yj", delta, cov, delta)
+
+
+def igmsda_loss(logits: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor,
+                lam: float, alpha: float) -> torch.Tensor:
+    """The IGMSDA bound, per pixel, averaged.
+
+    Implicit augmentation moves each class-y feature a by N(0, lam * Sigma_y), so the logit
+    gaps become Gaussian; E[CE] <= log sum_j exp(z_j - z_y + lam/2 sigma[y, j]) (Jensen
+    and the Gaussian moment generating function, as ISDA). Gradient modulation reshapes
+    the loss as g(CE) = alpha * log(1 + CE / alpha): its slope 1 / (1 + CE / alpha) is 1
+    for a well-classified sample and shrinks for a poorly classified one, so augmented
+    features that drifted far from their class (little semantic relevance left) pull the
+    model less. g is increasing and concave, so E[g(CE)] <= g(E[CE]) <= g(bound): the loss
+    minimised is this closed form, no feature is sampled. Logits (N, C, H, W) are linear
+    in the classifier's features, so the bound holds at the upsampled resolution too.
+    """
+    t = target.long()
+    z_y = logits.gather(1, t[:, None])
+    shift = sigma[t].permute(0, 3, 1, 2)  # (N, C, H, W): sigma[y_pixel, j]
+    ce_bound = torch.logsumexp(logits + 0.5 * lam * shift, dim=1, keepdim=True) - z_y
+    return (alpha * torch.log1p(ce_bound / alpha)).mean()
+
+
+class IGMSDA(nn.Module):
+    """IGMSDA for the student's final linear pixel classifier. `progress` (0..1, set by the
+    trainer) ramps the augmentation strength to `lam` as ISDA does."""
+
+    def __init__(self, dim: int, classes: int = 2, alpha: float = 2.5, lam: float = 0.5):
+        super().__init__()
+        self.stats = FeatureStats(dim, classes)
+        self.alpha, self.lam, self.progress = alpha, lam, 0.0
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, features: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+        cell = F.adaptive_max_pool2d(target[:, None].float(), features.shape[-2:])[:, 0]
+        self.stats.update(features, cell.long())  # a cell holding any crack is a crack
+        sigma = augmentation_variances(weight.reshape(weight.shape[0], -1), self.stats.cov)
+        return igmsda_loss(logits, target, sigma, self.lam * self.progress, self.alpha)
+
+
 class _GradReverse(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -80,20 +156,32 @@ class Temperature(nn.Module):
 
 
 class DistillLoss(nn.Module):
-    """L = hard + kd_weight * CWD(T); `hard_weight=0` gives the soft-only loss."""
+    """L = hard + kd_weight * CWD(T); `hard_weight=0` gives the soft-only loss. With
+    `igmsda`, the hard loss's CE term is the IGMSDA bound (needs the classifier's input
+    features and weight)."""
 
     def __init__(self, kd_weight: float = 5.0, temperature: Temperature | None = None,
-                 hard_weight: float = 1.0, ce_weight: float = 0.2, dice_weight: float = 0.8):
+                 hard_weight: float = 1.0, ce_weight: float = 0.2, dice_weight: float = 0.8,
+                 igmsda: IGMSDA | None = None):
         super().__init__()
         self.kd_weight, self.hard_weight = kd_weight, hard_weight
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
         self.temperature = temperature or Temperature()
+        self.igmsda = igmsda
 
     def forward(self, student: torch.Tensor, target: torch.Tensor,
-                teacher: torch.Tensor | None = None) -> dict:
+                teacher: torch.Tensor | None = None, features: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None) -> dict:
         parts = {}
         total = torch.zeros((), device=student.device)
-        if self.hard_weight:
+        if self.hard_weight and self.igmsda is not None:
+            if features is None or weight is None:
+                raise ValueError("IGMSDA needs the classifier's input features and weight")
+            parts["igmsda"] = self.igmsda(student, target, features, weight)
+            parts["hard"] = (self.ce_weight * parts["igmsda"]
+                             + self.dice_weight * dice_loss(student, target))
+            total = total + self.hard_weight * parts["hard"]
+        elif self.hard_weight:
             parts["hard"] = hard_loss(student, target, self.ce_weight, self.dice_weight)
             total = total + self.hard_weight * parts["hard"]
         if teacher is not None and self.kd_weight:

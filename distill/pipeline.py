@@ -176,6 +176,7 @@ def legacy_python() -> Optional[Path]:
 def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: bool = False,
                  int8: Optional[bool] = None, name: str = "student") -> Dict[str, Any]:
     from distill.export import check_export, export_ir, quantize_int8, write_card
+    from distill.nets import students
     from distill.train import load_student
     ckpt = Path(checkpoint) if checkpoint else Path(cfg.work) / "checkpoints" / "best.pth"
     if not ckpt.is_file():
@@ -187,9 +188,9 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
     result: Dict[str, Any] = {k: str(v) for k, v in paths.items()}
     frames = _sample_frames(cfg, size)
     info: Dict[str, Any] = {"size": size, "precision": "FP16",
-                            "student": {"arch": f"hrnet_w{train_cfg.student.width}_fcn",
+                            "student": {"arch": students.name_of(model),
                                         "checkpoint": ckpt.name,
-                                        "params": sum(p.numel() for p in model.parameters())},
+                                        "params": students.inference_parameters(model)},
                             "teacher": _teacher_info(train_cfg), "training": _training_info(
                                 train_cfg)}
     eval_json = Path(cfg.work) / "eval" / "eval.json"

@@ -1,5 +1,6 @@
-"""Train the HRNet-W18 student: L = hard + kd_weight * CWD(T) against the cached teacher
-logits (or the hard loss alone with train.kd false, the no-KD baseline).
+"""Train a student (HRNet-W18 by default; see distill.nets.students):
+L = hard + kd_weight * CWD(T) against the cached teacher logits (or the hard loss alone
+with train.kd false, the no-KD baseline).
 
 AdamW with linear warm-up then poly decay; a checkpoint at every epoch end (and every
 `save_every` iterations), `best.pth` on validation IoU, and `last.pth` to resume from:
@@ -32,8 +33,9 @@ from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
 from distill.data.photometric import jitter, jitter_rng
 from distill.data.views import fit, plan_view, render_view
-from distill.losses import DistillLoss, Temperature
-from distill.nets.hrnet import HRNetFCN, HRNetSpec
+from distill.losses import IGMSDA, DistillLoss, Temperature, hard_loss
+from distill.nets import students
+from distill.nets.hrnet import HRNetFCN
 from distill.nets.student_io import bgr_to_tensor
 from distill.nets.student_weights import load_student_weights, read_checkpoint
 
@@ -41,9 +43,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "crack-car/student"
 
 
-def build_student(cfg: DistillConfig) -> HRNetFCN:
+def build_student(cfg: DistillConfig) -> nn.Module:
+    """A fresh student of the configured kind."""
     s = cfg.student
-    return HRNetFCN(2, s.head_kernel, HRNetSpec(s.width, tuple(s.modules), s.blocks))
+    return students.build(s.name, s.head_kernel, s.width, s.modules, s.blocks)
 
 
 class TrainData:
@@ -151,7 +154,7 @@ def validate(model: nn.Module, dataset: CrackDataset, size: int, device: str,
 
 
 @torch.no_grad()
-def calibrate_offsets(model: HRNetFCN, data: TrainData, device: str, limit: int = 32) -> float:
+def calibrate_offsets(model: nn.Module, data: TrainData, device: str, limit: int = 32) -> float:
     """Soft-only training: CWD cannot see a constant added to a channel (a softmax over
     positions is blind to it), so the crack-vs-background offset of the student's logits
     is left undetermined. Set it from the cached teacher logits alone: the shift of the
@@ -176,7 +179,7 @@ def calibrate_offsets(model: HRNetFCN, data: TrainData, device: str, limit: int 
         iou = (s_mask & t_mask).sum().item() / union if union else 1.0
         if iou > best:
             best, shift = iou, c
-    bias = model.decode_head.conv_seg.bias
+    bias = students.classifier(model).bias
     bias[1] += shift / 2
     bias[0] -= shift / 2
     return shift
@@ -217,7 +220,15 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         dynamic = t.temperature == "dynamic"
         temp = Temperature(3.0 if dynamic else float(t.temperature), dynamic, t.t_min, t.t_max)
-        self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight).to(self.device)
+        self.igmsda = None
+        if t.hard_loss == "igmsda":
+            head = students.classifier(self.model)
+            self.igmsda = IGMSDA(head.in_channels, head.out_channels, t.igmsda_alpha,
+                                 t.igmsda_lambda)
+            # the classifier's input (its pixel features) of the latest forward pass
+            head.register_forward_pre_hook(lambda _m, args: setattr(self, "_feats", args[0]))
+        self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight,
+                                igmsda=self.igmsda).to(self.device)
         params = list(self.model.parameters()) + [p for p in self.loss.parameters()
                                                   if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
@@ -311,8 +322,7 @@ class Trainer:
                 if t.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 self._set_lr()
-                parts = self.loss(self.net(x.to(self.device)), y.to(self.device),
-                                  None if teacher is None else teacher.to(self.device))
+                parts = self._losses(x, y, teacher)
                 self.opt.zero_grad(set_to_none=True)
                 parts["total"].backward()
                 self.opt.step()
@@ -323,6 +333,24 @@ class Trainer:
                 if t.save_every and s.step % t.save_every == 0 and s.iteration < self.per_epoch:
                     self._save(self.ckpt_dir / "last.pth")
             self._end_epoch()
+
+    def _losses(self, x: torch.Tensor, y: torch.Tensor, teacher: Optional[torch.Tensor]
+                ) -> Dict[str, torch.Tensor]:
+        """The loss terms of one batch (the auxiliary heads' hard losses included)."""
+        y = y.to(self.device)
+        logits = self.net(x.to(self.device))
+        extra = {}
+        if self.igmsda is not None:
+            self.igmsda.progress = self.state.step / max(1, self.total)
+            extra = {"features": self._feats,
+                     "weight": students.classifier(self.model).weight}
+        parts = self.loss(logits, y, None if teacher is None else teacher.to(self.device),
+                          **extra)
+        aux = getattr(self.model, "aux_logits", None)
+        if aux and self.cfg.train.aux_weight:
+            parts["aux"] = sum(hard_loss(a, y) for a in aux)
+            parts["total"] = parts["total"] + self.cfg.train.aux_weight * parts["aux"]
+        return parts
 
     def _end_epoch(self) -> None:
         s = self.state
@@ -351,7 +379,7 @@ def _bar(total: int, initial: int, enabled: bool):
     return progress_bar(total=total, initial=initial, desc="train", unit="it", enabled=enabled)
 
 
-def load_student(path: Path) -> Tuple[HRNetFCN, DistillConfig]:
+def load_student(path: Path) -> Tuple[nn.Module, DistillConfig]:
     """A trained student checkpoint (best.pth, last.pth, epoch_*.pth) and its config."""
     from distill.config import load_config
     path = Path(path)

@@ -1,0 +1,67 @@
+"""The menu of students, chosen by name wherever a student is built, loaded or exported.
+
+Every student takes normalised RGB (N,3,H,W) with H and W multiples of 32 and returns
+logits (N,2,H,W); `classifier(model)` is its final 1x1 pixel classifier and
+`features(model, x)` its multi-scale feature maps (finest first), which RFKD matches and
+the frame-level crack head reads (the coarsest).
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+from torch import nn
+
+from distill.config import STUDENTS
+from distill.nets.hrnet import HRNetFCN, HRNetSpec
+from distill.nets.hrsegnet import VARIANTS as HRSEGNET_VARIANTS
+from distill.nets.hrsegnet import HrSegNet
+from distill.nets.pct import PoolingCrackTiny
+
+__all__ = ["STUDENTS", "build", "classifier", "features", "inference_parameters", "name_of"]
+
+
+def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
+          modules: Sequence[int] = (1, 4, 3), blocks: int = 4, num_classes: int = 2
+          ) -> nn.Module:
+    """A fresh student by name (width/modules/blocks/head_kernel shape HRNet only)."""
+    if name == "hrnet_w18":
+        return HRNetFCN(num_classes, head_kernel, HRNetSpec(width, tuple(modules), blocks))
+    if name in HRSEGNET_VARIANTS:
+        return HrSegNet(HRSEGNET_VARIANTS[name], num_classes)
+    if name == "pct":
+        return PoolingCrackTiny(num_classes)
+    raise ValueError(f"unknown student {name!r}; choose one of {', '.join(STUDENTS)}")
+
+
+def classifier(model: nn.Module) -> nn.Conv2d:
+    """The 1x1 conv that turns the last features into class logits."""
+    if isinstance(model, HRNetFCN):
+        return model.decode_head.conv_seg
+    return model.classifier
+
+
+def features(model: nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
+    """Multi-scale features of the student's encoder, finest first."""
+    if isinstance(model, HRNetFCN):
+        return model.backbone(x)
+    return model.forward_features(x)
+
+
+def name_of(model: nn.Module) -> str:
+    """The menu name of a built student."""
+    if isinstance(model, HRNetFCN):
+        return "hrnet_w18"
+    if isinstance(model, HrSegNet):
+        return f"hrsegnet_b{model.base}"
+    if isinstance(model, PoolingCrackTiny):
+        return "pct"
+    raise TypeError(f"not a student: {type(model).__name__}")
+
+
+def inference_parameters(model: nn.Module) -> int:
+    """Parameters the exported model holds (training-only auxiliary heads left out)."""
+    aux = getattr(model, "aux_heads", None)
+    skip = {id(p) for p in aux.parameters()} if aux is not None else set()
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)

@@ -1,0 +1,244 @@
+"""The student menu: HrSegNet-B16/B32/B48 and PoolingCrack-Tiny beside HRNet-W18 (shapes,
+parameter counts against hand counts, training with KD, IGMSDA and auxiliary heads, export
+into both OpenVINO runtimes), and the IGMSDA loss against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from distill.config import STUDENTS, load_config
+from distill.export import check_export, export_ir, opsets_of
+from distill.losses import IGMSDA, FeatureStats, augmentation_variances, dice_loss, igmsda_loss
+from distill.nets import students
+from distill.pipeline import legacy_python, open_splits, stage_cache
+from distill.train import Trainer, load_student
+from tests.distill.helpers import make_data, tiny_config, train_teacher
+
+
+def _cbr(cin: int, cout: int) -> int:
+    """A 3x3 conv with bias, BN (weight and bias)."""
+    return 9 * cin * cout + cout + 2 * cout
+
+
+def hrsegnet_hand_count(b: int) -> tuple:
+    """(inference, training) parameters of HrSegNet-B<b> counted from the paper's layout."""
+    stem = _cbr(3, b // 2) + _cbr(b // 2, b)
+    blocks = 0
+    for i in (1, 2, 3):
+        low = b * 2 ** i
+        blocks += 3 * _cbr(b, b) + _cbr(b, low) + (_cbr(low, low) if i == 3 else 0)
+        blocks += 2 * _cbr(low, low) + 3 * (low * b + b)
+    head = 2 * b + (9 * b * b + b) + 2 * b + (2 * b + 2)
+    aux = 2 * (2 * b + (9 * b * b + b) + 2 * b + (2 * b + 2))
+    return stem + blocks + head, stem + blocks + head + aux
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_every_student_maps_an_image_to_two_class_logits(name):
+    torch.manual_seed(0)
+    model = students.build(name).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 2, 64, 96) and torch.isfinite(y).all()
+    assert students.name_of(model) == name
+    assert students.classifier(model).out_channels == 2
+    feats = students.features(model, x)
+    assert feats[0].shape[-1] == 96 // 4 and feats[-1].shape[-1] < feats[0].shape[-1]
+    with pytest.raises(ValueError, match="multiple of 32"):
+        model(torch.zeros(1, 3, 50, 64))
+
+
+@pytest.mark.parametrize("base", [16, 32, 48])
+def test_hrsegnet_parameters_match_a_hand_count(base):
+    model = students.build(f"hrsegnet_b{base}")
+    inference, training = hrsegnet_hand_count(base)
+    assert sum(p.numel() for p in model.parameters()) == training
+    assert students.inference_parameters(model) == inference
+
+
+def test_hrsegnet_runs_its_auxiliary_heads_in_training_only():
+    model = students.build("hrsegnet_b16")
+    model.train()(torch.randn(2, 3, 64, 64))
+    assert [a.shape for a in model.aux_logits] == [(2, 2, 64, 64)] * 2
+    model.aux_logits = None
+    model.eval()(torch.randn(1, 3, 64, 64))
+    assert model.aux_logits is None
+
+
+def test_pooling_crack_tiny_is_about_half_a_million_parameters():
+    model = students.build("pct")
+    n = sum(p.numel() for p in model.parameters())
+    assert 450_000 < n < 550_000
+    assert students.inference_parameters(model) == n
+    hrnet = sum(p.numel() for p in students.build("hrnet_w18").parameters())
+    assert hrnet > 15 * n
+
+
+def test_unknown_student_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown student 'unet'.*hrsegnet_b16"):
+        students.build("unet")
+    from crack_common.yamlconfig import ConfigError
+    with pytest.raises(ConfigError, match="student.name: one of hrnet_w18"):
+        load_config(overrides=[{"student": {"name": "unet"}}])
+
+
+# ------------------------------------------------------------------ IGMSDA
+
+def test_igmsda_bound_matches_a_hand_computation():
+    logits = torch.tensor([[[[2.0]], [[-1.0]]], [[[0.5]], [[1.5]]]])  # 2 pixels, 2 classes
+    target = torch.tensor([[[0]], [[1]]])
+    sigma = torch.tensor([[0.0, 4.0], [9.0, 0.0]])
+    lam, alpha = 0.5, 2.5
+    # pixel 1: class 0, gap z1 - z0 = -3, variance sigma[0, 1] = 4
+    ce1 = math.log(1 + math.exp(-3 + 0.5 * lam * 4))
+    # pixel 2: class 1, gap z0 - z1 = -1, variance sigma[1, 0] = 9
+    ce2 = math.log(1 + math.exp(-1 + 0.5 * lam * 9))
+    want = (alpha * math.log(1 + ce1 / alpha) + alpha * math.log(1 + ce2 / alpha)) / 2
+    got = igmsda_loss(logits, target, sigma, lam, alpha).item()
+    assert got == pytest.approx(want, rel=1e-6)
+    # without augmentation and with a huge alpha it is plain cross-entropy
+    ce = torch.nn.functional.cross_entropy(logits, target).item()
+    assert igmsda_loss(logits, target, sigma, 0.0, 1e9).item() == pytest.approx(ce, rel=1e-6)
+
+
+def test_augmentation_variances_are_the_variance_of_the_logit_gap():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 5, generator=g)
+    a = torch.randn(2, 5, 5, generator=g)
+    cov = a @ a.transpose(1, 2)  # two positive semi-definite covariances
+    sigma = augmentation_variances(w, cov)
+    d = (w[1] - w[0])
+    assert sigma[0, 0] == 0 and sigma[1, 1] == 0
+    assert sigma[0, 1].item() == pytest.approx((d @ cov[0] @ d).item(), rel=1e-5)
+    assert sigma[1, 0].item() == pytest.approx((d @ cov[1] @ d).item(), rel=1e-5)
+
+
+def test_igmsda_bounds_the_sampled_expectation_it_replaces():
+    """Monte Carlo over explicitly augmented features never exceeds the closed form."""
+    g = torch.Generator().manual_seed(1)
+    dim, alpha, lam = 4, 2.5, 0.8
+    w = torch.randn(2, dim, generator=g)
+    b = torch.randn(2, generator=g)
+    a = torch.randn(2, dim, dim, generator=g)
+    cov = a @ a.transpose(1, 2) / dim
+    feats = torch.randn(6, dim, generator=g)
+    labels = torch.tensor([0, 1, 0, 1, 1, 0])
+    logits = (feats @ w.T + b).T[None, :, :, None]  # (1, 2, 6, 1)
+    bound = igmsda_loss(logits, labels[None, :, None], augmentation_variances(w, cov), lam,
+                        alpha).item()
+    samples = []
+    for y in labels.tolist():
+        chol = torch.linalg.cholesky(lam * cov[y] + 1e-6 * torch.eye(dim))
+        samples.append(chol @ torch.randn(dim, 20000, generator=g))
+    noise = torch.stack(samples)  # (6, dim, S)
+    aug = feats[:, :, None] + noise
+    z = torch.einsum("cd,nds->ncs", w, aug) + b[None, :, None]
+    ce = torch.nn.functional.cross_entropy(z, labels[:, None].expand(-1, z.shape[-1]),
+                                           reduction="none")
+    sampled = (alpha * torch.log1p(ce / alpha)).mean().item()
+    assert sampled <= bound + 1e-3
+    assert bound - sampled < 0.5  # a bound, not a different loss
+
+
+def test_feature_statistics_merge_batches_into_the_full_covariance():
+    rng = np.random.default_rng(0)
+    stats = FeatureStats(3)
+    all_feats = {0: [], 1: []}
+    for _ in range(3):
+        f = rng.normal(size=(2, 3, 4, 4)).astype(np.float32) + 2
+        y = rng.integers(0, 2, size=(2, 4, 4))
+        stats.update(torch.from_numpy(f), torch.from_numpy(y))
+        flat = f.transpose(0, 2, 3, 1).reshape(-1, 3)
+        for k in (0, 1):
+            all_feats[k].append(flat[y.reshape(-1) == k])
+    for k in (0, 1):
+        x = np.concatenate(all_feats[k])
+        assert np.allclose(stats.mean[k].numpy(), x.mean(0), atol=1e-5)
+        assert np.allclose(stats.cov[k].numpy(), np.cov(x.T, bias=True), atol=1e-4)
+        assert stats.count[k].item() == len(x)
+
+
+def test_igmsda_module_counts_a_cell_with_any_crack_as_crack():
+    mod = IGMSDA(dim=3, alpha=2.5, lam=0.5)
+    feats = torch.randn(1, 3, 2, 2)
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, 1, 1] = 1  # one crack pixel in the top-left cell
+    logits = torch.randn(1, 2, 8, 8)
+    mod(logits, target, feats, torch.randn(2, 3, 1, 1))
+    assert mod.stats.count.tolist() == [3.0, 1.0]
+    mod.progress = 0.0  # no augmentation yet: g(CE)
+    loss = mod(logits, target, feats, torch.randn(2, 3))
+    ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    assert loss.item() == pytest.approx((2.5 * torch.log1p(ce / 2.5)).mean().item(), rel=1e-5)
+    assert dice_loss(logits, target).item() > 0
+
+
+# ------------------------------------------------------------------ training and export
+
+@pytest.fixture(scope="module")
+def kd_assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("students")
+    data = make_data(root / "data")
+    teacher = train_teacher(data, root / "teacher.pth", steps=120)
+    return root, data, teacher
+
+
+@pytest.mark.parametrize("name,hard", [("hrsegnet_b16", "igmsda"), ("pct", "ce_dice")])
+def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, hard):
+    root, data, teacher = kd_assets
+    cfg = tiny_config(tmp_path / "w", teacher, data, student={"name": name},
+                      train={"epochs": 2, "hard_loss": hard, "igmsda_lambda": 2.0})
+    stage_cache(cfg, progress=False)
+    train_ds, val_ds = open_splits(cfg)
+    trainer = Trainer(cfg, train_ds, val_ds, tmp_path / "w", progress=False)
+    x, y, t = trainer.data.batch([0, 1, 2, 3])
+    first = {k: v.item() for k, v in trainer._losses(x, y, t).items()}
+    assert first["soft"] > 0 and first["hard"] > 0
+    if name == "hrsegnet_b16":
+        assert first["aux"] > 0 and first["igmsda"] > 0
+        assert first["total"] == pytest.approx(
+            first["hard"] + 5 * first["soft"] + 0.4 * first["aux"], rel=1e-5)
+    summary = trainer.run()
+    assert summary["steps"] == 6 and len(summary["history"]) == 2
+    model, loaded_cfg = load_student(tmp_path / "w" / "checkpoints" / "last.pth")
+    assert students.name_of(model) == name and loaded_cfg.student.name == name
+    assert torch.equal(students.classifier(model).weight,
+                       students.classifier(trainer.model).weight.cpu())
+    if hard == "igmsda":  # the class statistics travel with the checkpoint
+        ck = torch.load(str(tmp_path / "w" / "checkpoints" / "last.pth"), weights_only=False)
+        assert ck["loss"]["igmsda.stats.count"].sum() > 0
+
+
+@pytest.mark.parametrize("name", ["hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct"])
+def test_every_student_exports_to_both_openvino_runtimes(tmp_path, name):
+    torch.manual_seed(0)
+    model = students.build(name).eval()
+    with torch.no_grad():  # give BN statistics some spread so the logits mean something
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 2.0)
+                m.running_mean.uniform_(-0.2, 0.2)
+    paths = export_ir(model, tmp_path, name, 64)
+    ops = opsets_of(paths["xml"])
+    assert set(ops) <= {f"opset{i}" for i in range(1, 11)}
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    legacy = legacy_python()
+    assert legacy is not None, "the Python 3.9 + OpenVINO 2022.3 environment is missing"
+    check = check_export(model, paths["xml"], frames, legacy)
+    runtimes = [k for k in check if k.startswith("openvino")]
+    assert len(runtimes) == 2 and any("2022.3" in k for k in runtimes)
+    assert check["pass"], check
+
+
+def test_cli_describes_and_configures_students_by_name(cli):
+    import json
+    r = cli("distill.cli", ["describe", "--student", "hrsegnet_b16", "--json"])
+    info = json.loads(r.stdout)
+    assert (info["inference_params"], info["params"]) == hrsegnet_hand_count(16)
+    r = cli("distill.cli", ["config", "--student", "pct", "--hard-loss", "igmsda"])
+    assert "name: pct" in r.stdout and "hard_loss: igmsda" in r.stdout
+    r = cli("distill.cli", ["describe", "--student", "unet"])
+    assert r.returncode == 2 and "invalid choice: 'unet'" in r.stderr
