@@ -26,7 +26,9 @@ __all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "val
 STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
 # keys (section.key) added after work folders were made, with their defaults
 ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
-               "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4}
+               "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,
+               "student.frame_head": False, "train.frame_weight": 0.2,
+               "train.frame_min_share": 0.001}
 
 
 @dataclass
@@ -69,6 +71,7 @@ class StudentConfig:
     blocks: int = 4  # basic blocks per branch (W18: 4)
     head_kernel: int = 1  # FCN head conv kernel (1 as mmsegmentation, or 3)
     init: Optional[str] = None  # timm or mmsegmentation weights to start from
+    frame_head: bool = False  # a frame-level crack/no-crack head: the IR's crack_score
 
 
 @dataclass
@@ -98,6 +101,8 @@ class TrainConfig:
     igmsda_alpha: float = 2.5  # IGMSDA gradient-modulation constant alpha_0
     igmsda_lambda: float = 0.5  # IGMSDA augmentation strength, reached linearly by the end
     aux_weight: float = 0.4  # weight of each auxiliary head's hard loss (HrSegNet)
+    frame_weight: float = 0.2  # weight of the frame head's loss (IGMSDA or CE, as hard_loss)
+    frame_min_share: float = 0.001  # a view is a crack frame from this share of crack pixels
 
 
 @dataclass
@@ -203,7 +208,9 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          t.hard_loss)
     need(t.igmsda_alpha > 0 and t.igmsda_lambda >= 0, "train.igmsda_alpha/igmsda_lambda",
          "alpha > 0, lambda >= 0", (t.igmsda_alpha, t.igmsda_lambda))
-    need(t.aux_weight >= 0, "train.aux_weight", "0 or more", t.aux_weight)
+    need(t.aux_weight >= 0 and t.frame_weight >= 0, "train.aux_weight/frame_weight",
+         "0 or more", (t.aux_weight, t.frame_weight))
+    need(0 <= t.frame_min_share < 1, "train.frame_min_share", "in [0, 1)", t.frame_min_share)
     need(0 < t.t_min < t.t_max, "train.t_min/t_max", "0 < t_min < t_max", (t.t_min, t.t_max))
     need(t.temperature == "dynamic" or not isinstance(t.temperature, str), "train.temperature",
          "expected a number or 'dynamic'", t.temperature)

@@ -36,9 +36,17 @@ def load_predictor(path: Path, device: str = "cpu") -> tuple:
         raise ValueError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".xml":
-        from edge_app.ir_model import IRModel
+        from edge_app.ir_model import IRModel, card_threshold, model_card
         ir = IRModel(path, "CPU")
-        return (lambda img: crack_probability(ir.infer(img))), ir.size, f"OpenVINO IR {path.name}"
+        if not ir.has_score:
+            return ((lambda img: crack_probability(ir.infer(img))), ir.size,
+                    f"OpenVINO IR {path.name}")
+        cut = card_threshold(None, model_card(path), "crack_score_threshold")
+
+        def run_scored(img: np.ndarray) -> np.ndarray:
+            logits, score = ir.infer_scored(img)
+            return crack_probability(logits) * float(score >= cut)  # as the car drops masks
+        return run_scored, ir.size, f"OpenVINO IR {path.name} (crack_score >= {cut})"
     if suffix == ".onnx":
         from distill.export import compile_onnx
         run, size = compile_onnx(path)
@@ -54,11 +62,19 @@ def load_predictor(path: Path, device: str = "cpu") -> tuple:
                 full, _ = teacher(bgr_to_unit_rgb(img).to(device))
             return full.softmax(1)[0, 1].cpu().numpy()
         return run_teacher, teacher.cfg.img_size, f"CrackSAM teacher {path.name}"
+    from distill.nets.frame_score import ScoredStudent
     from distill.train import load_student, predict_probs
     model, cfg = load_student(path)
     model.to(device)
-    return (lambda img: predict_probs(model, img[None], device)[0]), cfg.size, \
-        f"student {path.name}"
+    if not isinstance(model, ScoredStudent):
+        return (lambda img: predict_probs(model, img[None], device)[0]), cfg.size, \
+            f"student {path.name}"
+
+    def run_student(img: np.ndarray) -> np.ndarray:
+        prob = predict_probs(model, img[None], device)[0]
+        score = model.frame_logits.softmax(1)[0, 1].item()
+        return prob * float(score >= 0.5)
+    return run_student, cfg.size, f"student {path.name} (crack_score >= 0.5)"
 
 
 def classical_predictor() -> Predictor:

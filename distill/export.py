@@ -35,14 +35,19 @@ class ExportError(ValueError):
 
 
 def export_onnx(model: torch.nn.Module, out: Path, size: int) -> Path:
-    """The student as ONNX: float NCHW normalised RGB in, logits out, static shapes."""
+    """The student as ONNX: float NCHW normalised RGB in, logits out (and `crack_score`
+    when the student has a frame head), static shapes."""
+    from distill.nets.frame_score import ExportWithScore, ScoredStudent
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
+    names = ["logits"]
+    if isinstance(model, ScoredStudent):
+        model, names = ExportWithScore(model), ["logits", "crack_score"]
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter is the one whose output OpenVINO 2022.3 tooling knows
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(out),
-                          input_names=["input"], output_names=["logits"], opset_version=13,
+                          input_names=["input"], output_names=names, opset_version=13,
                           do_constant_folding=True, dynamo=False)
     return out
 
@@ -109,7 +114,8 @@ def with_preprocessing(ov_model: Any) -> Any:
         .scale([s * 255 for s in STD_RGB])
     model = ppp.build()
     model.input().get_tensor().set_names({"image"})
-    model.output().get_tensor().set_names({"logits"})
+    for port, name in zip(model.outputs, ("logits", "crack_score")):
+        port.get_tensor().set_names({name})
     return model
 
 

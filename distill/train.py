@@ -46,7 +46,8 @@ CHECKPOINT_FORMAT = "crack-car/student"
 def build_student(cfg: DistillConfig) -> nn.Module:
     """A fresh student of the configured kind."""
     s = cfg.student
-    return students.build(s.name, s.head_kernel, s.width, s.modules, s.blocks)
+    return students.build(s.name, s.head_kernel, s.width, s.modules, s.blocks,
+                          frame_head=s.frame_head)
 
 
 class TrainData:
@@ -227,8 +228,15 @@ class Trainer:
                                  t.igmsda_lambda)
             # the classifier's input (its pixel features) of the latest forward pass
             head.register_forward_pre_hook(lambda _m, args: setattr(self, "_feats", args[0]))
+        self.frame_igmsda = None
+        if cfg.student.frame_head and t.hard_loss == "igmsda":
+            head = self.model.frame_head.classifier
+            self.frame_igmsda = IGMSDA(head.in_channels, head.out_channels, t.igmsda_alpha,
+                                       t.igmsda_lambda).to(self.device)
         self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight,
                                 igmsda=self.igmsda).to(self.device)
+        if self.frame_igmsda is not None:  # its class statistics go into the checkpoints
+            self.loss.frame_igmsda = self.frame_igmsda
         params = list(self.model.parameters()) + [p for p in self.loss.parameters()
                                                   if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
@@ -346,11 +354,27 @@ class Trainer:
                      "weight": students.classifier(self.model).weight}
         parts = self.loss(logits, y, None if teacher is None else teacher.to(self.device),
                           **extra)
+        t = self.cfg.train
         aux = getattr(self.model, "aux_logits", None)
-        if aux and self.cfg.train.aux_weight:
+        if aux and t.aux_weight:
             parts["aux"] = sum(hard_loss(a, y) for a in aux)
-            parts["total"] = parts["total"] + self.cfg.train.aux_weight * parts["aux"]
+            parts["total"] = parts["total"] + t.aux_weight * parts["aux"]
+        frame = getattr(self.model, "frame_logits", None)
+        if frame is not None and t.frame_weight:
+            parts["frame"] = self._frame_loss(frame, y)
+            parts["total"] = parts["total"] + t.frame_weight * parts["frame"]
         return parts
+
+    def _frame_loss(self, frame: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The frame head's loss: a view is a crack frame when at least
+        train.frame_min_share of its pixels are crack; IGMSDA or CE as the hard loss."""
+        share = y.flatten(1).float().mean(1)
+        label = (share >= max(self.cfg.train.frame_min_share, 1e-9)).long()[:, None, None]
+        if self.frame_igmsda is not None:
+            self.frame_igmsda.progress = self.state.step / max(1, self.total)
+            head = self.model.frame_head
+            return self.frame_igmsda(frame, label, head.pooled, head.classifier.weight)
+        return F.cross_entropy(frame, label)
 
     def _end_epoch(self) -> None:
         s = self.state

@@ -96,6 +96,8 @@ class CarServices:
                 "crack_ratio": round(m.crack_ratio, 6), "severity": m.severity,
                 "cracks": [c.to_dict() for c in m.cracks[:50]],
                 "mask_size": list(r.mask.shape), "snapshot": snapshot, **self.model_info}
+        if r.crack_score is not None:
+            base["crack_score"] = round(r.crack_score, 4)
         self.detections += 1
         if self.mqtt is not None:
             seq = self.mqtt.publish_detection(lambda s: {**base, "seq": s})

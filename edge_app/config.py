@@ -41,6 +41,8 @@ class InferenceConfig:
     requests: int = 0  # requests in flight (0: 4 on MYRIAD, the plugin's optimum elsewhere)
     threshold: Optional[float] = None  # on the crack probability; null: the model card's
     # (chosen on validation photos by crack-distill eval --sweep), else 0.5
+    frame_threshold: Optional[float] = None  # models with a `crack_score` output: masks of
+    # frames scored below it are dropped; null: the card's crack_score_threshold, else 0.5
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from edge_app.ir_model import check_contract
+from edge_app.ir_model import check_contract, output_ports, read_outputs
 from edge_app.ov_runtime import import_openvino
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,11 @@ def check_device(core: Any, device: str) -> None:
 
 class AsyncInfer:
     """Compiled model + AsyncInferQueue. `submit(tag, image)` blocks while every request is
-    busy; `on_result(tag, logits)` runs on OpenVINO's thread when one finishes."""
+    busy; `on_result(tag, logits, crack_score)` runs on OpenVINO's thread when one
+    finishes (crack_score is None for a model without that output)."""
 
-    def __init__(self, model: Path, device: str, on_result: Callable[[Any, np.ndarray], None],
+    def __init__(self, model: Path, device: str,
+                 on_result: Callable[[Any, np.ndarray, Optional[float]], None],
                  requests: int = 0, on_error: Optional[Callable[[BaseException], None]] = None):
         ov = import_openvino()
         self.core = ov.Core()
@@ -56,6 +58,7 @@ class AsyncInfer:
             raise ValueError(f"model {path}: no such file")
         ov_model = self.core.read_model(str(path))
         self.size = check_contract(ov_model, str(path))
+        self.ports = output_ports(ov_model, str(path))
         base = device.split(".")[0]
         config: Dict[str, str] = {}
         if base in ("CPU", "GPU", "AUTO"):
@@ -78,8 +81,8 @@ class AsyncInfer:
 
     def _done(self, request: Any, tag: Any) -> None:
         try:
-            logits = np.array(request.get_output_tensor(0).data, dtype=np.float32)[0]
-            self.on_result(tag, logits)
+            logits, score = read_outputs(request, *self.ports)
+            self.on_result(tag, logits, score)
         except BaseException as e:  # noqa: BLE001 - reported, never lost on OpenVINO's thread
             with self._lock:
                 self.errors += 1

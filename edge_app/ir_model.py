@@ -1,6 +1,8 @@
 """Load and run a crack model IR under the contract shared with crack-distill:
-one input `image` u8 [1, S, S, 3] BGR (pre-processing is inside the model) and one output
-`logits` [1, 2, S, S] (background, crack). Works on OpenVINO 2022.3 and current releases.
+one input `image` u8 [1, S, S, 3] BGR (pre-processing is inside the model) and the output
+`logits` [1, 2, S, S] (background, crack), optionally a second output `crack_score` [1, 1]
+(the probability that the frame shows a crack). Works on OpenVINO 2022.3 and current
+releases.
 
 `python -m edge_app.ir_model MODEL.xml IN.npy OUT.npy [DEVICE]` runs one batch of frames
 (N, S, S, 3) u8 and writes the logits (N, 2, S, S) float32: export checks use it to run
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -31,10 +33,26 @@ def _static_shape(port: Any) -> list:
     return [int(d) for d in ps.to_shape()]
 
 
+def output_ports(model: Any, source: str) -> Tuple[int, Optional[int]]:
+    """Indexes of the `logits` output and of the optional `crack_score` output (a model
+    with one output: that one is the logits, whatever its name)."""
+    if len(model.outputs) == 1:
+        return 0, None
+    names = [set(port.get_names()) for port in model.outputs]
+    idx = {n: i for i, ns in enumerate(names) for n in ns}
+    if len(model.outputs) != 2 or "logits" not in idx or "crack_score" not in idx:
+        raise ModelContractError(f"{source}: expected the output `logits` and optionally "
+                                 f"`crack_score`, found {[sorted(n) for n in names]}")
+    shape = _static_shape(model.outputs[idx["crack_score"]])
+    if shape != [1, 1]:
+        raise ModelContractError(f"{source}: crack_score shape {shape}, expected [1, 1]")
+    return idx["logits"], idx["crack_score"]
+
+
 def check_contract(model: Any, source: str) -> int:
     """The input side S of a model that meets the contract; raises otherwise."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelContractError(f"{source}: expected 1 input and 1 output, found "
+    if len(model.inputs) != 1 or len(model.outputs) not in (1, 2):
+        raise ModelContractError(f"{source}: expected 1 input and 1 or 2 outputs, found "
                                  f"{len(model.inputs)} and {len(model.outputs)}")
     shape_in = _static_shape(model.inputs[0])
     etype = str(model.inputs[0].get_element_type())
@@ -43,7 +61,7 @@ def check_contract(model: Any, source: str) -> int:
     if "u8" not in etype and "uint8" not in etype:
         raise ModelContractError(f"{source}: input element type {etype}, expected u8")
     size = shape_in[1]
-    shape_out = _static_shape(model.outputs[0])
+    shape_out = _static_shape(model.outputs[output_ports(model, source)[0]])
     if shape_out != [1, 2, size, size]:
         raise ModelContractError(f"{source}: output shape {shape_out}, expected "
                                  f"[1, 2, {size}, {size}]")
@@ -66,18 +84,39 @@ class IRModel:
             raise ValueError(f"{self.path}: OpenVINO cannot read this model "
                              f"({str(e).splitlines()[0][:200]})") from e
         self.size = check_contract(self.model, str(self.path))
+        self.logits_port, self.score_port = output_ports(self.model, str(self.path))
         self.device = device
         self.compiled = self.core.compile_model(self.model, device, config or {})
 
-    def infer(self, frame: np.ndarray) -> np.ndarray:
-        """(2, S, S) float32 logits of one (S, S, 3) BGR u8 frame."""
+    @property
+    def has_score(self) -> bool:
+        """Whether the model has the frame-level `crack_score` output."""
+        return self.score_port is not None
+
+    def infer_scored(self, frame: np.ndarray) -> Tuple[np.ndarray, Optional[float]]:
+        """(2, S, S) float32 logits of one (S, S, 3) BGR u8 frame, and its crack_score
+        (None when the model has none)."""
         x = frame[None] if frame.ndim == 3 else frame
         if x.shape != (1, self.size, self.size, 3) or x.dtype != np.uint8:
             raise ValueError(f"frame must be uint8 ({self.size}, {self.size}, 3), got "
                              f"{x.dtype} {tuple(frame.shape)}")
         request = self.compiled.create_infer_request()
         request.infer({0: np.ascontiguousarray(x)})
-        return np.array(request.get_output_tensor(0).data, dtype=np.float32)[0]
+        return read_outputs(request, self.logits_port, self.score_port)
+
+    def infer(self, frame: np.ndarray) -> np.ndarray:
+        """(2, S, S) float32 logits of one (S, S, 3) BGR u8 frame."""
+        return self.infer_scored(frame)[0]
+
+
+def read_outputs(request: Any, logits_port: int, score_port: Optional[int]
+                 ) -> Tuple[np.ndarray, Optional[float]]:
+    """The logits (2, S, S) and the crack_score (or None) of a finished request."""
+    logits = np.array(request.get_output_tensor(logits_port).data, dtype=np.float32)[0]
+    score = None
+    if score_port is not None:
+        score = float(np.asarray(request.get_output_tensor(score_port).data).reshape(-1)[0])
+    return logits, score
 
 
 def main(argv: list) -> int:
@@ -106,10 +145,11 @@ def model_card(xml: Path) -> Dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def card_threshold(configured: Optional[float], card: Dict[str, Any]) -> float:
-    """The configured crack-probability threshold, else the card's (the one the model was
-    validated at), else 0.5."""
+def card_threshold(configured: Optional[float], card: Dict[str, Any],
+                   key: str = "threshold") -> float:
+    """The configured threshold, else the card's `key` (the one the model was validated
+    at), else 0.5."""
     if configured is not None:
         return float(configured)
-    t = finite_number(card.get("threshold"))
+    t = finite_number(card.get(key))
     return t if t is not None and 0 < t < 1 else 0.5

@@ -41,6 +41,8 @@ class Result:
     mask: np.ndarray  # 0/1 at the model's resolution
     measured: FrameMeasure
     t_done: float
+    crack_score: Optional[float] = None  # the model's frame-level score, when it has one
+    suppressed: bool = False  # the mask was dropped: the frame scored below frame_threshold
 
 
 Hook = Callable[[Result], None]
@@ -63,7 +65,10 @@ class CarPipeline:
         self.infer = AsyncInfer(cfg.model_path, cfg.inference.device, self._on_result,
                                 cfg.inference.requests, self._on_error)
         self.size = self.infer.size
-        self.threshold = card_threshold(cfg.inference.threshold, model_card(cfg.model_path))
+        card = model_card(cfg.model_path)
+        self.threshold = card_threshold(cfg.inference.threshold, card)
+        self.frame_threshold = card_threshold(cfg.inference.frame_threshold, card,
+                                              "crack_score_threshold")
         self._results: queue.Queue[Optional[tuple]] = queue.Queue(
             maxsize=2 * self.infer.requests + 2)
         # the frame watchdog's clock: the last frame that produced a result (bytes that do
@@ -73,8 +78,8 @@ class CarPipeline:
         self._submitted = 0
 
     # -------------------------------------------------------------- callbacks
-    def _on_result(self, tag: tuple, logits: np.ndarray) -> None:
-        self._results.put((tag[0], tag[1], tag[2], logits))
+    def _on_result(self, tag: tuple, logits: np.ndarray, score: Optional[float]) -> None:
+        self._results.put((tag[0], tag[1], tag[2], logits, score))
 
     def _on_error(self, e: BaseException) -> None:
         self.stats.count("inference_failed")
@@ -115,19 +120,25 @@ class CarPipeline:
                 break
             heapq.heappush(pending, item[:1] + (id(item),) + item[1:])
             while pending and pending[0][0] == nxt:
-                _, _, frame, image, logits = heapq.heappop(pending)
+                _, _, frame, image, logits, score = heapq.heappop(pending)
                 try:
-                    self._emit(nxt, frame, image, logits)
+                    self._emit(nxt, frame, image, logits, score)
                 except Exception as e:  # noqa: BLE001 - any failure here is a fault
                     log.exception("output stage failed")
                     self.fail(f"output stage failed: {e}")
                 nxt += 1
 
-    def _emit(self, index: int, frame: Frame, image: np.ndarray, logits: np.ndarray) -> None:
+    def _emit(self, index: int, frame: Frame, image: np.ndarray, logits: np.ndarray,
+              score: Optional[float] = None) -> None:
         c = self.cfg
         mask = crack_mask(logits, self.threshold)
+        suppressed = score is not None and score < self.frame_threshold and bool(mask.any())
+        if suppressed:  # the frame head judged the frame crack-free
+            mask = np.zeros_like(mask)
+            self.stats.count("masks_suppressed")
         measured = measure(mask, c.measure.min_area_px, c.measure.severity_px)
-        result = Result(index, frame, image, mask, measured, time.monotonic())
+        result = Result(index, frame, image, mask, measured, time.monotonic(), score,
+                        suppressed)
         self.last_frame_at = result.t_done
         for hook in self.hooks:
             hook(result)

@@ -79,7 +79,7 @@ def pipeline_fps(model: Path, source, max_frames=None) -> dict:
 def raw_throughput(model: Path, frames: np.ndarray, seconds: float) -> float:
     from edge_app.inference import AsyncInfer
     done = [0]
-    infer = AsyncInfer(model, "CPU", lambda tag, logits: done.__setitem__(0, done[0] + 1))
+    infer = AsyncInfer(model, "CPU", lambda tag, logits, score: done.__setitem__(0, done[0] + 1))
     t0, i = time.monotonic(), 0
     while time.monotonic() - t0 < seconds:
         infer.submit(i, frames[i % len(frames)])

@@ -14,29 +14,52 @@ import torch
 from torch import nn
 
 from distill.config import STUDENTS
+from distill.nets.frame_score import ScoredStudent
 from distill.nets.hrnet import HRNetFCN, HRNetSpec
 from distill.nets.hrsegnet import VARIANTS as HRSEGNET_VARIANTS
 from distill.nets.hrsegnet import HrSegNet
 from distill.nets.pct import PoolingCrackTiny
 
-__all__ = ["STUDENTS", "build", "classifier", "features", "inference_parameters", "name_of"]
+__all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "features", "inference_parameters",
+           "name_of", "with_frame_head"]
 
 
 def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
-          modules: Sequence[int] = (1, 4, 3), blocks: int = 4, num_classes: int = 2
-          ) -> nn.Module:
-    """A fresh student by name (width/modules/blocks/head_kernel shape HRNet only)."""
+          modules: Sequence[int] = (1, 4, 3), blocks: int = 4, num_classes: int = 2,
+          frame_head: bool = False) -> nn.Module:
+    """A fresh student by name (width/modules/blocks/head_kernel shape HRNet only); with
+    `frame_head`, wrapped with a frame-level crack/no-crack head on its coarsest features."""
     if name == "hrnet_w18":
-        return HRNetFCN(num_classes, head_kernel, HRNetSpec(width, tuple(modules), blocks))
-    if name in HRSEGNET_VARIANTS:
-        return HrSegNet(HRSEGNET_VARIANTS[name], num_classes)
-    if name == "pct":
-        return PoolingCrackTiny(num_classes)
-    raise ValueError(f"unknown student {name!r}; choose one of {', '.join(STUDENTS)}")
+        model: nn.Module = HRNetFCN(num_classes, head_kernel,
+                                    HRNetSpec(width, tuple(modules), blocks))
+    elif name in HRSEGNET_VARIANTS:
+        model = HrSegNet(HRSEGNET_VARIANTS[name], num_classes)
+    elif name == "pct":
+        model = PoolingCrackTiny(num_classes)
+    else:
+        raise ValueError(f"unknown student {name!r}; choose one of {', '.join(STUDENTS)}")
+    return with_frame_head(model) if frame_head else model
+
+
+def with_frame_head(model: nn.Module) -> ScoredStudent:
+    """The student with a frame head on its coarsest (lowest-resolution) features."""
+    if isinstance(model, HRNetFCN):
+        return ScoredStudent(model, model.backbone, model.backbone.out_channels[-1])
+    if isinstance(model, HrSegNet):
+        return ScoredStudent(model, model.blocks[-1], model.base * 8, pick=1)
+    if isinstance(model, PoolingCrackTiny):
+        return ScoredStudent(model, model.stages[-1], model.stages[-1][0].norm1.num_features)
+    raise TypeError(f"not a student: {type(model).__name__}")
+
+
+def bare(model: nn.Module) -> nn.Module:
+    """The student without its frame head."""
+    return model.student if isinstance(model, ScoredStudent) else model
 
 
 def classifier(model: nn.Module) -> nn.Conv2d:
     """The 1x1 conv that turns the last features into class logits."""
+    model = bare(model)
     if isinstance(model, HRNetFCN):
         return model.decode_head.conv_seg
     return model.classifier
@@ -44,6 +67,7 @@ def classifier(model: nn.Module) -> nn.Conv2d:
 
 def features(model: nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
     """Multi-scale features of the student's encoder, finest first."""
+    model = bare(model)
     if isinstance(model, HRNetFCN):
         return model.backbone(x)
     return model.forward_features(x)
@@ -51,6 +75,7 @@ def features(model: nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
 
 def name_of(model: nn.Module) -> str:
     """The menu name of a built student."""
+    model = bare(model)
     if isinstance(model, HRNetFCN):
         return "hrnet_w18"
     if isinstance(model, HrSegNet):
@@ -62,6 +87,6 @@ def name_of(model: nn.Module) -> str:
 
 def inference_parameters(model: nn.Module) -> int:
     """Parameters the exported model holds (training-only auxiliary heads left out)."""
-    aux = getattr(model, "aux_heads", None)
+    aux = getattr(bare(model), "aux_heads", None)
     skip = {id(p) for p in aux.parameters()} if aux is not None else set()
     return sum(p.numel() for p in model.parameters() if id(p) not in skip)

@@ -1,6 +1,8 @@
 """A tiny IR that meets the model contract without any training: it marks dark pixels
 (mean intensity below a level) as cracks. For benchmarks (pipeline capacity without the
 network's cost), tests, and checking a car's set-up before the real model is there.
+With `score_share`, it also has the optional `crack_score` output: a sigmoid of how far
+the frame's share of dark pixels lies above `score_share`.
 
 `python -m edge_app.tools.contract_model OUT.xml [--size 448] [--level 60]`
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -25,7 +27,7 @@ def _ops() -> Any:
     return ops
 
 
-def build(size: int = 448, level: float = 60.0) -> Any:
+def build(size: int = 448, level: float = 60.0, score_share: Optional[float] = None) -> Any:
     ov = import_openvino()
     ops = _ops()
     image = ops.parameter([1, size, size, 3], np.uint8, name="image")
@@ -38,7 +40,17 @@ def build(size: int = 448, level: float = 60.0) -> Any:
                            ops.constant(np.array([0, 3, 1, 2], np.int64)))
     logits.get_output_tensor(0).set_names({"logits"})
     image.get_output_tensor(0).set_names({"image"})
-    return ov.Model([logits], [image], "dark_pixels")
+    outputs = [logits]
+    if score_share is not None:
+        dark = ops.convert(ops.less(grey, ops.constant(np.float32(level))), "f32")
+        share = ops.reduce_mean(dark, ops.constant(np.array([1, 2, 3], np.int64)),
+                                keep_dims=False)  # [1]
+        score = ops.sigmoid(ops.multiply(ops.subtract(share, ops.constant(
+            np.float32(score_share))), ops.constant(np.float32(200.0))))
+        score = ops.reshape(score, ops.constant(np.array([1, 1], np.int64)), False)
+        score.get_output_tensor(0).set_names({"crack_score"})
+        outputs.append(score)
+    return ov.Model(outputs, [image], "dark_pixels")
 
 
 def save(model: Any, xml: Path) -> Path:

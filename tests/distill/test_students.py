@@ -242,3 +242,35 @@ def test_cli_describes_and_configures_students_by_name(cli):
     assert "name: pct" in r.stdout and "hard_loss: igmsda" in r.stdout
     r = cli("distill.cli", ["describe", "--student", "unet"])
     assert r.returncode == 2 and "invalid choice: 'unet'" in r.stderr
+
+
+def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_path):
+    root, data, teacher = kd_assets
+    cfg = tiny_config(tmp_path / "w", teacher, data,
+                      student={"name": "pct", "frame_head": True},
+                      train={"epochs": 1, "kd": False, "hard_loss": "igmsda"})
+    train_ds, val_ds = open_splits(cfg)
+    trainer = Trainer(cfg, train_ds, val_ds, tmp_path / "w", progress=False)
+    x, y, _ = trainer.data.batch([0, 1, 2, 3])
+    parts = trainer._losses(x, y, None)
+    assert parts["frame"].item() > 0
+    assert parts["total"].item() == pytest.approx(
+        parts["hard"].item() + 0.2 * parts["frame"].item(), rel=1e-5)
+    assert trainer.loss.frame_igmsda.stats.count.sum() == 4  # one pooled feature per view
+    trainer.run()
+    model, _ = load_student(tmp_path / "w" / "checkpoints" / "last.pth")
+    assert isinstance(model, students.ScoredStudent) and students.name_of(model) == "pct"
+    paths = export_ir(model, tmp_path / "ir", "scored", 64)
+    from edge_app.ir_model import IRModel
+    ir = IRModel(paths["xml"])
+    assert ir.has_score
+    frames = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    from distill.nets.student_io import bgr_to_tensor
+    with torch.no_grad():
+        _, want = model.eval().scored(bgr_to_tensor(frames))
+    for frame, w in zip(frames, want[:, 0].tolist()):
+        logits, score = ir.infer_scored(frame)
+        assert logits.shape == (2, 64, 64) and score == pytest.approx(w, abs=0.01)
+    legacy = legacy_python()
+    check = check_export(model, paths["xml"], frames, legacy)  # 2022.3 reads both outputs
+    assert check["pass"] and any("2022.3" in k for k in check)

@@ -17,7 +17,7 @@ from edge_app.live_view import LiveView
 from edge_app.ov_runtime import import_openvino
 from edge_app.pipeline import CarPipeline
 from edge_app.sources.mjpeg import MjpegSource
-from tests.edge_app.streams import ScriptedMjpegServer, good
+from tests.edge_app.streams import ScriptedMjpegServer, good, jpeg
 
 
 def config(model, **over):
@@ -126,3 +126,44 @@ def test_cli_runs_the_demo_and_reports(cli, dark_model):
     assert r.returncode == 1 and "inference device 'NOPE' not found" in r.stderr
     r = cli("edge_app.cli", ["run", "--source", "/no/such.mp4", "--model", str(dark_model)])
     assert r.returncode == 1 and "not a URL" in r.stderr
+
+
+def test_car_drops_masks_of_frames_the_model_scores_crack_free(tmp_path):
+    """An IR with the optional crack_score output: frames scored below frame_threshold lose
+    their mask (counted), the others keep it; the score travels with every result."""
+    from edge_app.ir_model import IRModel
+    from edge_app.tools.contract_model import build, save
+    xml = save(build(448, 60.0, score_share=0.05), tmp_path / "scored.xml")
+    ir = IRModel(xml)
+    assert ir.has_score
+    thin = cv2.imdecode(np.frombuffer(jpeg(line=4), np.uint8), cv2.IMREAD_COLOR)
+    thick = cv2.imdecode(np.frombuffer(jpeg(line=60), np.uint8), cv2.IMREAD_COLOR)
+    for img, low in ((thin, True), (thick, False)):
+        _, score = ir.infer_scored(cv2.resize(img, (448, 448)))
+        assert (score < 0.5) == low and 0.0 <= score <= 1.0
+    results = []
+    for line, count in ((4, 6), (60, 6)):
+        srv = ScriptedMjpegServer([good(count, 0.02, line=line)])
+        try:
+            pipe = CarPipeline(config(xml), MjpegSource(srv.url, reconnect_min=0.05),
+                               hooks=[results.append])
+            summary = pipe.run(max_frames=count)
+        finally:
+            srv.close()
+        assert summary["fault"] is None
+        suppressed = summary.get("masks_suppressed", 0)
+        assert suppressed == (count if line == 4 else 0), summary
+    thin_r, thick_r = results[:6], results[6:]
+    assert all(r.suppressed and not r.mask.any() and r.crack_score < 0.5 for r in thin_r)
+    assert all(not r.suppressed and r.mask.any() and r.crack_score > 0.5 for r in thick_r)
+    assert all(len(r.measured.cracks) == 0 for r in thin_r)
+    # the same thin-line frames keep their masks when the threshold says so
+    cfg = config(xml, inference={"frame_threshold": 0.0001})
+    srv = ScriptedMjpegServer([good(4, 0.02, line=4)])
+    kept = []
+    try:
+        CarPipeline(cfg, MjpegSource(srv.url, reconnect_min=0.05), hooks=[kept.append]).run(
+            max_frames=4)
+    finally:
+        srv.close()
+    assert all(r.mask.any() and not r.suppressed for r in kept)
