@@ -20,8 +20,8 @@ from distill.nets.hrsegnet import VARIANTS as HRSEGNET_VARIANTS
 from distill.nets.hrsegnet import HrSegNet
 from distill.nets.pct import PoolingCrackTiny
 
-__all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "features", "inference_parameters",
-           "name_of", "with_frame_head"]
+__all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "features",
+           "inference_parameters", "name_of", "with_frame_head"]
 
 
 def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
