@@ -1,11 +1,18 @@
 """Crack measurements from a predicted mask: connected components with bounding box,
 skeleton length, maximum and mean width (distance transform along the skeleton), area;
-the frame's crack ratio; a severity from configurable width thresholds."""
+the frame's crack ratio; a severity from configurable width thresholds.
+
+What every frame needs (the crack ratio, components with boxes and areas: one labelling)
+is computed at once. Widths and severities (a distance transform) and the skeleton
+(length, mean width; thinning costs one pass per pixel of half-width) are computed the
+first time they are read: for the detections that are published (throttled by
+detections.min_interval_s) and the live view's labels, not for every frame. The values
+are the same whenever they are read."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -13,20 +20,76 @@ import numpy as np
 SEVERITIES = ("low", "medium", "high")
 
 
-@dataclass
+class _Labels:
+    """One frame's component labels and, computed once on first use, its distance
+    transform."""
+
+    __slots__ = ("labels", "mask", "_dist")
+
+    def __init__(self, labels: np.ndarray, mask: np.ndarray):
+        self.labels, self.mask = labels, mask
+        self._dist: Optional[np.ndarray] = None
+
+    @property
+    def dist(self) -> np.ndarray:
+        if self._dist is None:
+            self._dist = cv2.distanceTransform(self.mask, cv2.DIST_L2, 5)
+        return self._dist
+
+
 class Crack:
-    bbox: List[int]  # x, y, w, h in mask pixels
-    area_px: int
-    length_px: float  # skeleton length (diagonal steps count sqrt(2))
-    max_width_px: float
-    mean_width_px: float
-    severity: str
+    """One connected component. Box and area come with the labelling; the maximum width
+    (largest inscribed disc, from the distance transform) and severity, then the skeleton
+    length (diagonal steps count sqrt(2)) and mean width along it, on first use."""
+
+    __slots__ = ("bbox", "area_px", "_frame", "_label", "_limits", "_max", "_detail")
+
+    def __init__(self, bbox: List[int], area_px: int, frame: _Labels, label: int,
+                 severity_px: Sequence[float]):
+        self.bbox, self.area_px = bbox, area_px
+        self._frame, self._label, self._limits = frame, label, tuple(severity_px)
+        self._max: Optional[float] = None
+        self._detail: Optional[Tuple[float, float]] = None
+
+    def _component(self) -> Tuple[np.ndarray, np.ndarray]:
+        x, y, w, h = self.bbox
+        comp = (self._frame.labels[y:y + h, x:x + w] == self._label).astype(np.uint8)
+        return comp, self._frame.dist[y:y + h, x:x + w]
+
+    @property
+    def max_width_px(self) -> float:
+        if self._max is None:
+            comp, dist = self._component()
+            # the widest point lies on the medial axis: no thinning needed for it
+            self._max = _width(cv2.minMaxLoc(dist, comp)[1])
+        return self._max
+
+    @property
+    def severity(self) -> str:
+        return severity_of(self.max_width_px, self._limits)
+
+    def _skeleton(self) -> Tuple[float, float]:
+        if self._detail is None:
+            comp, dist = self._component()
+            skel = skeletonize(comp)
+            d = dist[skel > 0]
+            widths = np.maximum(2.0 * d - 1.0, 1.0) if d.size else np.array([1.0])
+            self._detail = (max(skeleton_length(skel), 1.0), float(widths.mean()))
+        return self._detail
+
+    @property
+    def length_px(self) -> float:
+        return self._skeleton()[0]
+
+    @property
+    def mean_width_px(self) -> float:
+        return self._skeleton()[1]
 
     def to_dict(self) -> Dict[str, object]:
-        d = asdict(self)
-        for k in ("length_px", "max_width_px", "mean_width_px"):
-            d[k] = round(d[k], 2)
-        return d
+        return {"bbox": list(self.bbox), "area_px": self.area_px,
+                "length_px": round(self.length_px, 2),
+                "max_width_px": round(self.max_width_px, 2),
+                "mean_width_px": round(self.mean_width_px, 2), "severity": self.severity}
 
 
 @dataclass
@@ -114,19 +177,15 @@ def measure(mask: np.ndarray, min_area_px: int = 30,
     if total < min_area_px:
         return out
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    dist = cv2.distanceTransform(m, cv2.DIST_L2, 5)
-    for i in range(1, n):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if area < min_area_px:
-            continue
-        comp = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
-        skel = skeletonize(comp)
-        d = dist[y:y + h, x:x + w][skel > 0]
-        # width across the crack at a skeleton pixel: twice the distance to the background,
-        # less the pixel itself
-        widths = np.maximum(2.0 * d - 1.0, 1.0) if d.size else np.array([1.0])
-        out.cracks.append(Crack([x, y, w, h], area, max(skeleton_length(skel), 1.0),
-                                float(widths.max()), float(widths.mean()),
-                                severity_of(float(widths.max()), severity_px)))
-    out.cracks.sort(key=lambda c: -c.area_px)
+    frame = _Labels(labels, m)
+    keep = np.nonzero(stats[1:n, cv2.CC_STAT_AREA] >= min_area_px)[0] + 1
+    for i in keep[np.argsort(-stats[keep, cv2.CC_STAT_AREA], kind="stable")].tolist():
+        x, y, w, h, area = stats[i].tolist()
+        out.cracks.append(Crack([x, y, w, h], area, frame, i, severity_px))
     return out
+
+
+def _width(d: float) -> float:
+    """Width across a crack at a skeleton pixel: twice the distance to the background, less
+    the pixel itself (at least one pixel)."""
+    return max(2.0 * d - 1.0, 1.0)

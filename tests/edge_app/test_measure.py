@@ -53,3 +53,29 @@ def test_threshold_on_probability_and_severity_limits():
     assert [severity_of(w, (3, 8)) for w in (2.9, 3, 7.9, 8)] == ["low", "medium", "medium",
                                                                   "high"]
     assert measure(np.zeros((10, 10), np.uint8)).cracks == []
+
+
+def test_frame_path_labels_only_and_details_come_once_on_demand(monkeypatch):
+    """measure() labels the mask; thinning runs when a length or mean width is read, once
+    per crack, and gives the values an eager measurement gives."""
+    import edge_app.measure as M
+    mask = np.zeros((120, 160), np.uint8)
+    mask[20:24, 10:150] = 1  # a 4-px crack
+    cv2.circle(mask, (60, 80), 15, 1, -1)  # a round spall: 31 px across
+    mask[80:82, 60:140] = 1  # with a thin tail
+    calls = []
+    real = M.skeletonize
+    monkeypatch.setattr(M, "skeletonize", lambda m: calls.append(1) or real(m))
+    frame = M.measure(mask, 30)
+    assert len(frame.cracks) == 2 and calls == []
+    assert frame.crack_ratio == pytest.approx(mask.mean())
+    spall = max(frame.cracks, key=lambda c: c.max_width_px)
+    # the widest point is the spall's largest inscribed disc, not a skeleton sample
+    assert 29 <= spall.max_width_px <= 32 and spall.severity == "high" and calls == []
+    crack = min(frame.cracks, key=lambda c: c.max_width_px)
+    assert 3 <= crack.max_width_px <= 5 and crack.severity == "medium"
+    d = crack.to_dict()
+    assert calls == [1] and 135 <= d["length_px"] <= 141 and 3 <= d["mean_width_px"] <= 5
+    crack.to_dict()
+    assert calls == [1]  # cached
+    assert 70 <= spall.length_px <= 110  # from inside the disc along the tail
