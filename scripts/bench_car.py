@@ -6,9 +6,12 @@
   (b) end-to-end frames/s of the pipeline with the HRNet-W18 IR on CPU, fed by a real MJPG
       stream faster than it can keep up, divided by the raw asynchronous throughput of the
       same IR on the same device;
-  (c) peak resident memory of the process.
+  (c) peak resident memory of the process;
+  (d) with --students: (b) for each student of the menu (untrained weights: their masks
+      are dense noise, the measuring stage's worst case), goal >= 0.9 for every one.
 
 Usage: .venv/bin/python scripts/bench_car.py [--seconds 10] [--model IR.xml]
+       [--students hrnet_w18,hrsegnet_b16,hrsegnet_b32,hrsegnet_b48,pct]
 """
 
 from __future__ import annotations
@@ -66,10 +69,16 @@ class MemorySource:
         slot.close()
 
 
-def pipeline_fps(model: Path, source, max_frames=None) -> dict:
+def demo_frames(size: int = 448, n: int = 8) -> np.ndarray:
+    """The demo video's first frames, squeezed to the model input as the car does."""
+    return np.stack([cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), 1), (size, size),
+                                interpolation=cv2.INTER_AREA) for j in demo_jpegs(n)])
+
+
+def pipeline_fps(model: Path, source, max_frames=None, hook=None) -> dict:
     cfg = load_car_config(None, [{"inference": {"model": str(model)},
                                   "server": {"enabled": False}}])
-    pipe = CarPipeline(cfg, source)
+    pipe = CarPipeline(cfg, source, hooks=[hook] if hook else None)
     t0 = time.monotonic()
     s = pipe.run(max_frames)
     s["wall_fps"] = s["frames_processed"] / (time.monotonic() - t0)
@@ -86,6 +95,22 @@ def raw_throughput(model: Path, frames: np.ndarray, seconds: float) -> float:
         i += 1
     infer.wait_all()
     return done[0] / (time.monotonic() - t0)
+
+
+def stream_vs_raw(model: Path, jpegs: list, frames: np.ndarray, seconds: float) -> tuple:
+    """(raw async fps, pipeline summary fed by an MJPG stream faster than it keeps up)."""
+    from edge_app.sources.mjpeg import MjpegSource
+    raw = raw_throughput(model, frames, seconds)
+    srv = mjpeg_flood(jpegs, fps=max(30.0, 2.5 * raw))
+    shares: list = []
+    try:
+        pipeline_fps(model, MjpegSource(srv.url), max_frames=int(raw * 2) + 2)  # warm-up
+        b = pipeline_fps(model, MjpegSource(srv.url), max_frames=int(raw * seconds),
+                         hook=lambda r: shares.append(float(r.mask.mean())))
+    finally:
+        srv.close()
+    b["mask_share"] = float(np.mean(shares)) if shares else float("nan")
+    return raw, b
 
 
 def mjpeg_flood(jpegs: list, fps: float):
@@ -105,6 +130,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--model", type=Path, help="HRNet-W18 IR (default: exported here)")
+    ap.add_argument("--students", help="comma-separated students for (d)")
     ap.add_argument("--level", type=float, default=60.0,
                     help="the trivial model marks pixels darker than this (-1: none, so no "
                          "measuring either)")
@@ -124,22 +150,23 @@ def main() -> int:
             from distill.nets.hrnet import HRNetFCN
             torch.manual_seed(0)
             model = export_ir(HRNetFCN().eval(), Path(tmp), "hrnet", 448)["xml"]
-        frames = np.stack([cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8), 1), (448, 448),
-                                      interpolation=cv2.INTER_AREA) for j in jpegs[:8]])
-        raw = raw_throughput(model, frames, args.seconds)
-        srv = mjpeg_flood(jpegs, fps=max(30.0, 2.5 * raw))
-        try:
-            from edge_app.sources.mjpeg import MjpegSource
-            src = MjpegSource(srv.url)
-            warm = pipeline_fps(model, src, max_frames=int(raw * 2) + 2)
-            b = pipeline_fps(model, MjpegSource(srv.url), max_frames=int(raw * args.seconds))
-        finally:
-            srv.close()
-        del warm
+        frames = demo_frames(448, 8)
+        raw, b = stream_vs_raw(model, jpegs, frames, args.seconds)
         print(f"(b) HRNet-W18 IR on CPU: pipeline {b['wall_fps']:.2f} fps (MJPG stream, "
               f"{b['stale_dropped']} stale frames dropped), raw async {raw:.2f} fps -> ratio "
               f"{b['wall_fps'] / raw:.3f} (goal >= 0.85); latency p50 {b['latency_ms_p50']} ms,"
               f" p95 {b['latency_ms_p95']} ms")
+        for name in [n for n in (args.students or "").split(",") if n]:
+            import torch
+
+            from distill.export import export_ir
+            from distill.nets import students
+            torch.manual_seed(0)
+            xml = export_ir(students.build(name).eval(), Path(tmp) / name, name, 448)["xml"]
+            raw, b = stream_vs_raw(xml, jpegs, frames, args.seconds)
+            print(f"(d) {name}: pipeline {b['wall_fps']:.1f} fps, raw async {raw:.1f} fps -> "
+                  f"ratio {b['wall_fps'] / raw:.3f} (goal >= 0.9); mask share "
+                  f"{b.get('mask_share', float('nan')):.2f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(c) peak resident memory of this process: {peak:.0f} MiB "
           "(includes torch, loaded only to export the IR here)")
