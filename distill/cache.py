@@ -5,6 +5,11 @@ Layout of a cache folder:
   index.json        settings (teacher hash, size, views, seed, noise mix, image names) and
                     the finished shards with their SHA-256
   shard_00000.npy   float16 (n, 2, size/4, size/4): the teacher's 1/4-resolution logits
+  feat_00000.npy    with features (RFKD): float16 (n, C, size/32, size/32), the teacher's
+                    image embedding average-pooled from 1/16 to 1/32, of the view *without*
+                    its noise case, so a student that sees a noisy view learns the features
+                    of the clean one (C = 256 for SAM: 32 KiB a view at 256 px, 100 KiB at
+                    448)
 
 Shards are written atomically and recorded in the index after each one, so a killed run
 resumes at the first unfinished shard. A shard that does not match its hash, shape or
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -52,19 +57,26 @@ def plan(dataset: CrackDataset, views: int, seed: int, noise_mix: float,
 
 
 def _settings(teacher_sha: str, teacher_cfg: Dict, size: int, views: int, seed: int,
-              noise_mix: float, names: List[str], crop: CropSpec, car_size: int) -> Dict:
-    return {"version": CACHE_VERSION, "teacher_sha256": teacher_sha, "teacher_config": teacher_cfg,
-            "size": size, "views": views, "seed": seed, "noise_mix": noise_mix,
-            "crop": asdict(crop), "car_size": car_size,
-            "logit_shape": [2, size // 4, size // 4], "dtype": "float16", "names": names}
+              noise_mix: float, names: List[str], crop: CropSpec, car_size: int,
+              features: bool = False) -> Dict:
+    out = {"version": CACHE_VERSION, "teacher_sha256": teacher_sha,
+           "teacher_config": teacher_cfg, "size": size, "views": views, "seed": seed,
+           "noise_mix": noise_mix, "crop": asdict(crop), "car_size": car_size,
+           "logit_shape": [2, size // 4, size // 4], "dtype": "float16", "names": names}
+    if features:
+        cell = 2 * teacher_cfg.get("patch_size", 16)  # the embedding's grid, pooled by 2
+        out["feature_shape"] = [teacher_cfg.get("prompt_dim", 256), size // cell, size // cell]
+    return out
 
 
 def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: int,
                 views: int, seed: int, noise_mix: float = 0.0, shard_size: int = 64,
                 batch: int = 4, device: str = "cpu",
                 progress: Optional[Callable[[int, int], None]] = None,
-                crop: Optional[CropSpec] = None, car_size: int = 448) -> Dict:
-    """Fill `folder` with the teacher's logits of every view; resumes finished shards."""
+                crop: Optional[CropSpec] = None, car_size: int = 448,
+                features: bool = False) -> Dict:
+    """Fill `folder` with the teacher's logits of every view (and with `features`, its
+    pooled image embedding of the clean view); resumes finished shards."""
     from distill.nets.sam.checkpoints import load_teacher, read_merged_config
     folder = Path(folder)
     teacher_cfg = read_merged_config(teacher_path)
@@ -73,12 +85,14 @@ def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: i
                          f"size is {size}; merge the teacher at --size {size}")
     crop = crop or CropSpec()
     settings = _settings(sha256_file(teacher_path), teacher_cfg.to_dict(), size, views, seed,
-                         noise_mix, [s.name for s in dataset.samples], crop, car_size)
+                         noise_mix, [s.name for s in dataset.samples], crop, car_size,
+                         features)
     index_path = folder / INDEX
     shards: List[Dict] = []
     if index_path.exists():
         old = _read_index(index_path)
-        changed = [k for k in settings if old.get("settings", {}).get(k) != settings[k]]
+        keys = set(settings) | set(old.get("settings", {}))
+        changed = sorted(k for k in keys if old.get("settings", {}).get(k) != settings.get(k))
         if changed:
             raise CacheError(f"cache {folder} was made with other settings ({', '.join(changed)}"
                              "); use another work folder or delete this cache")
@@ -94,13 +108,18 @@ def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: i
                  device, len(entries), len(chunks), done)
     for k in range(done, len(chunks)):
         t0 = time.perf_counter()
-        logits = _run_teacher(teacher, dataset, chunks[k], size, batch, device, car_size)
+        logits, feats = _run_teacher(teacher, dataset, chunks[k], size, batch, device,
+                                     car_size, features)
         name = f"shard_{k:05d}.npy"
         atomic_write(folder / name, lambda tmp, a=logits: _save_npy(tmp, a))
-        shards.append({"file": name, "count": len(chunks[k]),
-                       "sha256": sha256_file(folder / name),
-                       "entries": [{"name": e.name, "image_index": e.image_index,
-                                    "view": e.view.to_dict()} for e in chunks[k]]})
+        rec = {"file": name, "count": len(chunks[k]), "sha256": sha256_file(folder / name),
+               "entries": [{"name": e.name, "image_index": e.image_index,
+                            "view": e.view.to_dict()} for e in chunks[k]]}
+        if feats is not None:
+            fname = f"feat_{k:05d}.npy"
+            atomic_write(folder / fname, lambda tmp, a=feats: _save_npy(tmp, a))
+            rec["features"] = {"file": fname, "sha256": sha256_file(folder / fname)}
+        shards.append(rec)
         atomic_write_text(index_path, json.dumps({"settings": settings, "shards": shards}))
         if progress:
             progress(k + 1, len(chunks))
@@ -110,14 +129,30 @@ def build_cache(teacher_path: Path, dataset: CrackDataset, folder: Path, size: i
 
 @torch.no_grad()
 def _run_teacher(teacher, dataset: CrackDataset, chunk: List[Entry], size: int, batch: int,
-                 device: str, car_size: int) -> np.ndarray:
-    out = []
+                 device: str, car_size: int, features: bool = False
+                 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    out, feats = [], []
     for i in range(0, len(chunk), batch):
+        part = chunk[i:i + batch]
         imgs = [render_view(*dataset.load(e.image_index), e.view, size, car_size)[0]
-                for e in chunk[i:i + batch]]
+                for e in part]
         _, quarter = teacher(bgr_to_unit_rgb(np.stack(imgs)).to(device))
         out.append(quarter.float().cpu().numpy().astype(np.float16))
-    return np.concatenate(out)
+        if features:
+            clean = [render_view(*dataset.load(e.image_index), replace(e.view, noise="clean"),
+                                 size, car_size)[0] for e in part]
+            feats.append(teacher_features(teacher, np.stack(clean), device))
+    return np.concatenate(out), (np.concatenate(feats) if features else None)
+
+
+@torch.no_grad()
+def teacher_features(teacher, images: np.ndarray, device: str) -> np.ndarray:
+    """The teacher's image embedding (1/16) average-pooled to 1/32, float16."""
+    t = teacher
+    x = bgr_to_unit_rgb(images).to(device)
+    x = (x * t.cfg.input_scale - t.pixel_mean) / t.pixel_std
+    emb = torch.nn.functional.avg_pool2d(t.image_encoder(x), 2)
+    return emb.float().cpu().numpy().astype(np.float16)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -142,6 +177,12 @@ def _check_shard(folder: Path, rec: Dict, k: int, shape: List[int]) -> None:
     if sha256_file(path) != rec["sha256"]:
         raise CacheError(f"{path}: shard {k} is corrupt (its SHA-256 differs from the index); "
                          "delete it and its index entry, or the cache folder, to rebuild")
+    feat = rec.get("features")
+    if feat is not None:
+        fpath = folder / feat["file"]
+        if not fpath.is_file() or sha256_file(fpath) != feat["sha256"]:
+            raise CacheError(f"{fpath}: feature shard {k} is missing or corrupt; delete the "
+                             "cache folder to rebuild it")
 
 
 class TeacherCache:
@@ -165,7 +206,7 @@ class TeacherCache:
         if len(self.entries) != expected:
             raise CacheError(f"{self.folder}: cache is unfinished ({len(self.entries)} of "
                              f"{expected} views); run crack-distill cache to complete it")
-        self._loaded: Dict[int, np.ndarray] = {}
+        self._loaded: Dict[object, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -191,10 +232,40 @@ class TeacherCache:
         k, row, entry = self.entries[i]
         return entry, self._shard(k)[row]
 
+    @property
+    def has_features(self) -> bool:
+        return "feature_shape" in self.settings
+
+    def features(self, i: int) -> np.ndarray:
+        """The teacher's pooled features (C, size/32, size/32) of entry i's clean view."""
+        if not self.has_features:
+            raise CacheError(f"{self.folder}: this cache holds no teacher features; rebuild "
+                             "it for --kd rfkd")
+        k, row, _ = self.entries[i]
+        key = ("f", k)
+        if key not in self._loaded:
+            path = self.folder / self.shards[k]["features"]["file"]
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise CacheError(f"{path}: unreadable feature shard ({e})") from e
+            shape = (self.shards[k]["count"], *self.settings["feature_shape"])
+            if arr.shape != shape:
+                raise CacheError(f"{path}: feature shard holds {list(arr.shape)}, the index "
+                                 f"says {list(shape)}")
+            if len(self._loaded) > 8:
+                self._loaded.pop(next(iter(self._loaded)))
+            self._loaded[key] = arr
+        return self._loaded[key][row]
+
     def verify(self) -> None:
         for k, rec in enumerate(self.shards):
             _check_shard(self.folder, rec, k, list(self.shape))
 
-    def bytes_per_view(self) -> float:
-        total = sum((self.folder / r["file"]).stat().st_size for r in self.shards)
-        return total / max(1, len(self))
+    def bytes_per_view(self, features: bool = False) -> float:
+        """Bytes on disk per view: of the logits, or with `features` of the features."""
+        if features:
+            files = [r["features"]["file"] for r in self.shards if "features" in r]
+        else:
+            files = [r["file"] for r in self.shards]
+        return sum((self.folder / f).stat().st_size for f in files) / max(1, len(self))

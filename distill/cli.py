@@ -150,7 +150,8 @@ def _config(args: argparse.Namespace):
                   "device": getattr(args, "device", None),
                   "temperature": getattr(args, "temperature", None),
                   "kd": False if getattr(args, "no_kd", False) else None,
-                  "hard_loss": getattr(args, "hard_loss", None)},
+                  "hard_loss": getattr(args, "hard_loss", None),
+                  "kd_mode": getattr(args, "kd_mode", None)},
         "student": {"init": _str(getattr(args, "student_init", None)),
                     "name": getattr(args, "student", None)},
         "export": {"int8": True if getattr(args, "int8", False) else None},
@@ -193,7 +194,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"\nsummary ({cfg.work}/summary.json)")
     if "cache" in summary:
         c = summary["cache"]
-        print(f"  cache   {c['views']} views, {c['bytes_per_view'] / 1024:.1f} KiB per view")
+        print(f"  cache   {c['views']} views, {c['bytes_per_view'] / 1024:.1f} KiB of logits "
+              f"+ {c['feature_bytes_per_view'] / 1024:.1f} KiB of features per view")
     t = summary["train"]
     print(f"  train   {t['steps']} steps, best validation IoU {t['best_val_iou']:.4f}")
     print(f"  eval    IoU clean {ev['clean']['iou']:.4f}, case1 {ev['case1']['iou']:.4f}, "
@@ -207,8 +209,9 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     cfg = _config(args)
     save_config(cfg)
     r = stage_cache(cfg, not args.quiet)
-    log.info("cache: %d views, %.1f KiB per view, %.1f s", r["views"],
-             r["bytes_per_view"] / 1024, r["seconds"])
+    log.info("cache: %d views, %.1f KiB of logits and %.1f KiB of features per view, %.1f s",
+             r["views"], r["bytes_per_view"] / 1024, r["feature_bytes_per_view"] / 1024,
+             r["seconds"])
     return 0
 
 
@@ -303,6 +306,8 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> 
     add("--device", help="torch device of the student")
     add("--temperature", type=_temperature, help="KD temperature or 'dynamic'")
     add("--no-kd", action="store_true", help="baseline without distillation")
+    add("--kd", choices=["cwd", "rfkd"], dest="kd_mode",
+        help="cwd: the teacher's logits (default); rfkd: also its features")
     add("--student", choices=STUDENTS, help="student network (default hrnet_w18)")
     add("--student-init", type=Path, help="timm/mmsegmentation weights to start from "
         "(hrnet_w18)")

@@ -28,7 +28,8 @@ STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
 ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,
                "student.frame_head": False, "train.frame_weight": 0.2,
-               "train.frame_min_share": 0.001}
+               "train.frame_min_share": 0.001,
+               "train.kd_mode": "cwd", "train.feature_weight": 1.0}
 
 
 @dataclass
@@ -84,6 +85,9 @@ class TrainConfig:
     poly_power: float = 0.9
     kd: bool = True  # False: the no-KD baseline (hard loss only, no cache needed)
     kd_weight: float = 5.0  # weight of the CWD loss
+    kd_mode: str = "cwd"  # cwd: logits only; rfkd: also the teacher's features (the cache
+    # stores them), matched through a 1x1 adapter on the student's coarsest features
+    feature_weight: float = 1.0  # weight of RFKD's feature loss
     hard_weight: float = 1.0  # weight of 0.2 CE + 0.8 Dice (0: soft loss only)
     temperature: Union[float, str] = 3.0  # a number, or "dynamic"
     t_min: float = 1.0  # range of a dynamic temperature
@@ -204,6 +208,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          "not negative", (t.kd_weight, t.hard_weight))
     need(t.kd or t.hard_weight > 0, "train.hard_weight", "positive when train.kd is false",
          t.hard_weight)
+    need(t.kd_mode in ("cwd", "rfkd"), "train.kd_mode", "cwd or rfkd", t.kd_mode)
+    need(t.feature_weight >= 0, "train.feature_weight", "0 or more", t.feature_weight)
     need(t.hard_loss in ("ce_dice", "igmsda"), "train.hard_loss", "ce_dice or igmsda",
          t.hard_loss)
     need(t.igmsda_alpha > 0 and t.igmsda_lambda >= 0, "train.igmsda_alpha/igmsda_lambda",

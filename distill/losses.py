@@ -120,6 +120,26 @@ class IGMSDA(nn.Module):
         return igmsda_loss(logits, target, sigma, self.lam * self.progress, self.alpha)
 
 
+class FeatureAdapter(nn.Module):
+    """RFKD's adapter: a 1x1 conv + BN from the student's coarsest features to the
+    teacher's channel count; the grid is matched by average pooling when it differs."""
+
+    def __init__(self, student_channels: int, teacher_channels: int):
+        super().__init__()
+        self.proj = nn.Sequential(nn.Conv2d(student_channels, teacher_channels, 1, bias=False),
+                                  nn.BatchNorm2d(teacher_channels))
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Feature loss: mean squared distance of the channel-normalised feature vectors
+        at every position of the teacher's grid (0 when aligned, at most 4)."""
+        s = self.proj(student)
+        if s.shape[-2:] != teacher.shape[-2:]:
+            s = F.adaptive_avg_pool2d(s, teacher.shape[-2:])
+        s = F.normalize(s, dim=1)
+        t = F.normalize(teacher.float(), dim=1)
+        return ((s - t) ** 2).sum(1).mean()
+
+
 class _GradReverse(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -73,10 +73,12 @@ def stage_cache(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
     t0 = time.perf_counter()
     build_cache(Path(cfg.teacher), train, folder, cfg.size, cfg.cache.views, cfg.data.seed,
                 cfg.cache.noise_mix, cfg.cache.shard_size, cfg.cache.batch,
-                cfg.cache.teacher_device, tick, cfg.crop_spec(), cfg.crop.car_size)
+                cfg.cache.teacher_device, tick, cfg.crop_spec(), cfg.crop.car_size,
+                features=cfg.train.kd and cfg.train.kd_mode == "rfkd")
     bar.close()
     cache = TeacherCache(folder)
     return {"views": len(cache), "bytes_per_view": cache.bytes_per_view(),
+            "feature_bytes_per_view": cache.bytes_per_view(features=True),
             "seconds": time.perf_counter() - t0}
 
 

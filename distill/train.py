@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
 from distill.data.photometric import jitter, jitter_rng
 from distill.data.views import fit, plan_view, render_view
-from distill.losses import IGMSDA, DistillLoss, Temperature, hard_loss
+from distill.losses import IGMSDA, DistillLoss, FeatureAdapter, Temperature, hard_loss
 from distill.nets import students
 from distill.nets.hrnet import HRNetFCN
 from distill.nets.student_io import bgr_to_tensor
@@ -50,6 +50,13 @@ def build_student(cfg: DistillConfig) -> nn.Module:
                           frame_head=s.frame_head)
 
 
+class TeacherTargets(NamedTuple):
+    """The cached teacher's logits and (RFKD) its pooled features of the clean view."""
+
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
 class TrainData:
     """Training samples: (normalised image, mask, teacher 1/4 logits or None)."""
 
@@ -61,6 +68,10 @@ class TrainData:
         self.views, self.noise_mix, self.data_seed = (cfg.cache.views, cfg.cache.noise_mix,
                                                       cfg.data.seed)
         self.fresh = cfg.train.fresh_views
+        self.features = cfg.train.kd_mode == "rfkd" and cache is not None
+        if self.features and not cache.has_features:
+            raise CacheError(f"cache {cache.folder} holds no teacher features; RFKD needs a "
+                             "cache made with train.kd_mode rfkd (use another work folder)")
         names = [s.name for s in dataset.samples]
         if cache is not None:
             s = cache.settings
@@ -100,10 +111,12 @@ class TrainData:
         return e
 
     def batch(self, indices: List[int], epoch: Optional[int] = None
-              ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Images, masks and teacher logits of `indices`; with `epoch`, a share
-        (train.photometric) of the images is re-lit, differently every epoch."""
-        imgs, masks, logits = [], [], []
+              ) -> Tuple[torch.Tensor, torch.Tensor,
+                         Union[None, torch.Tensor, TeacherTargets]]:
+        """Images, masks and teacher logits of `indices` (TeacherTargets when the student
+        learns the teacher's features too); with `epoch`, a share (train.photometric) of
+        the images is re-lit, differently every epoch."""
+        imgs, masks, logits, feats = [], [], [], []
         for i in indices:
             entry = self.entry(i, epoch)
             img, mask = render_view(*self.dataset.load(entry.image_index), entry.view,
@@ -116,7 +129,11 @@ class TrainData:
             masks.append(mask)
             if self.cache is not None:
                 logits.append(torch.from_numpy(self.cache.get(i)[1].astype(np.float32)))
+                if self.features:
+                    feats.append(torch.from_numpy(self.cache.features(i).astype(np.float32)))
         teacher = torch.stack(logits) if logits else None
+        if feats:
+            teacher = TeacherTargets(teacher, torch.stack(feats))
         return bgr_to_tensor(np.stack(imgs)), torch.from_numpy(np.stack(masks)).long(), teacher
 
 
@@ -164,6 +181,8 @@ def calibrate_offsets(model: nn.Module, data: TrainData, device: str, limit: int
     if data.cache is None:
         return 0.0
     x, _, teacher = data.batch(list(range(min(limit, len(data)))))
+    if isinstance(teacher, TeacherTargets):
+        teacher = teacher.logits
     was = model.training
     model.eval()
     student = model(x.to(device)).cpu()
@@ -237,6 +256,11 @@ class Trainer:
                                 igmsda=self.igmsda).to(self.device)
         if self.frame_igmsda is not None:  # its class statistics go into the checkpoints
             self.loss.frame_igmsda = self.frame_igmsda
+        if self.data.features:  # RFKD: the adapter trains with the student, saved with it
+            _, channels, _ = students.coarsest(self.model)
+            self.loss.feature_adapter = FeatureAdapter(
+                channels, cache.settings["feature_shape"][0]).to(self.device)
+            students.keep_coarsest(self.model, lambda f: setattr(self, "_coarse", f))
         params = list(self.model.parameters()) + [p for p in self.loss.parameters()
                                                   if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
@@ -342,10 +366,14 @@ class Trainer:
                     self._save(self.ckpt_dir / "last.pth")
             self._end_epoch()
 
-    def _losses(self, x: torch.Tensor, y: torch.Tensor, teacher: Optional[torch.Tensor]
-                ) -> Dict[str, torch.Tensor]:
-        """The loss terms of one batch (the auxiliary heads' hard losses included)."""
+    def _losses(self, x: torch.Tensor, y: torch.Tensor,
+                teacher: Union[None, torch.Tensor, TeacherTargets]) -> Dict[str, torch.Tensor]:
+        """The loss terms of one batch (auxiliary heads, frame head and RFKD's feature
+        term included)."""
         y = y.to(self.device)
+        teacher_feats = None
+        if isinstance(teacher, TeacherTargets):
+            teacher, teacher_feats = teacher.logits, teacher.features.to(self.device)
         logits = self.net(x.to(self.device))
         extra = {}
         if self.igmsda is not None:
@@ -355,6 +383,9 @@ class Trainer:
         parts = self.loss(logits, y, None if teacher is None else teacher.to(self.device),
                           **extra)
         t = self.cfg.train
+        if teacher_feats is not None and t.feature_weight:
+            parts["feature"] = self.loss.feature_adapter(self._coarse, teacher_feats)
+            parts["total"] = parts["total"] + t.feature_weight * parts["feature"]
         aux = getattr(self.model, "aux_logits", None)
         if aux and t.aux_weight:
             parts["aux"] = sum(hard_loss(a, y) for a in aux)

@@ -8,7 +8,7 @@ the frame-level crack head reads (the coarsest).
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -20,7 +20,8 @@ from distill.nets.hrsegnet import VARIANTS as HRSEGNET_VARIANTS
 from distill.nets.hrsegnet import HrSegNet
 from distill.nets.pct import PoolingCrackTiny
 
-__all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "features",
+__all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "coarsest", "features",
+           "keep_coarsest",
            "inference_parameters", "name_of", "with_frame_head"]
 
 
@@ -41,15 +42,32 @@ def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
     return with_frame_head(model) if frame_head else model
 
 
+def coarsest(model: nn.Module) -> Tuple[nn.Module, int, int]:
+    """(module, channels, index) of the student's coarsest (1/32) features: the module's
+    output, or item `index` of it when it returns several."""
+    model = bare(model)
+    if isinstance(model, HRNetFCN):
+        return model.backbone, model.backbone.out_channels[-1], -1
+    if isinstance(model, HrSegNet):
+        return model.blocks[-1], model.base * 8, 1
+    if isinstance(model, PoolingCrackTiny):
+        return model.stages[-1], model.stages[-1][0].norm1.num_features, -1
+    raise TypeError(f"not a student: {type(model).__name__}")
+
+
+def keep_coarsest(model: nn.Module, keep: Callable[[torch.Tensor], None]) -> None:
+    """Hand the coarsest features of every forward pass to `keep`."""
+    module, _, index = coarsest(model)
+
+    def hook(_m: nn.Module, _inputs: tuple, output) -> None:
+        keep(output[index] if isinstance(output, (list, tuple)) else output)
+    module.register_forward_hook(hook)
+
+
 def with_frame_head(model: nn.Module) -> ScoredStudent:
     """The student with a frame head on its coarsest (lowest-resolution) features."""
-    if isinstance(model, HRNetFCN):
-        return ScoredStudent(model, model.backbone, model.backbone.out_channels[-1])
-    if isinstance(model, HrSegNet):
-        return ScoredStudent(model, model.blocks[-1], model.base * 8, pick=1)
-    if isinstance(model, PoolingCrackTiny):
-        return ScoredStudent(model, model.stages[-1], model.stages[-1][0].norm1.num_features)
-    raise TypeError(f"not a student: {type(model).__name__}")
+    module, channels, index = coarsest(model)
+    return ScoredStudent(model, module, channels, pick=index)
 
 
 def bare(model: nn.Module) -> nn.Module:

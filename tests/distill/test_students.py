@@ -2,6 +2,7 @@
 parameter counts against hand counts, training with KD, IGMSDA and auxiliary heads, export
 into both OpenVINO runtimes), and the IGMSDA loss against hand-computed values."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -274,3 +275,57 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
     legacy = legacy_python()
     check = check_export(model, paths["xml"], frames, legacy)  # 2022.3 reads both outputs
     assert check["pass"] and any("2022.3" in k for k in check)
+
+
+# ------------------------------------------------------------------ RFKD
+
+def test_feature_loss_is_zero_when_aligned_and_four_when_opposite():
+    from distill.losses import FeatureAdapter
+    ad = FeatureAdapter(3, 3).eval()
+    with torch.no_grad():
+        ad.proj[0].weight.copy_(torch.eye(3)[:, :, None, None])
+    t = torch.randn(2, 3, 4, 4)
+    assert ad(t, t * 7.0).item() == pytest.approx(0.0, abs=1e-5)  # scale-free
+    assert ad(t, -t).item() == pytest.approx(4.0, rel=1e-4)
+    big = torch.randn(2, 3, 8, 8)  # a finer student grid is pooled to the teacher's
+    want = ad(torch.nn.functional.adaptive_avg_pool2d(big, 4), t).item()
+    assert ad(big, t).item() == pytest.approx(want, rel=1e-5)
+
+
+def test_rfkd_caches_clean_view_features_and_trains_the_adapter(kd_assets, tmp_path):
+    from distill.cache import CacheError, TeacherCache, teacher_features
+    from distill.data.views import render_view
+    from distill.nets.sam.checkpoints import load_teacher
+    root, data, teacher = kd_assets
+    cfg = tiny_config(tmp_path / "w", teacher, data, student={"name": "pct"},
+                      cache={"noise_mix": 0.5},
+                      train={"epochs": 1, "kd_mode": "rfkd", "feature_weight": 2.0})
+    r = stage_cache(cfg, progress=False)
+    cache = TeacherCache(tmp_path / "w" / "cache")
+    assert cache.has_features and cache.settings["feature_shape"] == [32, 2, 2]
+    assert 0 < r["feature_bytes_per_view"] < 32 * 2 * 2 * 2 + 200  # float16 + npy header
+    noisy = next(i for i, (_, _, e) in enumerate(cache.entries) if e.view.noise != "clean")
+    entry = cache.entries[noisy][2]
+    train_ds, val_ds = open_splits(cfg)
+    img, _ = render_view(*train_ds.load(entry.image_index),
+                         dataclasses.replace(entry.view, noise="clean"), 64, 448)
+    want = teacher_features(load_teacher(teacher), img[None], "cpu")[0]
+    assert np.allclose(cache.features(noisy), want, atol=1e-2)  # the clean view's features
+    trainer = Trainer(cfg, train_ds, val_ds, tmp_path / "w", progress=False)
+    x, y, t = trainer.data.batch([0, 1, 2, 3])
+    parts = trainer._losses(x, y, t)
+    assert 0 < parts["feature"].item() <= 4
+    assert parts["total"].item() == pytest.approx(
+        parts["hard"].item() + 5 * parts["soft"].item() + 2 * parts["feature"].item(), rel=1e-5)
+    before = trainer.loss.feature_adapter.proj[0].weight.detach().clone()
+    trainer.run()
+    assert not torch.equal(before, trainer.loss.feature_adapter.proj[0].weight.detach())
+    ck = torch.load(str(tmp_path / "w" / "checkpoints" / "last.pth"), weights_only=False)
+    assert "feature_adapter.proj.0.weight" in ck["loss"]
+    # a logits-only cache cannot serve RFKD, and says so
+    plain = tiny_config(tmp_path / "p", teacher, data, student={"name": "pct"})
+    stage_cache(plain, progress=False)
+    rf = tiny_config(tmp_path / "p", teacher, data, student={"name": "pct"},
+                     train={"kd_mode": "rfkd"})
+    with pytest.raises(CacheError, match="no teacher features"):
+        Trainer(rf, *open_splits(rf), tmp_path / "p", progress=False)
