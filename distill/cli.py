@@ -103,6 +103,30 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from distill.serve.app import ServeSettings, run
+    keys = []
+    if args.api_key_file:
+        try:
+            text = args.api_key_file.read_text()
+        except OSError as e:
+            raise ValueError(f"{args.api_key_file}: cannot read the API keys ({e})") from e
+        keys = [k.strip() for k in text.splitlines() if k.strip() and not k.startswith("#")]
+        if not keys:
+            raise ValueError(f"{args.api_key_file}: holds no API key")
+    keys += [k for k in os.environ.get("CRACK_SERVE_KEYS", "").split(",") if k.strip()]
+    if not keys and args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without API keys: anyone who reaches it can use it",
+                    args.host)
+    settings = ServeSettings(str(args.model), args.device, args.max_batch, args.max_wait_ms,
+                             keys, args.max_bytes, args.timeout, args.threshold)
+    run(settings, args.host, args.port, args.workers,
+        "debug" if getattr(args, "verbose", False) else "info")
+    return 0
+
+
 def _cmd_teacher_train(args: argparse.Namespace) -> int:
     from distill.data.mixture import open_mixture
     from distill.data.views import CropSpec
@@ -455,6 +479,31 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--margin", type=int, default=15,
                    help="px between a window and the nearest crack (default 15)")
     n.set_defaults(func=_cmd_data_negatives)
+
+    sv = sub.add_parser(
+        "serve", help="HTTP inference service for a model (POST /v1/segment)",
+        description="Serve a model (IR, ONNX, student or teacher checkpoint) over HTTP with "
+                    "uvicorn: POST /v1/segment with a JPEG/PNG returns the mask PNG "
+                    "(?format=prob: the probability; ?measure=1: JSON with measurements); "
+                    "GET /healthz; GET /metrics (Prometheus). Concurrent requests are "
+                    "batched.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sv.add_argument("model", type=Path, help="IR .xml, .onnx, student or teacher .pth")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sv.add_argument("--port", type=int, default=8080, help="TCP port")
+    sv.add_argument("--workers", type=int, default=1,
+                    help="worker processes (each loads the model)")
+    sv.add_argument("--device", default="cpu", help="torch device for checkpoints")
+    sv.add_argument("--max-batch", type=int, default=8, help="images per model run")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0,
+                    help="how long a request waits for others to batch with")
+    sv.add_argument("--api-key-file", type=Path,
+                    help="file with one API key per line (also CRACK_SERVE_KEYS=k1,k2)")
+    sv.add_argument("--max-bytes", type=int, default=8 * 1024 * 1024,
+                    help="largest request body")
+    sv.add_argument("--timeout", type=float, default=10.0, help="seconds a request may wait")
+    sv.add_argument("--threshold", type=float, default=0.0,
+                    help="crack probability threshold (0: the model card's, else 0.5)")
+    sv.set_defaults(func=_cmd_serve)
 
     de = sub.add_parser(
         "describe", help="parameter counts and names of the student or the teacher",

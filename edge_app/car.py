@@ -98,6 +98,10 @@ class CarServices:
                 "mask_size": list(r.mask.shape), "snapshot": snapshot, **self.model_info}
         if r.crack_score is not None:
             base["crack_score"] = round(r.crack_score, 4)
+        base["inference"] = r.path
+        remote = getattr(getattr(self.pipeline, "infer", None), "model", None)
+        if r.path == "remote" and remote:  # the server's model made this mask
+            base["model"], base["model_sha256"] = remote.get("name"), remote.get("sha256")
         self.detections += 1
         if self.mqtt is not None:
             seq = self.mqtt.publish_detection(lambda s: {**base, "seq": s})

@@ -104,8 +104,13 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    import os
+
     from edge_app.review.replay import replay
-    r = replay(args.run, args.model, args.device)
+    if args.model is None and not args.device.startswith("remote:"):
+        raise ValueError("replay needs --model IR.xml, or --device remote:URL")
+    r = replay(args.run, args.model, args.device,
+               api_key=os.environ.get("CRACK_CAR_REMOTE_KEY", ""))
     print(json.dumps(r) if args.json else
           f"{r['frames']} frames: mask IoU with the recorded masks {r['mask_iou_mean']}; "
           f"cracks in both {r['frames_with_cracks_both']}, gained {len(r['gained_frames'])}, "
@@ -198,9 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="re-infer a recorded run with another model",
                         description="Run a recorded run's frames through another model and "
                                     "compare with the recorded masks.")
-    rp.add_argument("run", type=Path)
-    rp.add_argument("--model", type=Path, required=True, help="IR .xml")
-    rp.add_argument("--device", default="CPU")
+    rp.add_argument("run", type=Path, help="a run folder (runs/<run_id>)")
+    rp.add_argument("--model", type=Path, help="IR .xml (not needed with a remote device)")
+    rp.add_argument("--device", default="CPU",
+                    help="OpenVINO device, or remote:URL for crack-distill serve (API key "
+                         "in CRACK_CAR_REMOTE_KEY) (default CPU)")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=_cmd_replay)
     ex = sub.add_parser("export", help="detections as CSV or GeoJSON",

@@ -37,10 +37,16 @@ class SourceConfig:
 @dataclass
 class InferenceConfig:
     model: str = ""  # IR .xml (empty: the bundled models/crack-hrnet18.xml)
-    device: str = "CPU"  # MYRIAD (NCS2), CPU, GPU, AUTO, ...
+    device: str = "CPU"  # MYRIAD (NCS2), CPU, GPU, AUTO, ... or remote:https://HOST:PORT
+    # (crack-distill serve), with fallback_device when the server fails
     requests: int = 0  # requests in flight (0: 4 on MYRIAD, the plugin's optimum elsewhere)
     threshold: Optional[float] = None  # on the crack probability; null: the model card's
     # (chosen on validation photos by crack-distill eval --sweep), else 0.5
+    fallback_device: str = "CPU"  # remote inference: the local device when the server fails
+    remote_api_key: str = ""  # remote inference: the server's API key
+    remote_requests: int = 4  # remote inference: requests in flight
+    remote_timeout_s: float = 2.0  # remote inference: per request, then the local device
+    remote_retry_s: float = 5.0  # remote inference: stay local this long after a failure
     frame_threshold: Optional[float] = None  # models with a `crack_score` output: masks of
     # frames scored below it are dropped; null: the card's crack_score_threshold, else 0.5
 

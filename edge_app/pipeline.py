@@ -43,9 +43,23 @@ class Result:
     t_done: float
     crack_score: Optional[float] = None  # the model's frame-level score, when it has one
     suppressed: bool = False  # the mask was dropped: the frame scored below frame_threshold
+    path: str = "local"  # which inference produced it: "local" or "remote"
 
 
 Hook = Callable[[Result], None]
+
+
+def open_inference(cfg: CarConfig, on_result: Callable[..., None],
+                   on_error: Callable[[BaseException], None]) -> Any:
+    """The configured inference: an OpenVINO device, or remote:URL with the local
+    fallback device."""
+    from edge_app.remote_infer import PREFIX, RemoteInfer, is_remote
+    inf = cfg.inference
+    if not is_remote(inf.device):
+        return AsyncInfer(cfg.model_path, inf.device, on_result, inf.requests, on_error)
+    local = AsyncInfer(cfg.model_path, inf.fallback_device, on_result, inf.requests, on_error)
+    return RemoteInfer(inf.device[len(PREFIX):], inf.remote_api_key, local, on_result,
+                       inf.remote_requests, inf.remote_timeout_s, inf.remote_retry_s, on_error)
 
 
 class CarPipeline:
@@ -62,8 +76,7 @@ class CarPipeline:
         self.fault: Optional[str] = None
         self.slot = LatestSlot(block_put=not getattr(source, "realtime", True)
                                and not hasattr(source, "url"))
-        self.infer = AsyncInfer(cfg.model_path, cfg.inference.device, self._on_result,
-                                cfg.inference.requests, self._on_error)
+        self.infer = open_inference(cfg, self._on_result, self._on_error)
         self.size = self.infer.size
         card = model_card(cfg.model_path)
         self.threshold = card_threshold(cfg.inference.threshold, card)
@@ -78,8 +91,9 @@ class CarPipeline:
         self._submitted = 0
 
     # -------------------------------------------------------------- callbacks
-    def _on_result(self, tag: tuple, logits: np.ndarray, score: Optional[float]) -> None:
-        self._results.put((tag[0], tag[1], tag[2], logits, score))
+    def _on_result(self, tag: tuple, logits: np.ndarray, score: Optional[float],
+                   path: str = "local") -> None:
+        self._results.put((tag[0], tag[1], tag[2], logits, score, path))
 
     def _on_error(self, e: BaseException) -> None:
         self.stats.count("inference_failed")
@@ -120,25 +134,26 @@ class CarPipeline:
                 break
             heapq.heappush(pending, item[:1] + (id(item),) + item[1:])
             while pending and pending[0][0] == nxt:
-                _, _, frame, image, logits, score = heapq.heappop(pending)
+                _, _, frame, image, logits, score, path = heapq.heappop(pending)
                 try:
-                    self._emit(nxt, frame, image, logits, score)
+                    self._emit(nxt, frame, image, logits, score, path)
                 except Exception as e:  # noqa: BLE001 - any failure here is a fault
                     log.exception("output stage failed")
                     self.fail(f"output stage failed: {e}")
                 nxt += 1
 
     def _emit(self, index: int, frame: Frame, image: np.ndarray, logits: np.ndarray,
-              score: Optional[float] = None) -> None:
+              score: Optional[float] = None, path: str = "local") -> None:
         c = self.cfg
         mask = crack_mask(logits, self.threshold)
         suppressed = score is not None and score < self.frame_threshold and bool(mask.any())
+        self.stats.count(f"frames_{path}")
         if suppressed:  # the frame head judged the frame crack-free
             mask = np.zeros_like(mask)
             self.stats.count("masks_suppressed")
         measured = measure(mask, c.measure.min_area_px, c.measure.severity_px)
         result = Result(index, frame, image, mask, measured, time.monotonic(), score,
-                        suppressed)
+                        suppressed, path)
         self.last_frame_at = result.t_done
         for hook in self.hooks:
             hook(result)
@@ -184,6 +199,8 @@ class CarPipeline:
             self.infer.wait_all()
             self._results.put(None)
             out.join(timeout=30)
+            if hasattr(self.infer, "close"):
+                self.infer.close()
         return self.summary()
 
     def _run_source(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -17,17 +17,30 @@ from edge_app.measure import crack_mask, measure
 from edge_app.recorder import RunReader
 
 
-def replay(run_dir: Path, model: Path, device: str = "CPU", threshold: float = 0.5,
-           min_area_px: int = 30) -> Dict[str, Any]:
-    reader = RunReader(run_dir)
+def _model(model: Optional[Path], device: str, api_key: str) -> Tuple[Any, int, str]:
+    """(frame -> logits, input size, label) of a local IR or a remote server."""
+    from edge_app.remote_infer import PREFIX, RemoteClient, is_remote
+    if is_remote(device):
+        client = RemoteClient(device[len(PREFIX):], api_key, timeout=30.0)
+        info = client.health()["model"]
+        return (lambda img: client.segment(img)[0]), int(info["size"]), \
+            f"{device} ({info.get('name')})"
     ir = IRModel(model, device)
+    return ir.infer, ir.size, str(model)
+
+
+def replay(run_dir: Path, model: Optional[Path], device: str = "CPU", threshold: float = 0.5,
+           min_area_px: int = 30, api_key: str = "") -> Dict[str, Any]:
+    """Re-infer a run's frames with a local IR or through a server (device remote:URL)."""
+    reader = RunReader(run_dir)
+    infer, size, label = _model(model, device, api_key)
     ious, gained, lost, both = [], [], [], 0
     for rec, jpeg in reader.iter_frames():
         img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             continue
-        small = cv2.resize(img, (ir.size, ir.size), interpolation=cv2.INTER_LINEAR)
-        new = crack_mask(ir.infer(small), threshold)
+        small = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+        new = crack_mask(infer(small), threshold)
         old = reader.mask(rec.seq)
         if old is None:
             continue
@@ -42,8 +55,9 @@ def replay(run_dir: Path, model: Path, device: str = "CPU", threshold: float = 0
         elif had and not has:
             lost.append(rec.seq)
         both += had and has
-    out = {"run": reader.info.get("run_id"), "model": str(model), "frames": len(ious),
+    out = {"run": reader.info.get("run_id"), "model": label, "frames": len(ious),
            "mask_iou_mean": round(float(np.mean(ious)), 4) if ious else None,
            "frames_with_cracks_both": int(both), "gained_frames": gained, "lost_frames": lost}
-    atomic_write_text(Path(run_dir) / f"replay_{Path(model).stem}.json", json.dumps(out, indent=1))
+    stem = Path(model).stem if model is not None else "remote"
+    atomic_write_text(Path(run_dir) / f"replay_{stem}.json", json.dumps(out, indent=1))
     return out

@@ -1,0 +1,110 @@
+"""Models behind the server, each taking a batch: (N, S, S, 3) BGR u8 -> crack
+probabilities (N, S, S) float32. Student and teacher checkpoints run as one torch batch;
+an IR runs its frames as concurrent OpenVINO requests (its shapes are static, batch 1);
+an ONNX file runs through OpenVINO frame by frame."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from crack_common.files import sha256_file
+
+
+@dataclass
+class BatchModel:
+    name: str
+    sha256: str
+    size: int
+    kind: str
+    threshold: float
+    predict: Callable[[np.ndarray], np.ndarray]
+
+
+def _softmax_crack(logits: np.ndarray) -> np.ndarray:
+    d = logits[:, 1].astype(np.float32) - logits[:, 0].astype(np.float32)
+    return 1.0 / (1.0 + np.exp(-np.clip(d, -60, 60)))
+
+
+def load_batch_model(path: Path, device: str = "cpu", threshold: float = 0.0) -> BatchModel:
+    """A model file as a BatchModel; ValueError naming the file when it is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such model file")
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        return _ir_model(path, threshold)
+    if suffix == ".onnx":
+        from distill.export import compile_onnx
+        run, size = compile_onnx(path)
+        lock = threading.Lock()
+
+        def predict_onnx(images: np.ndarray) -> np.ndarray:
+            with lock:
+                return _softmax_crack(np.stack([run(img) for img in images]))
+        return BatchModel(path.name, sha256_file(path), size, "onnx", threshold or 0.5,
+                          predict_onnx)
+    return _torch_model(path, device, threshold)
+
+
+def _ir_model(path: Path, threshold: float) -> BatchModel:
+    from edge_app.ir_model import card_threshold, model_card, output_ports
+    from edge_app.ov_runtime import import_openvino
+    ov = import_openvino()
+    core = ov.Core()
+    model = core.read_model(str(path))
+    from edge_app.ir_model import check_contract
+    size = check_contract(model, str(path))
+    port, _ = output_ports(model, str(path))
+    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    try:
+        n = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    except Exception:  # noqa: BLE001 - not every plugin reports it
+        n = 2
+    queue = ov.AsyncInferQueue(compiled, max(1, n))
+    lock = threading.Lock()
+
+    def predict_ir(images: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(images), 2, size, size), np.float32)
+
+        def done(request, i):
+            out[i] = request.get_output_tensor(port).data[0]
+        with lock:  # one batch at a time through the queue
+            queue.set_callback(done)
+            for i, img in enumerate(images):
+                queue.start_async({0: np.ascontiguousarray(img[None])}, i)
+            queue.wait_all()
+        return _softmax_crack(out)
+    thr = threshold or card_threshold(None, model_card(path))
+    return BatchModel(path.name, sha256_file(path), size, "openvino-ir", thr, predict_ir)
+
+
+def _torch_model(path: Path, device: str, threshold: float) -> BatchModel:
+    import torch
+
+    from distill.nets.sam.checkpoints import CheckpointError, load_teacher
+    from distill.nets.student_io import bgr_to_tensor, bgr_to_unit_rgb
+    try:
+        teacher = load_teacher(path).to(device).eval()
+    except CheckpointError:
+        teacher = None
+    if teacher is not None:
+        @torch.no_grad()
+        def predict_teacher(images: np.ndarray) -> np.ndarray:
+            full, _ = teacher(bgr_to_unit_rgb(images).to(device))
+            return full.softmax(1)[:, 1].float().cpu().numpy()
+        return BatchModel(path.name, sha256_file(path), teacher.cfg.img_size, "teacher",
+                          threshold or 0.5, predict_teacher)
+    from distill.train import load_student
+    model, cfg = load_student(path)
+    model.to(device).eval()
+
+    @torch.no_grad()
+    def predict_student(images: np.ndarray) -> np.ndarray:
+        return model(bgr_to_tensor(images).to(device)).softmax(1)[:, 1].float().cpu().numpy()
+    return BatchModel(path.name, sha256_file(path), cfg.size, "student", threshold or 0.5,
+                      predict_student)

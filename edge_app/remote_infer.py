@@ -1,0 +1,188 @@
+"""Remote inference (`--device remote:https://HOST:PORT`): frames go to `crack-distill
+serve` with several requests in flight, like the local asynchronous path; a request that
+fails, times out or meets a server error is run on the local device instead (the frame is
+not lost), and the car stays local for `retry_s` before it tries the server again.
+
+The HTTP client is the standard library's `http.client`, one keep-alive connection per
+worker thread: on a Pi it adds no dependency, and each request is a plain POST.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+PREFIX = "remote:"
+
+
+class RemoteError(RuntimeError):
+    """The server did not give a usable answer."""
+
+
+def is_remote(device: str) -> bool:
+    return device.startswith(PREFIX)
+
+
+def prob_to_logits(prob_u8: np.ndarray) -> np.ndarray:
+    """(S, S) probability scaled to 0..255 -> (2, S, S) logits with the same softmax."""
+    p = np.clip(prob_u8.astype(np.float32) / 255.0, 1.0 / 512, 1 - 1.0 / 512)
+    return np.stack([np.zeros_like(p), np.log(p / (1.0 - p))])
+
+
+class RemoteClient:
+    """Synchronous calls to one server; thread-safe (a connection per thread)."""
+
+    def __init__(self, url: str, key: str = "", timeout: float = 2.0):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"remote URL {url!r}: expected http(s)://HOST:PORT")
+        self.url, self.key, self.timeout = url, key, timeout
+        self._scheme, self._host = parts.scheme, parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._base = parts.path.rstrip("/")
+        self._local = threading.local()
+
+    def _conn(self) -> HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = HTTPSConnection if self._scheme == "https" else HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _request(self, method: str, path: str, body: Optional[bytes] = None
+                 ) -> Tuple[int, bytes, Dict[str, str]]:
+        headers = {"Content-Type": "image/jpeg"} if body is not None else {}
+        if self.key:
+            headers["X-API-Key"] = self.key
+        conn = self._conn()
+        try:
+            conn.request(method, self._base + path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, data, {k.lower(): v for k, v in resp.getheaders()}
+        except (OSError, HTTPException) as e:
+            conn.close()
+            self._local.conn = None
+            raise RemoteError(f"{self.url}: {type(e).__name__}: {e}") from e
+
+    def health(self) -> Dict[str, Any]:
+        status, data, _ = self._request("GET", "/healthz")
+        if status != 200:
+            raise RemoteError(f"{self.url}/healthz answered {status}")
+        return json.loads(data)
+
+    def segment(self, image: np.ndarray) -> Tuple[np.ndarray, Dict[str, str]]:
+        """(2, S, S) logits of a BGR image and the response headers (model name, hash)."""
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise RemoteError("JPEG encoding failed")
+        status, data, headers = self._request("POST", "/v1/segment?format=prob", buf.tobytes())
+        if status != 200:
+            reason = data[:200].decode("utf-8", "replace")
+            raise RemoteError(f"{self.url} answered {status}: {reason}")
+        prob = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if prob is None or prob.shape != image.shape[:2]:
+            raise RemoteError(f"{self.url}: the answer is not a {image.shape[1]}x"
+                              f"{image.shape[0]} probability PNG")
+        return prob_to_logits(prob), headers
+
+
+class RemoteInfer:
+    """AsyncInfer's interface over a server, with a local AsyncInfer as the fallback.
+    `on_result(tag, logits, crack_score, path)` names the path: "remote" or "local"."""
+
+    def __init__(self, url: str, key: str, local: Any,
+                 on_result: Callable[..., None], requests: int = 4, timeout: float = 2.0,
+                 retry_s: float = 5.0, on_error: Optional[Callable[[BaseException], None]] = None):
+        self.client = RemoteClient(url, key, timeout)
+        self.local, self.on_result, self.on_error = local, on_result, on_error
+        self.size, self.device = local.size, PREFIX + url
+        self.remote_requests, self.retry_s = max(1, requests), retry_s
+        self.requests = self.remote_requests + local.requests  # results that may be pending
+        self.counts = {"remote": 0, "local": 0, "remote_failed": 0}
+        self.model: Dict[str, str] = {}
+        self._slots = threading.BoundedSemaphore(self.remote_requests)
+        self._pool = ThreadPoolExecutor(self.remote_requests, thread_name_prefix="remote")
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._warned = False
+        try:
+            info = self.client.health()["model"]
+            if int(info.get("size", self.size)) != self.size:
+                raise ValueError(f"{url} serves a {info.get('size')}-px model; the local "
+                                 f"fallback takes {self.size} px: use models of one size")
+            self.model = {"name": str(info.get("name")), "sha256": str(info.get("sha256"))}
+            log.info("remote inference on %s (%s), %d requests in flight, fallback %s", url,
+                     self.model["name"], self.remote_requests, local.device)
+        except RemoteError as e:
+            self._mark_down(e)
+
+    @property
+    def remote_up(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _mark_down(self, e: BaseException) -> None:
+        with self._lock:
+            self.counts["remote_failed"] += 1
+            self._down_until = time.monotonic() + self.retry_s
+            first = not self._warned
+            self._warned = True
+        (log.warning if first else log.debug)(
+            "remote inference unavailable (%s); local %s for %.0f s", e, self.local.device,
+            self.retry_s)
+
+    def submit(self, tag: Any, image: np.ndarray) -> None:
+        """Start inference of a BGR u8 (S, S, 3) image, remotely while the server is up."""
+        if not self.remote_up:
+            self._local_submit(tag, image)
+            return
+        self._slots.acquire()
+        self._pool.submit(self._remote, tag, image)
+
+    def _local_submit(self, tag: Any, image: np.ndarray) -> None:
+        with self._lock:
+            self.counts["local"] += 1
+        self.local.submit(tag, image)
+
+    def _remote(self, tag: Any, image: np.ndarray) -> None:
+        try:
+            logits, headers = self.client.segment(image)
+        except RemoteError as e:
+            self._mark_down(e)
+            try:
+                self._local_submit(tag, image)  # before the slot frees: wait_all sees it
+            finally:
+                self._slots.release()
+            return
+        self._slots.release()
+        if self._warned and headers:
+            log.info("remote inference back on %s", self.client.url)
+            self._warned = False
+        with self._lock:
+            self.counts["remote"] += 1
+        try:
+            self.on_result(tag, logits, None, "remote")
+        except BaseException as e:  # noqa: BLE001 - reported like the local path's errors
+            if self.on_error:
+                self.on_error(e)
+
+    def wait_all(self) -> None:
+        for _ in range(self.remote_requests):
+            self._slots.acquire()
+        for _ in range(self.remote_requests):
+            self._slots.release()
+        self.local.wait_all()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

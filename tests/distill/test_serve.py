@@ -1,0 +1,217 @@
+"""crack-distill serve for real on loopback (uvicorn in its own process) with a small IR:
+masks equal in-process inference, dynamic batching under concurrent load, refusals with
+reasons, and the car's remote path: fallback to the local device when the server is
+killed mid-run, back to the server after its restart, and replay through the server."""
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_app.config import load_car_config
+from edge_app.ir_model import IRModel
+from edge_app.measure import crack_mask
+from edge_app.pipeline import CarPipeline
+from edge_app.remote_infer import RemoteClient
+from edge_app.sources.mjpeg import MjpegSource
+from edge_app.tools.contract_model import build, save
+from tests.conftest import REPO
+from tests.edge_app.streams import ScriptedMjpegServer, good, jpeg
+
+KEY = "test-key-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`crack-distill serve` in a subprocess on a fixed loopback port."""
+
+    def __init__(self, model, port, *extra):
+        self.model, self.port, self.extra = model, port, extra
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = None
+
+    def start(self):
+        env = {**os.environ, "CRACK_SERVE_KEYS": KEY}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "distill.cli", "serve", str(self.model), "--port",
+             str(self.port), *self.extra], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.proc.stderr.read())
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def post(url, body, key=KEY, query=""):
+    req = urllib.request.Request(url + "/v1/segment" + query, data=body, method="POST",
+                                 headers={"X-API-Key": key} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read(), {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), {k.lower(): v for k, v in e.headers.items()}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save(build(448, 60.0), tmp_path_factory.mktemp("serve") / "dark.xml")
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    s = Server(model, free_port(), "--max-wait-ms", "40", "--max-batch", "8",
+               "--max-bytes", "300000").start()
+    yield s
+    s.kill()
+
+
+def test_masks_match_in_process_inference_and_measurements_come_on_request(server, model):
+    body = jpeg(line=12)
+    status, png, headers = post(server.url, body)
+    assert status == 200 and headers["content-type"] == "image/png"
+    mask = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    img = cv2.resize(cv2.imdecode(np.frombuffer(body, np.uint8), 1), (448, 448),
+                     interpolation=cv2.INTER_LINEAR)
+    want = crack_mask(IRModel(model).infer(img), 0.5)
+    assert mask.shape == (448, 448) and mask.any()
+    assert np.array_equal(mask > 0, want > 0)
+    from crack_common.files import sha256_file
+    assert headers["x-model-sha256"] == sha256_file(model)
+    status, data, _ = post(server.url, body, query="?measure=1")
+    out = json.loads(data)
+    assert status == 200 and len(out["cracks"]) == 1 and out["crack_ratio"] > 0
+    again = cv2.imdecode(np.frombuffer(base64.b64decode(out["png"]), np.uint8), 0)
+    assert np.array_equal(again, mask)
+
+
+def test_refusals_say_why(server):
+    assert post(server.url, jpeg(), key="")[0] == 401
+    assert post(server.url, jpeg(), key="wrong")[0] == 401
+    status, data, _ = post(server.url, b"not an image at all")
+    assert status == 400 and b"not a decodable" in data
+    assert post(server.url, b"")[0] == 400
+    assert post(server.url, b"\xff" * 400_000)[0] == 413
+    assert post(server.url, jpeg(), query="?format=gif")[0] == 400
+    health = json.loads(urllib.request.urlopen(server.url + "/healthz").read())
+    assert health["model"]["size"] == 448 and health["status"] == "ok"
+
+
+def metric(url, name):
+    text = urllib.request.urlopen(url + "/metrics").read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def test_concurrent_requests_are_batched(server):
+    n0, s0 = metric(server.url, "crack_serve_batch_size_count"), \
+        metric(server.url, "crack_serve_batch_size_sum")
+    body = jpeg(line=6)
+    with ThreadPoolExecutor(16) as pool:
+        codes = [r[0] for r in pool.map(lambda _: post(server.url, body), range(32))]
+    assert codes == [200] * 32
+    runs = metric(server.url, "crack_serve_batch_size_count") - n0
+    images = metric(server.url, "crack_serve_batch_size_sum") - s0
+    assert images == 32 and runs < 32 and images / runs >= 2  # several images per run
+    assert metric(server.url, "crack_serve_requests_total") >= 32
+
+
+def test_car_falls_back_to_local_when_the_server_dies_and_returns_after_restart(model):
+    srv = Server(model, free_port()).start()
+    cfg = load_car_config(None, [{
+        "inference": {"model": str(model), "device": f"remote:{srv.url}",
+                      "remote_api_key": KEY, "remote_timeout_s": 1.0,
+                      "remote_retry_s": 0.3},
+        "server": {"enabled": False}}])
+    stream = ScriptedMjpegServer([good(100000, 0.01, line=8)])
+    results, lock = [], threading.Lock()
+
+    def hook(r):
+        with lock:
+            results.append(r)
+    pipe = CarPipeline(cfg, MjpegSource(stream.url, reconnect_min=0.05), hooks=[hook])
+    runner = threading.Thread(target=lambda: pipe.run(), daemon=True)
+    runner.start()
+
+    def wait_for(path, count, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with lock:
+                seen = sum(r.path == path for r in results[mark:])
+            if seen >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no {count} {path} results in {timeout} s")
+    try:
+        mark = 0
+        wait_for("remote", 20)
+        srv.kill()  # mid-run
+        with lock:
+            mark = len(results)
+        wait_for("local", 20)
+        srv.start()  # same port
+        with lock:
+            mark = len(results)
+        wait_for("remote", 20)
+    finally:
+        pipe.stop()
+        runner.join(30)
+        stream.close()
+        srv.kill()
+    assert pipe.fault is None
+    paths = [r.path for r in results]
+    assert [r.index for r in results] == list(range(len(results)))  # no frame lost
+    first_local = paths.index("local")
+    assert "remote" in paths[first_local:]  # came back
+    assert all(r.mask.any() for r in results[5:])  # every path found the line
+    assert pipe.infer.counts["remote_failed"] >= 1
+
+
+def test_replay_through_the_server(model, tmp_path):
+    from tests.conftest import run_cli
+    r = run_cli("edge_app.cli", ["run", "--source", "demo", "--model", str(model), "--sim",
+                                 "--record", str(tmp_path), "--port", "0", "--fast",
+                                 "--max-frames", "10", "--json"])
+    assert r.returncode == 0, r.stderr
+    run_dir = json.loads(r.stdout.strip().splitlines()[-1])["run_dir"]
+    srv = Server(model, free_port()).start()
+    try:
+        from edge_app.review.replay import replay
+        out = replay(run_dir, None, f"remote:{srv.url}", api_key=KEY)
+    finally:
+        srv.kill()
+    local = replay(run_dir, model)
+    # the frames travel as JPEG: masks of a dark-pixel model move a little at the edges
+    assert out["frames"] == 10 and out["mask_iou_mean"] > 0.85
+    assert abs(out["mask_iou_mean"] - local["mask_iou_mean"]) < 0.1
+    assert out["model"].startswith("remote:")
+    client = RemoteClient(srv.url, KEY, timeout=0.5)
+    from edge_app.remote_infer import RemoteError
+    with pytest.raises(RemoteError):
+        client.health()  # the server is gone: a clear error, not a hang
