@@ -60,7 +60,7 @@ class Server:
                 return self
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read())
+                    raise RuntimeError(self.proc.stderr.read()) from None
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 
