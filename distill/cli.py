@@ -250,24 +250,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import contextlib
+
     from distill.pipeline import stage_eval, stage_eval_sets, stage_sweep
     cfg = _config(args)
+    # with --json, stdout carries the JSON alone: the tables go to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        r = _eval(args, cfg, stage_eval, stage_eval_sets, stage_sweep)
+    if args.json:
+        print(json.dumps(r))
+    return 0
+
+
+def _eval(args: argparse.Namespace, cfg, stage_eval, stage_eval_sets, stage_sweep) -> dict:
     if args.sweep:
         if args.dataset:
             raise ValueError("--sweep runs on the validation split of --data (never on a "
                              "test set); give no dataset")
-        stage_sweep(args.model, cfg, args.json, not args.quiet)
-        return 0
-    if len(args.dataset) <= 1 and not args.baseline and str(args.model) != "classical":
-        stage_eval(args.model, cfg, args.dataset[0] if args.dataset else None, args.json,
-                   not args.quiet)
-        return 0
-    if not args.dataset:
+        r = stage_sweep(args.model, cfg, args.json_out, not args.quiet)
+    elif len(args.dataset) <= 1 and not args.baseline and str(args.model) != "classical":
+        r = stage_eval(args.model, cfg, args.dataset[0] if args.dataset else None,
+                       args.json_out, not args.quiet)
+    elif not args.dataset:
         raise ValueError("give the dataset folders to score (a folder of datasets scores "
                          "each of them)")
-    stage_eval_sets(str(args.model), cfg, [str(d) for d in args.dataset], args.baseline,
-                    args.json, not args.quiet)
-    return 0
+    else:
+        r = stage_eval_sets(str(args.model), cfg, [str(d) for d in args.dataset],
+                            args.baseline, args.json_out, not args.quiet)
+    return r
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -397,8 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--sweep", action="store_true",
                     help="precision/recall/F1/IoU against the threshold on the validation "
                          "split of --data, and the threshold of the best IoU")
-    st.add_argument("--json", type=Path, help="where to write the results (a PNG plot goes "
-                    "beside it)")
+    st.add_argument("--json-out", type=Path, metavar="PATH",
+                    help="write the results to this JSON file (a PNG plot goes beside it)")
+    st.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     _common(st)
     st.set_defaults(func=_cmd_eval)
     st = sub.add_parser("predict", help="crack masks and overlays for your own photos",
@@ -562,20 +573,27 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--teacher-config", default="vit_b",
                     help="vit_b, vit_l, vit_h or a YAML/JSON config (default vit_b)")
     tt.add_argument("--size", type=int, help="input size (default 448 or the config's)")
-    tt.add_argument("--delta", choices=["none", "lora", "adapter", "both"])
-    tt.add_argument("--rank", type=int, default=4)
-    tt.add_argument("--adapter-dim", type=int, default=32)
+    tt.add_argument("--delta", choices=["none", "lora", "adapter", "both"],
+                    help="train only this CrackSAM delta on a frozen base (default: the "
+                         "config's; none trains every weight)")
+    tt.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4)")
+    tt.add_argument("--adapter-dim", type=int, default=32,
+                    help="adapter bottleneck width (default 32)")
     tt.add_argument("--init", type=Path, help="teacher file to fine-tune")
-    tt.add_argument("--steps", type=int, default=2000)
-    tt.add_argument("--batch", type=int, default=8)
-    tt.add_argument("--lr", type=float, default=4e-4)
-    tt.add_argument("--warmup", type=int, default=300)
-    tt.add_argument("--power", type=float, default=6.0)
-    tt.add_argument("--noise-mix", type=float, default=0.0)
-    tt.add_argument("--seed", type=int, default=0)
-    tt.add_argument("--device", default="cpu")
-    tt.add_argument("--overwrite", action="store_true")
-    tt.add_argument("--quiet", action="store_true")
+    tt.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
+    tt.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
+    tt.add_argument("--lr", type=float, default=4e-4, help="peak AdamW learning rate "
+                    "(default 4e-4)")
+    tt.add_argument("--warmup", type=int, default=300,
+                    help="linear warm-up steps (default 300)")
+    tt.add_argument("--power", type=float, default=6.0,
+                    help="poly decay power after warm-up (default 6, the paper's)")
+    tt.add_argument("--noise-mix", type=float, default=0.0,
+                    help="share of views with a noise case 1/2 (default 0)")
+    tt.add_argument("--seed", type=int, default=0, help="data order and init seed (default 0)")
+    tt.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    tt.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=_cmd_teacher_train)
     return p
 

@@ -188,7 +188,7 @@ def test_eval_scores_each_dataset_beside_the_classical_baseline(cli, collection,
     r = cli("distill.cli", ["data", "negatives", str(collection), "--out", str(neg)])
     assert r.returncode == 0, r.stderr
     out = tmp_path / "eval.json"
-    r = cli("distill.cli", ["eval", "classical", str(collection), str(neg), "--json", str(out),
+    r = cli("distill.cli", ["eval", "classical", str(collection), str(neg), "--json-out", str(out),
                             "--set", "eval.blur=[]", "--quiet"])
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())["model"]["datasets"]
@@ -196,3 +196,9 @@ def test_eval_scores_each_dataset_beside_the_classical_baseline(cli, collection,
     assert 0 <= res["big"]["clean"]["iou"] <= 1 and "f1@2px" in res["big"]["clean"]
     fa = res["neg"]["false_alarm"]
     assert fa["crack_free_images"] == res["neg"]["images"] > 0 and 0 <= fa["rate"] <= 1
+    # --json: the same results, alone on stdout (tables on stderr)
+    r = cli("distill.cli", ["eval", "classical", str(collection), str(neg), "--json",
+                            "--set", "eval.blur=[]", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"]["datasets"] == json.loads(out.read_text())[
+        "model"]["datasets"]
