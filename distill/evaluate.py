@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List
 
-import cv2
 import numpy as np
 import torch
 
@@ -157,43 +156,6 @@ def table(results: Dict[str, object], title: str = "") -> str:
         rows.append(f"false alarms on {fa['crack_free_images']} crack-free images: "
                     f"{fa['rate']:.1%}")
     return "\n".join(r for r in rows if r)
-
-
-def plot_blur(results: Dict[str, object], out: Path, label: str = "",
-              others: Optional[List[tuple]] = None) -> None:
-    """A PNG of IoU against blur kernel (one line per model)."""
-    series = [(label or "model", results["blur"])] + list(others or [])
-    w, h, m = 640, 400, 56
-    img = np.full((h, w, 3), 255, np.uint8)
-    ks = [int(k) for k in series[0][1]]
-    kmax = max(ks) if ks else 1
-
-    def px(k: float, iou: float) -> tuple:
-        return (int(m + (w - 2 * m) * (k / kmax)), int(h - m - (h - 2 * m) * iou))
-    for v in np.linspace(0, 1, 6):
-        cv2.line(img, px(0, v), px(kmax, v), (225, 225, 225), 1)
-        cv2.putText(img, f"{v:.1f}", (8, px(0, v)[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (60, 60, 60), 1, cv2.LINE_AA)
-    for k in ks:
-        cv2.putText(img, str(k), (px(k, 0)[0] - 6, h - m + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (60, 60, 60), 1, cv2.LINE_AA)
-    cv2.line(img, px(0, 0), px(kmax, 0), (0, 0, 0), 1)
-    cv2.line(img, px(0, 0), px(0, 1), (0, 0, 0), 1)
-    colors = [(200, 80, 20), (40, 40, 220), (40, 160, 40), (160, 40, 160)]
-    for n, (name, curve) in enumerate(series):
-        c = colors[n % len(colors)]
-        pts = [px(int(k), v) for k, v in curve.items()]
-        for a, b in zip(pts, pts[1:]):
-            cv2.line(img, a, b, c, 2, cv2.LINE_AA)
-        for p in pts:
-            cv2.circle(img, p, 4, c, -1, cv2.LINE_AA)
-        cv2.putText(img, name, (w - m - 220, m + 18 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1,
-                    cv2.LINE_AA)
-    cv2.putText(img, "IoU vs Gaussian blur kernel", (m, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                (0, 0, 0), 1, cv2.LINE_AA)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), img):
-        raise OSError(f"cannot write {out}")
 
 
 def write_json(results: Dict[str, object], out: Path) -> None:

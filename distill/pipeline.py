@@ -93,7 +93,8 @@ def stage_train(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
 def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
                json_out: Optional[Path] = None, progress: bool = True) -> Dict[str, Any]:
     """One model on one dataset (default: the validation split of the configured data)."""
-    from distill.evaluate import evaluate, load_predictor, plot_blur, table, write_json
+    from distill.evaluate import evaluate, load_predictor, table, write_json
+    from distill.plots import plot_blur
     if data is not None:
         ds = open_dataset(Path(data))
         ds.check()
@@ -122,8 +123,10 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
               f"IoU {m['iou']:.4f}")
     print(f"best threshold on {r['images']} validation photos: {r['best_threshold']:.2f} "
           f"(IoU {r['best']['iou']:.4f})")
-    if json_out:
-        write_json(r, Path(json_out))
+    out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "sweep.json"
+    write_json(r, out)
+    from distill.plots import plot_sweep
+    plot_sweep(r, out.with_suffix(".png"))
     return r
 
 

@@ -342,6 +342,8 @@ class Trainer:
 
     def _loop(self, pool, bar) -> None:
         t, s = self.cfg.train, self.state
+        self._sums: Dict[str, float] = {}
+        self._count = 0
         while s.epoch < t.epochs:
             order = self._order(s.epoch)
             epoch = s.epoch
@@ -358,6 +360,10 @@ class Trainer:
                 self.opt.zero_grad(set_to_none=True)
                 parts["total"].backward()
                 self.opt.step()
+                for k, v in parts.items():
+                    if k != "temperature":
+                        self._sums[k] = self._sums.get(k, 0.0) + float(v.detach())
+                self._count += 1
                 s.iteration += 1
                 s.step += 1
                 bar.update(1)
@@ -412,6 +418,8 @@ class Trainer:
         if self.cfg.train.hard_weight == 0:
             calibrate_offsets(self.model, self.data, self.device)
         metrics = {"epoch": s.epoch + 1}
+        metrics.update({f"loss_{k}": v / max(1, self._count) for k, v in self._sums.items()})
+        self._sums, self._count = {}, 0
         if not self.rank and len(self.val_ds):
             size = self.cfg.size if self.cfg.crop_spec().whole else self.cfg.crop.car_size
             metrics.update(validate(self.model, self.val_ds, size, self.device,
@@ -428,6 +436,25 @@ class Trainer:
         if improved:
             self._save(self.ckpt_dir / "best.pth")
         self._save(self.ckpt_dir / "last.pth")
+        if not self.rank:
+            self._write_log()
+
+    def _write_log(self) -> None:
+        """training.csv (one row per epoch: loss terms, validation metrics) and
+        training.png beside the checkpoints' folder, rewritten after every epoch."""
+        import csv
+        import io
+
+        from distill.plots import plot_training
+        rows = self.state.history
+        keys = sorted({k for h in rows for k in h}, key=lambda k: (k != "epoch", k))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        from crack_common.files import atomic_write_text
+        atomic_write_text(self.work / "training.csv", buf.getvalue())
+        plot_training(rows, self.work / "training.png")
 
 
 def _bar(total: int, initial: int, enabled: bool):

@@ -100,7 +100,27 @@ def write_dataset(out: Path, count: int, size: int = 448, seed: int = 0,
     manifest = {"generator": "crack-distill synth", "version": GENERATOR_VERSION, "seed": seed,
                 "size": size, "count": count, "images": records}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_contact_sheet(out, records[:24])
     return records
+
+
+def write_contact_sheet(out: Path, records: List[Dict[str, object]]) -> Path:
+    """contact_sheet.png: the first samples with their masks outlined, to look at before
+    training on them."""
+    import cv2
+
+    from distill.plots import contact_sheet
+    images, masks, titles = [], [], []
+    for rec in records:
+        name = str(rec["name"])
+        img = cv2.imread(str(out / "images" / f"{name}.jpg"))
+        mask = cv2.imread(str(out / "masks" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+        if img is None or mask is None:
+            continue
+        images.append(img)
+        masks.append(mask)
+        titles.append(name)
+    return contact_sheet(images, masks, out / "contact_sheet.png", titles=titles)
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -167,6 +167,13 @@ def test_whole_job_eval_and_export_in_both_runtimes(assets, tmp_path):
     assert set(ev["blur"]) == {"1", "9"}
     plot = cv2.imread(str(work / "eval" / "eval.png"))
     assert plot is not None and plot.shape == (400, 640, 3) and plot.std() > 5
+    import csv
+    rows = list(csv.DictReader((work / "training.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # one row per epoch, rewritten each
+    assert all(float(r["loss_soft"]) > 0 and float(r["loss_hard"]) > 0 and
+               0 <= float(r["iou"]) <= 1 for r in rows)
+    curves = cv2.imread(str(work / "training.png"))
+    assert curves.shape == (400, 960, 3) and curves.std() > 5
     check = summary["export"]["check"]
     assert legacy_python() is not None, "the Python 3.9 + OpenVINO 2022.3 environment is missing"
     runtimes = [k for k in check if k.startswith("openvino")]

@@ -145,7 +145,7 @@ def test_killed_mixed_cropped_run_resumes_to_the_same_weights(collection, tmp_pa
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
-def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collection):
+def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collection, tmp_path):
     from distill.data.datasets import open_dataset
     from distill.evaluate import threshold_sweep
     ds = open_dataset(collection / "small")
@@ -168,6 +168,11 @@ def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collecti
         ev.fit = original
     assert r["best_threshold"] in (0.45, 0.5, 0.55) and r["best"]["iou"] == pytest.approx(1.0)
     assert r["thresholds"]["0.30"]["iou"] < 1.0 and r["thresholds"]["0.70"]["iou"] < 1.0
+    import cv2
+
+    from distill.plots import plot_sweep
+    img = cv2.imread(str(plot_sweep(r, tmp_path / "sweep.png")))
+    assert img.shape == (400, 640, 3) and img.std() > 5
 
 
 def test_negatives_are_cut_where_no_crack_comes_near(tmp_path):

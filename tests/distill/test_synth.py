@@ -31,7 +31,12 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     write_dataset(tmp_path / "c", 6, size=128, seed=4, workers=1, progress=False)
     fa, fb, fc = (_files(tmp_path / n) for n in "abc")
     assert fa == fb
-    assert len(fa) == 13  # 6 images, 6 masks, manifest
+    assert len(fa) == 14  # 6 images, 6 masks, manifest, contact sheet
+    import cv2
+    import numpy as np
+    sheet = cv2.imdecode(np.frombuffer(fa["contact_sheet.png"], np.uint8), cv2.IMREAD_COLOR)
+    assert sheet.shape[1] == 1200 and sheet.std() > 10  # 6 columns of 2 inches at 100 dpi
+    assert (sheet[..., 2] > 200).sum() > 50  # the red outlines of the masks
     assert all(fa[k] != v for k, v in zip(sorted(fa), [fc[k] for k in sorted(fc)])
                if k.startswith("images/"))
     assert [r["name"] for r in a] == sorted(r["name"] for r in a)
