@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -89,17 +90,52 @@ def _interp(pts: Sequence, t: float) -> float:
     return a + (b - a) * (t - ta) / (tb - ta) if tb > ta else b
 
 
+EARTH_M_PER_DEG = 111_320.0  # metres per degree of latitude (and of longitude at the equator)
+
+
+def _nice(x: float) -> float:
+    """The largest of 1, 2, 5 x 10^k not above x."""
+    k = 10 ** math.floor(math.log10(x)) if x > 0 else 1.0
+    return max(v * k for v in (1, 2, 5) if v * k <= x) if x >= k else k
+
+
 def map_svg(d: RunData, w: int = 420, h: int = 300) -> str:
+    """Detections on a local east/north plane in metres (equirectangular about the run's
+    mean latitude, the same scale on both axes), with axes in metres and a scale bar."""
     pts = [(g["lat"], g["lon"]) for g in (det.get("gps") for det in d.detections)
            if isinstance(g, dict) and "lat" in g and "lon" in g]
     if not pts:
         return "<p class='muted'>no GPS in this run</p>"
-    la, lo = [p[0] for p in pts], [p[1] for p in pts]
-    sx = (w - 20) / max(max(lo) - min(lo), 1e-9)
-    sy = (h - 20) / max(max(la) - min(la), 1e-9)
-    dots = "".join(f'<circle cx="{10 + (x - min(lo)) * sx:.1f}" '
-                   f'cy="{h - 10 - (y - min(la)) * sy:.1f}" r="4" fill="#c00"/>' for y, x in pts)
-    return f'<svg class="map" width="{w}" height="{h}">{dots}</svg>'
+    lat0 = sum(p[0] for p in pts) / len(pts)
+    lon0 = sum(p[1] for p in pts) / len(pts)
+    kx = EARTH_M_PER_DEG * math.cos(math.radians(lat0))
+    east = [(lo - lon0) * kx for _, lo in pts]
+    north = [(la - lat0) * EARTH_M_PER_DEG for la, _ in pts]
+    pad_l, pad_b, pad = 44, 30, 10
+    span = max(max(east) - min(east), max(north) - min(north), 10.0)  # at least 10 m
+    scale = min((w - pad_l - pad) / span, (h - pad_b - pad) / span)  # px per metre
+    cx, cy = (max(east) + min(east)) / 2, (max(north) + min(north)) / 2
+    ox = pad_l + (w - pad_l - pad) / 2
+    oy = pad + (h - pad_b - pad) / 2
+
+    def px(e: float, n: float) -> tuple:
+        return ox + (e - cx) * scale, oy - (n - cy) * scale
+    dots = "".join('<circle cx="{:.1f}" cy="{:.1f}" r="4" fill="#c00"/>'.format(*px(e, n))
+                   for e, n in zip(east, north))
+    bar = _nice(span / 4)
+    x0, y0 = pad_l + 6, h - pad_b - 8
+    axes = (f'<line x1="{pad_l}" y1="{pad}" x2="{pad_l}" y2="{h - pad_b}" stroke="#888"/>'
+            f'<line x1="{pad_l}" y1="{h - pad_b}" x2="{w - pad}" y2="{h - pad_b}" '
+            'stroke="#888"/>'
+            f'<text x="{pad_l}" y="{h - 8}" font-size="10">west-east (m)</text>'
+            f'<text x="2" y="{pad + 8}" font-size="10">N (m)</text>'
+            f'<text x="{w - pad - 60}" y="{h - 8}" font-size="10">'
+            f'{(w - pad_l - pad) / scale:.0f} m wide</text>')
+    scalebar = (f'<g class="scalebar"><line x1="{x0}" y1="{y0}" x2="{x0 + bar * scale:.1f}" '
+                f'y2="{y0}" stroke="#000" stroke-width="3"/><text x="{x0}" y="{y0 - 5}" '
+                f'font-size="10">{bar:g} m</text></g>')
+    return (f'<svg class="map" width="{w}" height="{h}" data-m-per-px="{1 / scale:.4f}">'
+            f'{axes}{scalebar}{dots}</svg>')
 
 
 def gallery(d: RunData, reader: RunReader, top: int = 12) -> str:

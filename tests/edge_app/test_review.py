@@ -147,3 +147,26 @@ def test_csv_and_geojson_export(runs):
     assert gj["type"] == "FeatureCollection" and len(gj["features"]) == len(d.detections)
     assert gj["features"][0]["geometry"] is None  # no GPS on this car
     assert gj["features"][0]["properties"]["severity"] in ("low", "medium", "high")
+
+
+def test_map_keeps_one_scale_on_both_axes_and_has_a_scale_bar():
+    """GPS jitter of a metre across a straight 100 m road stays a metre high on the map."""
+    import re
+    from types import SimpleNamespace
+
+    from edge_app.review.report import EARTH_M_PER_DEG, map_svg
+    lat0, lon0 = 52.0, 13.0
+    kx = EARTH_M_PER_DEG * np.cos(np.radians(lat0))
+    rng = np.random.default_rng(0)
+    dets = [{"gps": {"lat": lat0 + rng.uniform(-1, 1) / EARTH_M_PER_DEG,
+                     "lon": lon0 + e / kx}} for e in np.linspace(0, 100, 21)]
+    svg = map_svg(SimpleNamespace(detections=dets))
+    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', svg)]
+    ys = [float(y) for y in re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)"', svg)]
+    m_per_px = float(re.search(r'data-m-per-px="([\d.]+)"', svg).group(1))
+    assert (max(xs) - min(xs)) * m_per_px == pytest.approx(100, rel=0.02)
+    assert (max(ys) - min(ys)) * m_per_px < 2.1  # the jitter, not the plot's height
+    bar = re.search(r'class="scalebar"><line x1="([\d.]+)" y1="[\d.]+" x2="([\d.]+)".*?'
+                    r'>([\d.]+) m</text>', svg)
+    length_px = float(bar.group(2)) - float(bar.group(1))
+    assert length_px * m_per_px == pytest.approx(float(bar.group(3)), rel=0.01)
