@@ -1,10 +1,18 @@
 """Configuration as nested dataclasses read from YAML: defaults, then a file, then
 KEY=VALUE overrides; every unknown key or ill-typed value fails naming the key.
-Shared by crack-distill and crack-car (PyYAML only)."""
+Shared by crack-distill and crack-car.
+
+The dataclasses hold the defaults and the docs (a comment per field); each value is
+checked against its field's real annotation by pydantic (v2, lax mode: whole numbers are
+floats where floats are asked, 2947.0 is the port 2947, "1e-3" is a number), and an
+unknown key gets a did-you-mean. `json_schema(cls)` gives the JSON schema for editors."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import typing
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, TypeVar
 
@@ -27,41 +35,49 @@ def _shown(key: str, value: Any) -> str:
     return MASK if SECRET_KEYS.search(key) else repr(value)
 
 
-def _check_type(key: str, value: Any, default: Any, hint: str) -> Any:
-    if "Optional" in hint and value is None:
-        return None
-    if hint.startswith("Union[float, str]"):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a number or a word, got {value!r}")
-    base = type(default) if default is not None else (
-        str if "str" in hint else int if "int" in hint else float if "float" in hint else dict)
-    if base is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if base is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if base is list:
-        item = int if "List[int]" in hint else float if "List[float]" in hint else str
-        if not isinstance(value, list) or not all(
-                isinstance(v, item) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{key}: expected a list of {item.__name__}, got {value!r}")
-        return value
-    if base is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return value
-    if not isinstance(value, base) or (isinstance(value, bool) and base is not bool):
-        raise ConfigError(f"{key}: expected {base.__name__}, got {_shown(key, value)}")
-    return value
+@functools.cache
+def _hints(cls: type) -> Dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _adapter(hint: Any) -> Any:
+    from pydantic import TypeAdapter
+    return TypeAdapter(hint)
+
+
+def _expected(hint: Any) -> str:
+    """A reader's name for an annotation: 'a list of numbers', 'a number or a word'."""
+    text = str(hint).replace("typing.", "")
+    words = {"float": "a number", "int": "a whole number", "str": "a word", "bool":
+             "true or false"}
+    for k, v in words.items():
+        if text == k or text == f"<class '{k}'>":
+            return v
+    if text.startswith("List["):
+        inner = text[5:-1]
+        return "a list of " + {"float": "numbers", "int": "whole numbers",
+                               "str": "words"}.get(inner, inner)
+    if text.startswith("Optional["):
+        return _expected(hint.__args__[0]) + " or null"
+    if text.startswith("Union[float, str]"):
+        return "a number or a word"
+    return text
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    """The value coerced to the field's type, or ConfigError naming key, value and type."""
+    from pydantic import ValidationError
+    try:
+        return _adapter(hint).validate_python(value)
+    except ValidationError:
+        raise ConfigError(f"{key}: expected {_expected(hint)}, got {_shown(key, value)}"
+                          ) from None
+
+
+def json_schema(cls: type) -> Dict[str, Any]:
+    """The JSON schema of a configuration dataclass (for editors and validators)."""
+    return _adapter(cls).json_schema()
 
 
 def merge_into(obj: Any, data: Any, prefix: str = "") -> None:
@@ -69,16 +85,19 @@ def merge_into(obj: Any, data: Any, prefix: str = "") -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(obj)}
+    hints = _hints(type(obj))
     for key, value in data.items():
         name = f"{prefix}{key}"
         if key not in fields:
-            raise ConfigError(f"unknown config key {name!r}; expected one of "
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"did you mean {prefix + close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown config key {name!r}; {hint}expected one of "
                               f"{', '.join(prefix + k for k in fields)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             merge_into(current, value, name + ".")
         else:
-            setattr(obj, key, _check_type(name, value, current, str(fields[key].type)))
+            setattr(obj, key, _check_type(name, value, hints[key]))
 
 
 def parse_override(text: str) -> Dict[str, Any]:

@@ -354,6 +354,10 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> 
 
 def _cmd_config(args: argparse.Namespace) -> int:
     from distill.config import DistillConfig
+    if args.schema:
+        from crack_common.yamlconfig import json_schema
+        print(json.dumps(json_schema(DistillConfig), indent=1))
+        return 0
     print(DistillConfig().to_yaml() if args.defaults else _config(args).to_yaml(), end="")
     return 0
 
@@ -440,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("config", help="print the effective or default configuration",
                         description="Print the configuration as YAML.")
     st.add_argument("--defaults", action="store_true", help="the documented defaults")
+    st.add_argument("--schema", action="store_true",
+                    help="the configuration's JSON schema (for editors)")
     _common(st)
     st.set_defaults(func=_cmd_config)
 

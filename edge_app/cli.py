@@ -54,7 +54,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
     from crack_common.redact import redact
     from crack_common.yamlconfig import parse_override
-    from edge_app.config import load_car_config
+    from edge_app.config import CarConfig, load_car_config
+    if args.schema:
+        from crack_common.yamlconfig import json_schema
+        print(json.dumps(json_schema(CarConfig), indent=1))
+        return 0
     cfg = load_car_config(args.config, [parse_override(t) for t in (args.set or [])])
     data = redact(cfg.to_dict())
     print(json.dumps(data, indent=1) if args.json else
@@ -188,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", type=Path, help="YAML config file")
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key")
     c.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    c.add_argument("--schema", action="store_true",
+                   help="print the configuration's JSON schema (for editors) instead")
     c.set_defaults(func=_cmd_config)
 
     v = sub.add_parser("review", help="an HTML report of recorded runs, or a review page",
