@@ -148,7 +148,7 @@ def _stats(d: RunData) -> Dict[str, Any]:
             "detections": len(d.detections), "by_severity": sev,
             "model": card.get("name") or (d.detections[0].get("model") if d.detections else None),
             "model_sha256": (card.get("files") or {}).get("bin_sha256"),
-            "source": d.info.get("source"),
+            "source": _source_label(d.info.get("source")),
             "faults": [e for e in d.events if e.get("event") == "stop" and
                        e.get("reason") not in ("shutdown", "command")]}
 
@@ -167,3 +167,12 @@ def overlay_jpeg(jpeg: bytes, mask: Optional[np.ndarray], width: int = 0,
         img = cv2.resize(img, (width, int(img.shape[0] * width / img.shape[1])),
                          interpolation=cv2.INTER_AREA)
     return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+def _source_label(source) -> str:
+    """What the report shows of the run's source: a file's name (the folders it lay in
+    say nothing to a reader and name someone's machine), a stream's URL as recorded."""
+    text = str(source or "")
+    if "://" in text or not text:
+        return text
+    return Path(text).name
