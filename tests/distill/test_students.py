@@ -329,3 +329,26 @@ def test_rfkd_caches_clean_view_features_and_trains_the_adapter(kd_assets, tmp_p
                      train={"kd_mode": "rfkd"})
     with pytest.raises(CacheError, match="no teacher features"):
         Trainer(rf, *open_splits(rf), tmp_path / "p", progress=False)
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_the_car_runs_every_exported_student(tmp_path, name):
+    """Each student's IR goes through the car's pipeline: real MJPG stream, async requests,
+    masks and measurements at the model's resolution."""
+    from edge_app.config import load_car_config
+    from edge_app.pipeline import CarPipeline
+    from edge_app.sources.mjpeg import MjpegSource
+    from tests.edge_app.streams import ScriptedMjpegServer, good
+    torch.manual_seed(0)
+    xml = export_ir(students.build(name).eval(), tmp_path, name, 64)["xml"]
+    cfg = load_car_config(None, [{"inference": {"model": str(xml)}, "server": {"port": 0}}])
+    srv = ScriptedMjpegServer([good(8, 0.02, line=8)])
+    results = []
+    try:
+        summary = CarPipeline(cfg, MjpegSource(srv.url, reconnect_min=0.05),
+                              hooks=[results.append]).run(max_frames=8)
+    finally:
+        srv.close()
+    assert summary["fault"] is None and summary["frames_processed"] == 8
+    assert [r.index for r in results] == list(range(8))
+    assert all(r.mask.shape == (64, 64) for r in results)
