@@ -7,7 +7,9 @@ the false-alarm rates on crack-free images, the INT8 IR's scores beside FP16's, 
 exact commands (read from the training script itself, so they cannot drift from it).
 It prints the same table in Markdown for the README.
 
-Usage: .venv/bin/python scripts/ship_model.py WORK
+Usage: .venv/bin/python scripts/ship_model.py WORK [--tag pct_long --name crack-pct]
+  --tag   the run to ship: WORK/TAG/export, WORK/sweep_TAG.json, WORK/eval_TAG*.json
+  --name  the file name in models/ (crack-hrnet18 by default)
 """
 
 from __future__ import annotations
@@ -80,12 +82,23 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def evaluations(work: Path) -> Dict[str, Any]:
-    """Every model's scores found in WORK (eval_*.json from the training script)."""
+# the runs of scripts/train_shipped_model, by tag, as the tables name them
+RUNS = {"nokd": "HRNet-W18, no KD (940 steps)",
+        "pct_long": "PoolingCrack-Tiny, no KD (2,820 steps)",
+        "pct": "PoolingCrack-Tiny, no KD (940 steps)",
+        "pct_igmsda": "PoolingCrack-Tiny + IGMSDA (940 steps)",
+        "pct_frame": "PoolingCrack-Tiny + frame head (940 steps)",
+        "kd": "HRNet-W18 with KD (CWD, T=3)", "teacher": "teacher"}
+
+
+def evaluations(work: Path, shipped: str = "nokd") -> Dict[str, Any]:
+    """Every model's scores found in WORK (eval_*.json from the training script); the
+    shipped run first."""
     found: Dict[str, Any] = {}
-    for tag, label in (("nokd", "student without KD (shipped)"),
-                       ("nokd_int8", "student without KD, INT8 IR"),
-                       ("kd", "student with KD (CWD, T=3)"), ("teacher", "teacher")):
+    order = [(shipped, "student without KD (shipped)"),
+             (f"{shipped}_int8", "student without KD, INT8 IR")]
+    order += [(t, label) for t, label in RUNS.items() if t != shipped]
+    for tag, label in order:
         p = work / f"eval_{tag}.json"
         if not p.is_file():
             continue
@@ -125,13 +138,22 @@ def markdown(found: Dict[str, Any]) -> str:
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("work", type=Path)
+    ap.add_argument("--tag", default="nokd", help="the run to ship (default nokd)")
+    ap.add_argument("--name", default=NAME, help=f"name in models/ (default {NAME})")
     a = ap.parse_args(argv)
-    export = a.work / "nokd" / "export"
+    ship(a.work, a.tag, a.name)
+    return 0
+
+
+def ship(work: Path, tag: str, name: str) -> None:
+    """Copy WORK/TAG's IRs into models/NAME* with the completed cards."""
+    NAME = name  # noqa: N806 - the module default, overridden per run
+    export = work / tag / "export"
     card = yaml.safe_load((export / "student.yaml").read_text())
-    found = evaluations(a.work)
+    found = evaluations(work, tag)
     card["name"] = NAME
     card["files"] = {**card.get("files", {}), "xml": f"{NAME}.xml", "bin": f"{NAME}.bin"}
-    sweep_file = a.work / "sweep_nokd.json"
+    sweep_file = work / f"sweep_{tag}.json"
     if sweep_file.is_file():
         sweep = json.loads(sweep_file.read_text())
         card["threshold"] = sweep["best_threshold"]
@@ -150,9 +172,9 @@ def main(argv: List[str]) -> int:
                              "synth_test": "unseen synthetic crack-free scenes (seed 99)"},
         "models": found}
     int8 = export / "student_int8.xml"
-    card["default_ir"] = ("FP16 (crack-hrnet18.xml): the NCS2 runs FP16 only, and on CPUs "
-                          "it is the reference. crack-hrnet18_int8.xml is for CPU-only cars "
-                          "(Pi 5, laptops): faster, scores in the card")
+    card["default_ir"] = (f"FP16 ({NAME}.xml): the NCS2 runs FP16 only, and on CPUs it is "
+                          f"the reference. {NAME}_int8.xml is for CPU-only cars (Pi 5, "
+                          "laptops): faster, scores in the card")
     card["reproduce"] = {"script": "scripts/train_shipped_model DATA_DIR [WORK_DIR] (CPU)",
                          "steps": script_commands()}
     card["limitations"] = LIMITATIONS
@@ -174,7 +196,6 @@ def main(argv: List[str]) -> int:
                                                                  width=90))
     print(markdown(found))
     print(f"\nmodels/{NAME}.xml, .bin and .yaml written")
-    return 0
 
 
 if __name__ == "__main__":
