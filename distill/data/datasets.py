@@ -156,11 +156,14 @@ class CrackDataset:
         of datasets gives each its weight)."""
         return None
 
-    def check(self) -> Dict[str, int]:
-        """Read every pair; raise one DatasetError listing every bad file. Returns counts."""
+    def check(self, progress: bool = True) -> Dict[str, int]:
+        """Read every pair; raise one DatasetError listing every bad file. Returns counts.
+        A progress bar shows on a terminal."""
+        from crack_common.progress import bar
         problems: List[str] = []
         crack_free = 0
-        for i in range(len(self)):
+        for i in bar(range(len(self)), desc=f"check {self.root.name}", unit="pair",
+                     enabled=progress, leave=False):
             try:
                 _, mask = self.load(i)
                 crack_free += int(not mask.any())

@@ -99,12 +99,12 @@ class MixedDataset(CrackDataset):
         p = share[np.asarray(self.owner, int)]
         return p / p.sum() if p.sum() > 0 else p
 
-    def check(self) -> Dict[str, int]:
+    def check(self, progress: bool = True) -> Dict[str, int]:
         problems: List[str] = []
         pairs = crack_free = 0
         for _, ds in self.parts:
             try:
-                c = ds.check()
+                c = ds.check(progress)
             except DatasetError as e:
                 problems += e.problems
             else:

@@ -35,7 +35,9 @@ def replay(run_dir: Path, model: Optional[Path], device: str = "CPU", threshold:
     reader = RunReader(run_dir)
     infer, size, label = _model(model, device, api_key)
     ious, gained, lost, both = [], [], [], 0
-    for rec, jpeg in reader.iter_frames():
+    from crack_common.progress import bar
+    for rec, jpeg in bar(reader.iter_frames(), total=len(reader.frames), desc="replay",
+                         unit="frame", leave=False):
         img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             continue
