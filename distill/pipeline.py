@@ -121,8 +121,9 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
     for t, m in r["thresholds"].items():
         print(f"threshold {t}: P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f} "
               f"IoU {m['iou']:.4f}")
-    print(f"best threshold on {r['images']} validation photos: {r['best_threshold']:.2f} "
-          f"(IoU {r['best']['iou']:.4f})")
+    print(f"recommended threshold on {r['images']} validation photos: "
+          f"{r['best_threshold']:.2f} (IoU {r['best']['iou']:.4f}, the highest within "
+          f"{r['tolerance']} of the best IoU {r['best_iou']:.4f})")
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "sweep.json"
     write_json(r, out)
     from distill.plots import plot_sweep
