@@ -21,4 +21,4 @@ USER serve
 EXPOSE 8080
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=3)"
 ENTRYPOINT ["crack-distill", "serve", "--host", "0.0.0.0", "--port", "8080"]
-CMD ["models/crack-hrnet18.xml"]
+CMD ["models/crack-hrsegnet-b16.xml"]

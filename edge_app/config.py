@@ -17,7 +17,7 @@ from edge_app.mqtt_link import MqttConfig
 from edge_app.recorder import RecordConfig
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO / "models" / "crack-hrnet18.xml"
+DEFAULT_MODEL = REPO / "models" / "crack-hrsegnet-b16.xml"
 DEFAULT_CONFIG_PATHS = (Path("/etc/crack-car/config.yaml"),)
 
 __all__ = ["CarConfig", "ConfigError", "load_car_config"]
@@ -36,7 +36,7 @@ class SourceConfig:
 
 @dataclass
 class InferenceConfig:
-    model: str = ""  # IR .xml (empty: the bundled models/crack-hrnet18.xml)
+    model: str = ""  # IR .xml (empty: the bundled models/crack-hrsegnet-b16.xml)
     device: str = "CPU"  # MYRIAD (NCS2), CPU, GPU, AUTO, ... or remote:https://HOST:PORT
     # (crack-distill serve), with fallback_device when the server fails
     requests: int = 0  # requests in flight (0: 4 on MYRIAD, the plugin's optimum elsewhere)

@@ -28,10 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from distill.serve.backends import load_batch_model  # noqa: E402
+from edge_app.config import DEFAULT_MODEL  # noqa: E402
 from edge_app.remote_infer import RemoteClient  # noqa: E402
 from scripts.bench_car import MemorySource, demo_frames, demo_jpegs, pipeline_fps  # noqa: E402
-
-DEFAULT_MODEL = ROOT / "models" / "crack-hrnet18.xml"
 
 
 def free_port() -> int:

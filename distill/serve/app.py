@@ -101,6 +101,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _prepare(body: bytes, size: int):
+    """The decoded image squeezed to size x size (as the car does), or None."""
+    img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.shape[:2] == (size, size):
+        return img
+    shrink = min(img.shape[:2]) >= 2 * size
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink
+                      else cv2.INTER_LINEAR)
+
+
 def _png(array: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", array)
     if not ok:
@@ -134,15 +144,16 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
             return _error(413, str(e))
         if not body:
             return _error(400, "empty body: send a JPEG or PNG image")
-        img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        fmt = request.query_params.get("format", "mask")
+        if fmt not in ("mask", "prob"):
+            return _error(400, f"format {fmt!r}: use mask or prob")
+        loop = asyncio.get_running_loop()
+        # decoding and encoding run on worker threads (OpenCV releases the GIL), so the
+        # event loop keeps accepting and batching while images are prepared
+        img = await loop.run_in_executor(None, _prepare, body, model.size)
         if img is None:
             return _error(400, f"the body ({len(body)} bytes) is not a decodable JPEG or "
                                "PNG image")
-        s = model.size
-        if img.shape[:2] != (s, s):
-            shrink = min(img.shape[:2]) >= 2 * s
-            img = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA if shrink
-                             else cv2.INTER_LINEAR)
         try:
             prob = await asyncio.wait_for(batcher.submit(img), settings.timeout_s)
         except asyncio.TimeoutError:
@@ -151,10 +162,8 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
             metrics.errors.inc()
             return _error(500, f"inference failed: {type(e).__name__}: {e}")
         mask = (prob > model.threshold).astype(np.uint8)
-        fmt = request.query_params.get("format", "mask")
-        if fmt not in ("mask", "prob"):
-            return _error(400, f"format {fmt!r}: use mask or prob")
-        png = _png(np.round(prob * 255).astype(np.uint8) if fmt == "prob" else mask * 255)
+        png = await loop.run_in_executor(
+            None, _png, np.round(prob * 255).astype(np.uint8) if fmt == "prob" else mask * 255)
         headers = {"X-Model-Sha256": model.sha256, "X-Model-Name": model.name,
                    "X-Crack-Ratio": f"{mask.mean():.6f}"}
         if request.query_params.get("measure") in ("1", "true"):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Dict, List
 
 NCS2_USB_IDS = ("03e7:2485", "03e7:f63b")  # Myriad X before and after its firmware boot
+MODEL = "crack-hrsegnet-b16"  # the bundled model (models/); _int8 for CPU-only cars
 OV_ARCHIVE = "l_openvino_toolkit_debian9_2022.3.2_{arch}.tgz"  # name pattern of 2022.3.x
 
 
@@ -63,7 +64,7 @@ def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
                             "Raspberry Pi OS, or use an NCS2")
         return {"path": "c", "python": "system", "python_cmd": "python3",
                 "openvino": "pip", "device": "CPU",
-                "model": "crack-hrnet18_int8.xml" if int8 else "crack-hrnet18.xml",
+                "model": f"{MODEL}_int8.xml" if int8 else f"{MODEL}.xml",
                 "picamera2": True, "codename": codename, "notes": notes + [
                     "no NCS2 found (lsusb shows no 03e7:2485): CPU inference"]}
     if arch == "amd64":
@@ -72,7 +73,7 @@ def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
     if codename in ("bullseye", "buster"):
         return {"path": "a", "python": "system 3.9", "python_cmd": "python3",
                 "openvino": "archive", "archive": archive, "device": "MYRIAD",
-                "model": "crack-hrnet18.xml", "picamera2": True, "codename": codename,
+                "model": f"{MODEL}.xml", "picamera2": True, "codename": codename,
                 "notes": notes}
     if codename in ("bookworm", "trixie"):
         if arch != "arm64":
@@ -81,7 +82,7 @@ def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
         return {"path": "b", "python": "standalone 3.9 (uv python install 3.9)",
                 "python_cmd": "/opt/crack-car/python39/bin/python3.9",
                 "openvino": "archive", "archive": archive, "device": "MYRIAD",
-                "model": "crack-hrnet18.xml", "picamera2": False, "codename": codename,
+                "model": f"{MODEL}.xml", "picamera2": False, "codename": codename,
                 "notes": notes + ["picamera2 is not importable from Python 3.9: the camera "
                                   "is read through ustreamer's MJPG stream (the default)"]}
     raise PlanError(f"Raspberry Pi OS {codename or 'unknown'}: supported are Bullseye and "

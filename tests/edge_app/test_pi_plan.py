@@ -21,7 +21,7 @@ def test_pi4_bullseye_with_a_stick_uses_the_system_python39_and_the_archive():
     p = plan(BULLSEYE, "arm64", STICK)
     assert (p["path"], p["python_cmd"], p["openvino"], p["device"]) == \
         ("a", "python3", "archive", "MYRIAD")
-    assert p["model"] == "crack-hrnet18.xml" and p["picamera2"]
+    assert p["model"] == "crack-hrsegnet-b16.xml" and p["picamera2"]
 
 
 def test_bookworm_with_a_stick_makes_a_standalone_python39():
@@ -35,8 +35,8 @@ def test_bookworm_with_a_stick_makes_a_standalone_python39():
 def test_pi5_without_a_stick_runs_current_openvino_on_the_cpu_with_int8():
     p = plan(BOOKWORM, "arm64", NO_STICK)
     assert (p["path"], p["openvino"], p["device"], p["model"]) == \
-        ("c", "pip", "CPU", "crack-hrnet18_int8.xml")
-    assert plan(BOOKWORM, "arm64", NO_STICK, int8=False)["model"] == "crack-hrnet18.xml"
+        ("c", "pip", "CPU", "crack-hrsegnet-b16_int8.xml")
+    assert plan(BOOKWORM, "arm64", NO_STICK, int8=False)["model"] == "crack-hrsegnet-b16.xml"
     forced = plan(BULLSEYE, "arm64", STICK, no_ncs2=True)
     assert forced["path"] == "c" and "--no-ncs2" in forced["notes"][0]
     with pytest.raises(PlanError, match="Bullseye and Bookworm"):
