@@ -53,6 +53,15 @@ LIMITATIONS = (
     "retrain with your photos added (scripts/train_shipped_model) before relying on it.")
 
 
+def dataset_names(sources: List[str]) -> List[str]:
+    """DIR:WEIGHT training sources as NAME:WEIGHT (the folders were this machine's)."""
+    out = []
+    for text in sources:
+        path, _, weight = str(text).rpartition(":") if ":" in str(text) else (text, "", "")
+        out.append(Path(path).name + (f":{weight}" if weight else ""))
+    return out
+
+
 def script_commands() -> List[str]:
     """The crack-distill commands of the training script, one line each."""
     text = SCRIPT.read_text().replace("\\\n", " ")
@@ -161,6 +170,7 @@ def ship(work: Path, tag: str, name: str) -> None:
                                    "iou": {t: round(m["iou"], 4)
                                            for t, m in sweep["thresholds"].items()}}
     card["datasets"] = [{"name": k, "source": v[0], "terms": v[1]} for k, v in DATASETS.items()]
+    card.get("training", {})["data"] = dataset_names(card.get("training", {}).get("data", []))
     card["evaluation"] = {
         "protocol": "each test photo squeezed whole to 448x448 as the car does; per-image "
                     "mean of pixel precision, recall, F1, IoU at threshold 0.5; case 1 = "
@@ -185,7 +195,7 @@ def ship(work: Path, tag: str, name: str) -> None:
     if int8.is_file():
         card8 = yaml.safe_load(int8.with_suffix(".yaml").read_text())
         card8.update({k: card[k] for k in ("datasets", "evaluation", "reproduce",
-                                          "limitations")})
+                                          "limitations", "training")})
         card8["name"] = f"{NAME}-int8"
         card8["threshold"] = card["threshold"]
         card8["files"] = {**card8.get("files", {}), "xml": f"{NAME}_int8.xml",
