@@ -115,6 +115,7 @@ class RemoteInfer:
         self._slots = threading.BoundedSemaphore(self.remote_requests)
         self._pool = ThreadPoolExecutor(self.remote_requests, thread_name_prefix="remote")
         self._lock = threading.Lock()
+        self._local_lock = threading.Lock()
         self._down_until = 0.0
         self._warned = False
         try:
@@ -153,7 +154,10 @@ class RemoteInfer:
     def _local_submit(self, tag: Any, image: np.ndarray) -> None:
         with self._lock:
             self.counts["local"] += 1
-        self.local.submit(tag, image)
+        # the main loop and the remote workers may both fall back at once; OpenVINO's
+        # AsyncInferQueue takes its start_async calls from one thread at a time
+        with self._local_lock:
+            self.local.submit(tag, image)
 
     def _remote(self, tag: Any, image: np.ndarray) -> None:
         try:
