@@ -160,26 +160,28 @@ class RemoteInfer:
             self.local.submit(tag, image)
 
     def _remote(self, tag: Any, image: np.ndarray) -> None:
+        """One frame through the server, or through the local device when the server
+        fails. The slot frees only after the frame is handed on (wait_all relies on it);
+        any other failure is reported, never dropped: a lost frame would stall the
+        in-order output stage."""
         try:
-            logits, headers = self.client.segment(image)
-        except RemoteError as e:
-            self._mark_down(e)
             try:
-                self._local_submit(tag, image)  # before the slot frees: wait_all sees it
-            finally:
-                self._slots.release()
-            return
-        self._slots.release()
-        if self._warned and headers:
-            log.info("remote inference back on %s", self.client.url)
-            self._warned = False
-        with self._lock:
-            self.counts["remote"] += 1
-        try:
+                logits, headers = self.client.segment(image)
+            except RemoteError as e:
+                self._mark_down(e)
+                self._local_submit(tag, image)
+                return
+            if self._warned and headers:
+                log.info("remote inference back on %s", self.client.url)
+                self._warned = False
+            with self._lock:
+                self.counts["remote"] += 1
             self.on_result(tag, logits, None, "remote")
-        except BaseException as e:  # noqa: BLE001 - reported like the local path's errors
+        except BaseException as e:  # noqa: BLE001 - reported as the local path reports
             if self.on_error:
                 self.on_error(e)
+        finally:
+            self._slots.release()
 
     def wait_all(self) -> None:
         for _ in range(self.remote_requests):
