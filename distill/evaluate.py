@@ -61,7 +61,7 @@ def load_predictor(path: Path, device: str = "cpu") -> tuple:
                 full, _ = teacher(bgr_to_unit_rgb(img).to(device))
             return full.softmax(1)[0, 1].cpu().numpy()
         return run_teacher, teacher.cfg.img_size, f"CrackSAM teacher {path.name}"
-    from distill.nets.frame_score import ScoredStudent
+    from distill.nets.frame_score import FRAME_THRESHOLD, ScoredStudent
     from distill.train import load_student, predict_probs
     model, cfg = load_student(path)
     model.to(device)
@@ -71,9 +71,8 @@ def load_predictor(path: Path, device: str = "cpu") -> tuple:
 
     def run_student(img: np.ndarray) -> np.ndarray:
         prob = predict_probs(model, img[None], device)[0]
-        score = model.frame_logits.softmax(1)[0, 1].item()
-        return prob * float(score >= 0.5)
-    return run_student, cfg.size, f"student {path.name} (crack_score >= 0.5)"
+        return prob * float(model.crack_score().item() >= FRAME_THRESHOLD)
+    return run_student, cfg.size, f"student {path.name} (crack_score >= {FRAME_THRESHOLD})"
 
 
 def classical_predictor() -> Predictor:

@@ -199,11 +199,11 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
                                         "params": students.inference_parameters(model)},
                             "teacher": _teacher_info(train_cfg), "training": _training_info(
                                 train_cfg)}
-    from distill.nets.frame_score import ScoredStudent
+    from distill.nets.frame_score import FRAME_THRESHOLD, ScoredStudent
     if isinstance(model, ScoredStudent):
         info["crack_score"] = {"output": "crack_score", "shape": [1, 1],
                                "meaning": "probability that the frame shows a crack"}
-        info["crack_score_threshold"] = 0.5
+        info["crack_score_threshold"] = FRAME_THRESHOLD
     eval_json = Path(cfg.work) / "eval" / "eval.json"
     if eval_json.is_file():
         info["metrics"] = json.loads(eval_json.read_text())

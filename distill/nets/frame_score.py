@@ -32,20 +32,23 @@ class FrameHead(nn.Module):
         return self.classifier(self.pooled)
 
 
-class ScoredStudent(nn.Module):
-    """A student plus a frame head fed by a forward hook on its coarsest features."""
+# the crack_score below which a frame counts as crack-free (written into model cards)
+FRAME_THRESHOLD = 0.5
 
-    def __init__(self, student: nn.Module, coarse: nn.Module, channels: int, pick: int = -1):
+
+class ScoredStudent(nn.Module):
+    """A student plus a frame head on its coarsest features, which whoever builds it hands
+    over through `keep_coarse` on every forward pass (distill.nets.students wires it)."""
+
+    def __init__(self, student: nn.Module, channels: int):
         super().__init__()
         self.student = student
         self.frame_head = FrameHead(channels)
         self.frame_logits: Optional[torch.Tensor] = None
         self._coarse: Optional[torch.Tensor] = None
-        self._pick = pick
-        coarse.register_forward_hook(self._keep)
 
-    def _keep(self, _module: nn.Module, _inputs: tuple, output) -> None:
-        self._coarse = output[self._pick] if isinstance(output, (list, tuple)) else output
+    def keep_coarse(self, features: torch.Tensor) -> None:
+        self._coarse = features
 
     @property
     def aux_logits(self):
@@ -56,10 +59,14 @@ class ScoredStudent(nn.Module):
         self.frame_logits = self.frame_head(self._coarse)
         return logits
 
+    def crack_score(self) -> torch.Tensor:
+        """(N, 1) probability that each frame of the last pass shows a crack."""
+        return self.frame_logits.softmax(1)[:, 1, 0, :]
+
     def scored(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(pixel logits, crack_score (N, 1)) of one pass."""
         logits = self.forward(x)
-        return logits, self.frame_logits.softmax(1)[:, 1, 0, :]
+        return logits, self.crack_score()
 
 
 class ExportWithScore(nn.Module):

@@ -21,8 +21,7 @@ from distill.nets.hrsegnet import HrSegNet
 from distill.nets.pct import PoolingCrackTiny
 
 __all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "coarsest", "features",
-           "keep_coarsest",
-           "inference_parameters", "name_of", "with_frame_head"]
+           "inference_parameters", "keep_coarsest", "name_of", "with_frame_head"]
 
 
 def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
@@ -66,8 +65,9 @@ def keep_coarsest(model: nn.Module, keep: Callable[[torch.Tensor], None]) -> Non
 
 def with_frame_head(model: nn.Module) -> ScoredStudent:
     """The student with a frame head on its coarsest (lowest-resolution) features."""
-    module, channels, index = coarsest(model)
-    return ScoredStudent(model, module, channels, pick=index)
+    scored = ScoredStudent(model, coarsest(model)[1])
+    keep_coarsest(model, scored.keep_coarse)
+    return scored
 
 
 def bare(model: nn.Module) -> nn.Module:
