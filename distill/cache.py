@@ -212,21 +212,27 @@ class TeacherCache:
         return len(self.entries)
 
     def _shard(self, k: int) -> np.ndarray:
+        rec = self.shards[k]
         if k not in self._loaded:
-            rec = self.shards[k]
             _check_shard(self.folder, rec, k, list(self.shape))
-            path = self.folder / rec["file"]
+        return self._load(k, rec["file"], (rec["count"], *self.shape), "shard")
+
+    def _load(self, key: object, name: str, shape: tuple, what: str) -> np.ndarray:
+        """A float16 array file of the cache, checked against the index's shape on load,
+        kept among the last few loaded."""
+        if key not in self._loaded:
+            path = self.folder / name
             try:
                 arr = np.load(path, allow_pickle=False)
             except (OSError, ValueError) as e:
-                raise CacheError(f"{path}: unreadable shard ({e})") from e
-            if arr.shape != (rec["count"], *self.shape) or arr.dtype != np.float16:
-                raise CacheError(f"{path}: shard holds {arr.dtype}{list(arr.shape)}, the index "
-                                 f"says float16{[rec['count'], *self.shape]}")
+                raise CacheError(f"{path}: unreadable {what} ({e})") from e
+            if arr.shape != shape or arr.dtype != np.float16:
+                raise CacheError(f"{path}: {what} holds {arr.dtype}{list(arr.shape)}, the index "
+                                 f"says float16{list(shape)}")
             if len(self._loaded) > 8:
                 self._loaded.pop(next(iter(self._loaded)))
-            self._loaded[k] = arr
-        return self._loaded[k]
+            self._loaded[key] = arr
+        return self._loaded[key]
 
     def get(self, i: int) -> Tuple[Entry, np.ndarray]:
         k, row, entry = self.entries[i]
@@ -242,21 +248,9 @@ class TeacherCache:
             raise CacheError(f"{self.folder}: this cache holds no teacher features; rebuild "
                              "it for --kd rfkd")
         k, row, _ = self.entries[i]
-        key = ("f", k)
-        if key not in self._loaded:
-            path = self.folder / self.shards[k]["features"]["file"]
-            try:
-                arr = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise CacheError(f"{path}: unreadable feature shard ({e})") from e
-            shape = (self.shards[k]["count"], *self.settings["feature_shape"])
-            if arr.shape != shape:
-                raise CacheError(f"{path}: feature shard holds {list(arr.shape)}, the index "
-                                 f"says {list(shape)}")
-            if len(self._loaded) > 8:
-                self._loaded.pop(next(iter(self._loaded)))
-            self._loaded[key] = arr
-        return self._loaded[key][row]
+        rec = self.shards[k]
+        return self._load(("f", k), rec["features"]["file"],
+                          (rec["count"], *self.settings["feature_shape"]), "feature shard")[row]
 
     def verify(self) -> None:
         for k, rec in enumerate(self.shards):
