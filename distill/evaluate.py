@@ -18,14 +18,10 @@ from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
 from distill.data.views import fit
 from distill.nets.student_io import bgr_to_unit_rgb
+from edge_app.measure import crack_probability
 
 log = logging.getLogger(__name__)
 Predictor = Callable[[np.ndarray], np.ndarray]  # BGR u8 (S, S, 3) -> crack probability (S, S)
-
-
-def crack_probability(logits: np.ndarray) -> np.ndarray:
-    d = logits[1].astype(np.float32) - logits[0].astype(np.float32)
-    return 1.0 / (1.0 + np.exp(-np.clip(d, -60, 60)))
 
 
 def load_predictor(path: Path, device: str = "cpu") -> tuple:

@@ -61,7 +61,7 @@ class Crack:
         if self._max is None:
             comp, dist = self._component()
             # the widest point lies on the medial axis: no thinning needed for it
-            self._max = _width(cv2.minMaxLoc(dist, comp)[1])
+            self._max = float(_width(cv2.minMaxLoc(dist, comp)[1]))
         return self._max
 
     @property
@@ -73,7 +73,7 @@ class Crack:
             comp, dist = self._component()
             skel = skeletonize(comp)
             d = dist[skel > 0]
-            widths = np.maximum(2.0 * d - 1.0, 1.0) if d.size else np.array([1.0])
+            widths = _width(d) if d.size else np.array([1.0])
             self._detail = (max(skeleton_length(skel), 1.0), float(widths.mean()))
         return self._detail
 
@@ -103,6 +103,12 @@ class FrameMeasure:
         if not self.cracks:
             return None
         return max((c.severity for c in self.cracks), key=SEVERITIES.index)
+
+
+def crack_probability(logits: np.ndarray) -> np.ndarray:
+    """Crack probability (softmax of the 2 class logits) of (2, H, W) or (N, 2, H, W)."""
+    d = logits[..., 1, :, :].astype(np.float32) - logits[..., 0, :, :].astype(np.float32)
+    return 1.0 / (1.0 + np.exp(-np.clip(d, -60, 60)))
 
 
 def crack_mask(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -185,7 +191,7 @@ def measure(mask: np.ndarray, min_area_px: int = 30,
     return out
 
 
-def _width(d: float) -> float:
-    """Width across a crack at a skeleton pixel: twice the distance to the background, less
-    the pixel itself (at least one pixel)."""
-    return max(2.0 * d - 1.0, 1.0)
+def _width(d):
+    """Width across a crack at a skeleton pixel (a number or an array of them): twice the
+    distance to the background, less the pixel itself (at least one pixel)."""
+    return np.maximum(2.0 * d - 1.0, 1.0)

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from crack_common.files import sha256_file
+from edge_app.measure import crack_probability
 
 
 @dataclass
@@ -23,11 +24,6 @@ class BatchModel:
     kind: str
     threshold: float
     predict: Callable[[np.ndarray], np.ndarray]
-
-
-def _softmax_crack(logits: np.ndarray) -> np.ndarray:
-    d = logits[:, 1].astype(np.float32) - logits[:, 0].astype(np.float32)
-    return 1.0 / (1.0 + np.exp(-np.clip(d, -60, 60)))
 
 
 def load_batch_model(path: Path, device: str = "cpu", threshold: float = 0.0) -> BatchModel:
@@ -45,42 +41,35 @@ def load_batch_model(path: Path, device: str = "cpu", threshold: float = 0.0) ->
 
         def predict_onnx(images: np.ndarray) -> np.ndarray:
             with lock:
-                return _softmax_crack(np.stack([run(img) for img in images]))
+                return crack_probability(np.stack([run(img) for img in images]))
         return BatchModel(path.name, sha256_file(path), size, "onnx", threshold or 0.5,
                           predict_onnx)
     return _torch_model(path, device, threshold)
 
 
 def _ir_model(path: Path, threshold: float) -> BatchModel:
-    from edge_app.ir_model import card_threshold, model_card, output_ports
-    from edge_app.ov_runtime import import_openvino
-    ov = import_openvino()
-    core = ov.Core()
-    model = core.read_model(str(path))
-    from edge_app.ir_model import check_contract
-    size = check_contract(model, str(path))
-    port, _ = output_ports(model, str(path))
-    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
-    try:
-        n = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-    except Exception:  # noqa: BLE001 - not every plugin reports it
-        n = 2
-    queue = ov.AsyncInferQueue(compiled, max(1, n))
+    """An IR through the car's asynchronous path (contract check, THROUGHPUT hint, the
+    plugin's number of requests): a batch is its frames in flight at once."""
+    from edge_app.inference import AsyncInfer
+    from edge_app.ir_model import card_threshold, model_card
+    results: dict = {}
+    infer = AsyncInfer(path, "CPU", lambda i, logits, _score: results.__setitem__(i, logits))
     lock = threading.Lock()
 
     def predict_ir(images: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(images), 2, size, size), np.float32)
-
-        def done(request, i):
-            out[i] = request.get_output_tensor(port).data[0]
         with lock:  # one batch at a time through the queue
-            queue.set_callback(done)
+            results.clear()
+            errors = infer.errors
             for i, img in enumerate(images):
-                queue.start_async({0: np.ascontiguousarray(img[None])}, i)
-            queue.wait_all()
-        return _softmax_crack(out)
+                infer.submit(i, img)
+            infer.wait_all()
+            if infer.errors != errors or len(results) != len(images):
+                raise RuntimeError(f"{path.name}: {len(images) - len(results)} of "
+                                   f"{len(images)} inferences failed")
+            return crack_probability(np.stack([results[i] for i in range(len(images))]))
     thr = threshold or card_threshold(None, model_card(path))
-    return BatchModel(path.name, sha256_file(path), size, "openvino-ir", thr, predict_ir)
+    return BatchModel(path.name, sha256_file(path), infer.size, "openvino-ir", thr,
+                      predict_ir)
 
 
 def _torch_model(path: Path, device: str, threshold: float) -> BatchModel:
