@@ -47,6 +47,16 @@ class Frame:
         return self.jpeg or b""
 
 
+def squeeze(image: np.ndarray, size: int) -> np.ndarray:
+    """A decoded frame squeezed to the model's size x size input, as the car feeds it
+    (area averaging only where it pays: shrinking by half or more)."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    interp = cv2.INTER_AREA if min(h, w) >= 2 * size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
 def jpeg_size(data: bytes) -> Optional[tuple]:
     """(height, width) from a JPEG's SOF marker without decoding, or None."""
     i, n = 2, len(data)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_app.config import CarConfig
-from edge_app.frames import Frame, LatestSlot
+from edge_app.frames import Frame, LatestSlot, squeeze
 from edge_app.inference import AsyncInfer
 from edge_app.ir_model import card_threshold, model_card
 from edge_app.measure import FrameMeasure, crack_mask, measure
@@ -117,13 +117,7 @@ class CarPipeline:
         if img is None:
             self.stats.count("decode_failed")
             return None
-        h, w = img.shape[:2]
-        if (h, w) == (self.size, self.size):
-            small = img
-        else:  # area averaging only pays when shrinking a lot
-            interp = cv2.INTER_AREA if min(h, w) >= 2 * self.size else cv2.INTER_LINEAR
-            small = cv2.resize(img, (self.size, self.size), interpolation=interp)
-        return img, small
+        return img, squeeze(img, self.size)
 
     def _output_loop(self) -> None:
         pending: List[tuple] = []

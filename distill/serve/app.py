@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from distill.serve.backends import BatchModel, load_batch_model
 from distill.serve.batcher import DynamicBatcher
+from edge_app.frames import squeeze
 
 SETTINGS_ENV = "CRACK_SERVE_SETTINGS"
 
@@ -104,11 +105,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _prepare(body: bytes, size: int):
     """The decoded image squeezed to size x size (as the car does), or None."""
     img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.shape[:2] == (size, size):
-        return img
-    shrink = min(img.shape[:2]) >= 2 * size
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink
-                      else cv2.INTER_LINEAR)
+    return None if img is None else squeeze(img, size)
 
 
 def _png(array: np.ndarray) -> bytes:
