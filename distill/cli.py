@@ -13,6 +13,7 @@ from typing import List, Optional
 from crack_common import project_version
 from crack_common.logsetup import report_error, setup_logging
 from distill.config import STUDENTS
+from distill.serve.settings import ServeSettings
 
 log = logging.getLogger("crack-distill")
 
@@ -106,7 +107,8 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from distill.serve.app import ServeSettings, run
+    from distill.serve.app import run
+    from distill.serve.settings import ServeSettings
     keys = []
     if args.api_key_file:
         try:
@@ -252,17 +254,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import contextlib
 
-    from distill.pipeline import stage_eval, stage_eval_sets, stage_sweep
     cfg = _config(args)
     # with --json, stdout carries the JSON alone: the tables go to stderr
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        r = _eval(args, cfg, stage_eval, stage_eval_sets, stage_sweep)
+        r = _eval(args, cfg)
     if args.json:
         print(json.dumps(r))
     return 0
 
 
-def _eval(args: argparse.Namespace, cfg, stage_eval, stage_eval_sets, stage_sweep) -> dict:
+def _eval(args: argparse.Namespace, cfg) -> dict:
+    from distill.pipeline import stage_eval, stage_eval_sets, stage_sweep
     if args.sweep:
         if args.dataset:
             raise ValueError("--sweep runs on the validation split of --data (never on a "
@@ -509,16 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8080, help="TCP port")
     sv.add_argument("--workers", type=int, default=1,
                     help="worker processes (each loads the model)")
-    sv.add_argument("--device", default="cpu", help="torch device for checkpoints")
-    sv.add_argument("--max-batch", type=int, default=8, help="images per model run")
-    sv.add_argument("--max-wait-ms", type=float, default=5.0,
+    d = ServeSettings()
+    sv.add_argument("--device", default=d.device, help="torch device for checkpoints")
+    sv.add_argument("--max-batch", type=int, default=d.max_batch, help="images per model run")
+    sv.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
                     help="how long a request waits for others to batch with")
     sv.add_argument("--api-key-file", type=Path,
                     help="file with one API key per line (also CRACK_SERVE_KEYS=k1,k2)")
-    sv.add_argument("--max-bytes", type=int, default=8 * 1024 * 1024,
-                    help="largest request body")
-    sv.add_argument("--timeout", type=float, default=10.0, help="seconds a request may wait")
-    sv.add_argument("--threshold", type=float, default=0.0,
+    sv.add_argument("--max-bytes", type=int, default=d.max_bytes, help="largest request body")
+    sv.add_argument("--timeout", type=float, default=d.timeout_s,
+                    help="seconds a request may wait")
+    sv.add_argument("--threshold", type=float, default=d.threshold,
                     help="crack probability threshold (0: the model card's, else 0.5)")
     sv.set_defaults(func=_cmd_serve)
 

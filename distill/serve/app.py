@@ -19,7 +19,7 @@ import hmac
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import List
 
 import cv2
@@ -38,21 +38,10 @@ from starlette.routing import Route
 
 from distill.serve.backends import BatchModel, load_batch_model
 from distill.serve.batcher import DynamicBatcher
+from distill.serve.settings import ServeSettings
 from edge_app.frames import squeeze
 
 SETTINGS_ENV = "CRACK_SERVE_SETTINGS"
-
-
-@dataclass
-class ServeSettings:
-    model: str = ""
-    device: str = "cpu"  # torch device for checkpoints (cpu, cuda, ...)
-    max_batch: int = 8
-    max_wait_ms: float = 5.0
-    api_keys: List[str] = field(default_factory=list)  # empty: no authentication
-    max_bytes: int = 8 * 1024 * 1024
-    timeout_s: float = 10.0
-    threshold: float = 0.0  # 0: the model card's (IRs) or 0.5
 
 
 class Metrics:
