@@ -62,6 +62,9 @@ class CropConfig:
     min_aspect: float = 1.0
     max_aspect: float = 1.0
     car_size: int = 448  # noise cases and validation as on the whole photo at this side
+    clear_share: float = 0.0  # share of crops moved to where no crack comes near (hard
+    # negatives from the photos' own sound surface), at most clear_max_area of the photo
+    clear_max_area: float = 0.25
 
 
 @dataclass
@@ -112,6 +115,8 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     threshold: float = 0.5  # on the crack probability
+    frame_threshold: Optional[float] = None  # models with a frame head: masks of frames
+    # whose crack_score is below it are dropped (None: the card's; 0: never)
     blur: List[int] = field(default_factory=lambda: [1, 5, 9, 13, 17, 21, 25, 31])
 
 
@@ -145,7 +150,8 @@ class DistillConfig:
         """The crop section as the view planner's CropSpec."""
         from distill.data.views import CropSpec
         c = self.crop
-        return CropSpec(c.min_area, c.max_area, c.min_aspect, c.max_aspect)
+        return CropSpec(c.min_area, c.max_area, c.min_aspect, c.max_aspect, c.clear_share,
+                        c.clear_max_area)
 
     def source_texts(self) -> List[str]:
         """data.root (when set) and data.sources, as PATH or PATH:WEIGHT texts."""
@@ -175,6 +181,9 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     c = cfg.crop
     need(0 < c.min_area <= c.max_area <= 1, "crop.min_area/max_area",
          "0 < min_area <= max_area <= 1", (c.min_area, c.max_area))
+    need(0 <= c.clear_share <= 1 and 0 < c.clear_max_area <= 1,
+         "crop.clear_share/clear_max_area", "shares between 0 and 1",
+         (c.clear_share, c.clear_max_area))
     need(0 < c.min_aspect <= c.max_aspect, "crop.min_aspect/max_aspect",
          "0 < min_aspect <= max_aspect", (c.min_aspect, c.max_aspect))
     need(c.car_size % 32 == 0 and c.car_size >= 64, "crop.car_size",

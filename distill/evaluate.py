@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List
+from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
@@ -24,8 +24,11 @@ log = logging.getLogger(__name__)
 Predictor = Callable[[np.ndarray], np.ndarray]  # BGR u8 (S, S, 3) -> crack probability (S, S)
 
 
-def load_predictor(path: Path, device: str = "cpu") -> tuple:
-    """(predictor, input size, description) for .pth (student or teacher), .xml, .onnx."""
+def load_predictor(path: Path, device: str = "cpu",
+                   frame_threshold: Optional[float] = None) -> tuple:
+    """(predictor, input size, description) for .pth (student or teacher), .xml, .onnx.
+    A model with a frame head drops the masks of frames whose crack_score is below
+    `frame_threshold` (default: the card's, else FRAME_THRESHOLD; 0 keeps every mask)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such model file")
@@ -36,7 +39,7 @@ def load_predictor(path: Path, device: str = "cpu") -> tuple:
         if not ir.has_score:
             return ((lambda img: crack_probability(ir.infer(img))), ir.size,
                     f"OpenVINO IR {path.name}")
-        cut = card_threshold(None, model_card(path), "crack_score_threshold")
+        cut = card_threshold(frame_threshold, model_card(path), "crack_score_threshold")
 
         def run_scored(img: np.ndarray) -> np.ndarray:
             logits, score = ir.infer_scored(img)
@@ -65,10 +68,12 @@ def load_predictor(path: Path, device: str = "cpu") -> tuple:
         return (lambda img: predict_probs(model, img[None], device)[0]), cfg.size, \
             f"student {path.name}"
 
+    cut = FRAME_THRESHOLD if frame_threshold is None else frame_threshold
+
     def run_student(img: np.ndarray) -> np.ndarray:
         prob = predict_probs(model, img[None], device)[0]
-        return prob * float(model.crack_score().item() >= FRAME_THRESHOLD)
-    return run_student, cfg.size, f"student {path.name} (crack_score >= {FRAME_THRESHOLD})"
+        return prob * float(model.crack_score().item() >= cut)
+    return run_student, cfg.size, f"student {path.name} (crack_score >= {cut})"
 
 
 def classical_predictor() -> Predictor:

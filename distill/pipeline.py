@@ -100,7 +100,7 @@ def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
         ds.check()
     else:
         _, ds = open_splits(cfg)
-    predict, size, what = load_predictor(Path(model), cfg.train.device)
+    predict, size, what = load_predictor(Path(model), cfg.train.device, cfg.eval.frame_threshold)
     results = evaluate(predict, ds, size, cfg.eval.threshold, cfg.eval.blur, progress)
     results["model"] = what
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "eval.json"
@@ -115,7 +115,7 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
     """The threshold sweep on the validation split of the configured data."""
     from distill.evaluate import load_predictor, threshold_sweep, write_json
     _, val = open_splits(cfg)
-    predict, size, what = load_predictor(Path(model), cfg.train.device)
+    predict, size, what = load_predictor(Path(model), cfg.train.device, cfg.eval.frame_threshold)
     r = threshold_sweep(predict, val, size, progress=progress)
     r["model"] = what
     for t, m in r["thresholds"].items():
@@ -151,7 +151,8 @@ def stage_eval_sets(model: str, cfg: DistillConfig, data: Sequence[str],
     if model == "classical":
         runs.append(("model", classical_predictor(), cfg.crop.car_size, "classical black-hat"))
     else:
-        runs.append(("model", *load_predictor(Path(model), cfg.train.device)))
+        runs.append(("model", *load_predictor(Path(model), cfg.train.device,
+                                              cfg.eval.frame_threshold)))
     if baseline == "classical" and model != "classical":
         size = runs[0][2]
         runs.append(("baseline", classical_predictor(), size, "classical black-hat"))

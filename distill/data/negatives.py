@@ -10,7 +10,7 @@ texture, light, joints and markings, which is what a false alarm feeds on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -21,23 +21,38 @@ from distill.data.datasets import CrackDataset
 
 def clear_window(mask: np.ndarray, rng: np.random.Generator, margin: int = 15
                  ) -> Optional[tuple]:
-    """(x0, y0, side) of a crack-free square window, or None when there is none."""
+    """(x0, y0, side) of a crack-free square window half the photo's shorter side, or
+    None when there is none."""
     h, w = mask.shape
     side = min(h, w) // 2
     if side < 32:
         return None
+    spot = clear_spot(mask, side, side, rng, margin)
+    return None if spot is None else (spot[0], spot[1], side)
+
+
+def clear_spot(mask: np.ndarray, width: int, height: int, rng: np.random.Generator,
+               margin: int = 15) -> Optional[Tuple[int, int]]:
+    """(x0, y0) of a width x height window that no crack pixel comes within `margin`
+    pixels of (positions on a grid of a quarter of the window, tried in `rng`'s order),
+    or None when there is none."""
+    h, w = mask.shape
+    if width > w or height > h or width < 1 or height < 1:
+        return None
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
     near = cv2.dilate((mask > 0).astype(np.uint8), k)
     integral = cv2.integral(near)
-    step = max(1, side // 4)
-    spots = [(x, y) for y in range(0, h - side + 1, step) for x in range(0, w - side + 1, step)]
-    for j in rng.permutation(len(spots)):
-        x, y = spots[j]
-        total = (integral[y + side, x + side] - integral[y, x + side]
-                 - integral[y + side, x] + integral[y, x])
-        if total == 0:
-            return x, y, side
-    return None
+    xs = np.arange(0, w - width + 1, max(1, width // 4))
+    ys = np.arange(0, h - height + 1, max(1, height // 4))
+    gx, gy = np.meshgrid(xs, ys)
+    total = (integral[gy + height, gx + width] - integral[gy, gx + width]
+             - integral[gy + height, gx] + integral[gy, gx])
+    free = total.ravel() == 0
+    if not free.any():
+        return None
+    order = rng.permutation(free.size)
+    j = order[np.argmax(free[order])]  # the first free position in the drawn order
+    return int(gx.ravel()[j]), int(gy.ravel()[j])
 
 
 def write_negatives(dataset: CrackDataset, out: Path, seed: int = 0, margin: int = 15,

@@ -2,8 +2,11 @@
 (squeezed to the model's square input, as the car squeezes its 640x480 frames), a
 dihedral transform (rotations by 90 degrees and flips) and, for a share of views, one of
 the paper's noise cases at the strength it has on the whole photo seen at the car's
-input size. A view is fully determined by (seed, image index, view index), so the
-teacher's cached logits and the student's inputs always describe the same pixels."""
+input size. A share of crops can be "clear": moved to where no crack comes near, so the
+model sees the photos' own sound surface (joints, markings, stains, texture) labelled
+as crack-free, the hard negatives a road camera meets. A view is fully determined by
+(seed, image index, view index), so the teacher's cached logits and the student's
+inputs always describe the same pixels."""
 
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ class CropSpec:
     max_area: float = 1.0
     min_aspect: float = 1.0
     max_aspect: float = 1.0
+    clear_share: float = 0.0  # share of crops placed where no crack comes near
+    clear_max_area: float = 0.25  # clear crops are at most this share of the photo
 
     @property
     def whole(self) -> bool:
@@ -42,6 +47,7 @@ class View:
     # (area share, aspect ratio w/h in pixels, x and y position in [0, 1]): the crop,
     # placed once the photo's size is known; area 1 is the whole photo
     crop: Tuple[float, float, float, float] = WHOLE
+    clear: bool = False  # placed where no crack comes near (when the photo has such a spot)
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -65,13 +71,17 @@ def plan_view(seed: int, image_index: int, view_index: int, noise_mix: float,
     noise = "clean"
     if rng.random() < noise_mix:
         noise = "case1" if rng.random() < 0.5 else "case2"
-    box = WHOLE
+    box, clear = WHOLE, False
     if not crop.whole:
         area = math.exp(rng.uniform(math.log(crop.min_area), math.log(crop.max_area)))
         ratio = math.exp(rng.uniform(math.log(crop.min_aspect), math.log(crop.max_aspect)))
         box = (round(area, 6), round(ratio, 6), round(float(rng.random()), 6),
                round(float(rng.random()), 6))
-    return View(rot=k % 4, flip=k >= 4, noise=noise, crop=box)
+        # drawn last and only when asked for, so plans without clear crops are unchanged
+        if crop.clear_share > 0 and rng.random() < crop.clear_share:
+            clear = True
+            box = (min(box[0], crop.clear_max_area),) + box[1:]
+    return View(rot=k % 4, flip=k >= 4, noise=noise, crop=box, clear=clear)
 
 
 def crop_window(width: int, height: int, crop: Tuple[float, float, float, float]
@@ -85,6 +95,24 @@ def crop_window(width: int, height: int, crop: Tuple[float, float, float, float]
     h = int(round(min(height, max(1.0, pixels / w))))
     x0, y0 = int(round(u * (width - w))), int(round(v * (height - h)))
     return x0, y0, x0 + w, y0 + h
+
+
+def clear_crop(mask: np.ndarray, box: Tuple[int, int, int, int],
+               crop: Tuple[float, float, float, float], margin: int = 15
+               ) -> Tuple[int, int, int, int]:
+    """The crop `box` moved to a spot where no crack pixel lies within `margin` pixels,
+    shrunk (sides x0.7, x0.5) when no spot of its size is free; the search is seeded by
+    the crop's position, so a view stays the same pixels. `box` itself when the photo has
+    no such spot."""
+    from distill.data.negatives import clear_spot
+    x0, y0, x1, y1 = box
+    rng = np.random.default_rng([int(crop[2] * 1e6), int(crop[3] * 1e6), 0xC1EA])
+    for scale in (1.0, 0.7, 0.5):
+        w, h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+        spot = clear_spot(mask, w, h, rng, margin)
+        if spot is not None:
+            return spot[0], spot[1], spot[0] + w, spot[1] + h
+    return box
 
 
 def noise_at_scale(image: np.ndarray, case: str, zoom: float) -> np.ndarray:
@@ -109,6 +137,8 @@ def render_view(image: np.ndarray, mask: np.ndarray, view: View, size: int,
     `size`)."""
     h, w = mask.shape
     x0, y0, x1, y1 = crop_window(w, h, view.crop)
+    if view.clear:
+        x0, y0, x1, y1 = clear_crop(mask, (x0, y0, x1, y1), view.crop)
     img, m = fit(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], size)
     share = math.sqrt((x1 - x0) * (y1 - y0) / float(w * h))
     zoom = size / ((car_size or size) * share)

@@ -19,7 +19,14 @@ import torch
 from distill.config import load_config
 from distill.data.datasets import DatasetError
 from distill.data.mixture import expand_sources, open_mixture, parse_source
-from distill.data.views import CropSpec, View, crop_window, plan_view, render_view
+from distill.data.views import (
+    CropSpec,
+    View,
+    clear_crop,
+    crop_window,
+    plan_view,
+    render_view,
+)
 from distill.pipeline import open_splits
 from distill.train import TrainData
 from tests.conftest import REPO
@@ -90,6 +97,33 @@ def test_crops_keep_photo_and_mask_aligned():
         shifted = render_view(photo, np.roll(mask, 25, axis=1), view, 96)[1]
         assert np.mean((img[..., 0] > 115) == (shifted > 0)) < agree - 0.2  # control
     assert len(shapes) > 5  # the aspect ratio really varies
+
+
+def test_clear_crops_show_sound_surface_and_leave_other_plans_unchanged():
+    h, w = 300, 500
+    mask = np.zeros((h, w), np.uint8)
+    mask[:, 240:246] = 1  # a crack down the middle; 15 px either side must stay out
+    photo = np.full((h, w, 3), 90, np.uint8)
+    photo[:, 150:350] = 200  # the crop's place shows in the pixels
+    plain, clear = CropSpec(0.1, 1.0, 0.7, 1.8), CropSpec(0.1, 1.0, 0.7, 1.8, 0.5, 0.25)
+    cleared = 0
+    for v in range(60):
+        a, b = plan_view(3, 1, v, 0.2, plain), plan_view(3, 1, v, 0.2, clear)
+        assert not a.clear
+        if not b.clear:
+            assert b == a  # the clear draw comes last: plans without it are unchanged
+            continue
+        cleared += 1
+        assert b.crop[0] <= 0.25 and b.crop[1:] == a.crop[1:]
+        x0, y0, x1, y1 = clear_crop(mask, crop_window(w, h, b.crop), b.crop)
+        assert not mask[y0:y1, max(0, x0 - 15):x1 + 15].any()
+        img, m = render_view(photo, mask, b, 64)
+        assert not m.any()
+        assert render_view(photo, mask, b, 64)[0].tobytes() == img.tobytes()  # repeatable
+    assert 15 <= cleared <= 45
+    full = np.ones((h, w), np.uint8)  # no sound surface: the planned crop stays
+    box = crop_window(w, h, (0.2, 1.0, 0.5, 0.5))
+    assert clear_crop(full, box, (0.2, 1.0, 0.5, 0.5)) == box
 
 
 def test_noise_is_scaled_to_its_strength_on_the_whole_photo():

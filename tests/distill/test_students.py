@@ -272,6 +272,13 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
     for frame, w in zip(frames, want[:, 0].tolist()):
         logits, score = ir.infer_scored(frame)
         assert logits.shape == (2, 64, 64) and score == pytest.approx(w, abs=0.01)
+    from distill.evaluate import load_predictor
+    from edge_app.measure import crack_probability
+    for path in (paths["xml"], tmp_path / "w" / "checkpoints" / "last.pth"):
+        keep = load_predictor(path, frame_threshold=0.0)[0](frames[0])
+        assert keep.shape == (64, 64) and keep.max() > 0  # every mask kept
+        assert np.allclose(keep, crack_probability(ir.infer_scored(frames[0])[0]), atol=0.02)
+        assert not load_predictor(path, frame_threshold=1.01)[0](frames[0]).any()  # all dropped
     legacy = legacy_python()
     check = check_export(model, paths["xml"], frames, legacy)  # 2022.3 reads both outputs
     assert check["pass"] and any("2022.3" in k for k in check)
