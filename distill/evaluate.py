@@ -18,7 +18,7 @@ from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
 from distill.data.views import fit
 from distill.nets.student_io import bgr_to_unit_rgb
-from edge_app.measure import crack_probability
+from edge_app.vision.measure import crack_probability
 
 log = logging.getLogger(__name__)
 Predictor = Callable[[np.ndarray], np.ndarray]  # BGR u8 (S, S, 3) -> crack probability (S, S)
@@ -34,7 +34,7 @@ def load_predictor(path: Path, device: str = "cpu",
         raise ValueError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".xml":
-        from edge_app.ir_model import IRModel, card_threshold, model_card
+        from edge_app.model.ir_model import IRModel, card_threshold, model_card
         ir = IRModel(path, "CPU")
         if not ir.has_score:
             return ((lambda img: crack_probability(ir.infer(img))), ir.size,

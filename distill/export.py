@@ -186,7 +186,7 @@ def torch_logits(model: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
 
 
 def ov_logits(xml: Path, frames: np.ndarray) -> np.ndarray:
-    from edge_app.ir_model import IRModel
+    from edge_app.model.ir_model import IRModel
     ir = IRModel(xml, "CPU")
     return np.stack([ir.infer(f) for f in frames])
 
@@ -197,7 +197,7 @@ def legacy_logits(xml: Path, frames: np.ndarray, python: Path) -> np.ndarray:
         src, dst = Path(tmp, "in.npy"), Path(tmp, "out.npy")
         np.save(src, frames)
         root = Path(__file__).resolve().parents[1]
-        r = subprocess.run([str(python), "-m", "edge_app.ir_model", str(Path(xml).resolve()),
+        r = subprocess.run([str(python), "-m", "edge_app.model.ir_model", str(Path(xml).resolve()),
                             str(src), str(dst)], capture_output=True, text=True, cwd=root,
                            timeout=600)
         if r.returncode != 0:
@@ -223,7 +223,7 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> Dict[str, Any]:
 
 
 def runtime_version(python: Path) -> str:
-    r = subprocess.run([str(python), "-c", "from edge_app.ov_runtime import runtime_version;"
+    r = subprocess.run([str(python), "-c", "from edge_app.model.ov_runtime import runtime_version;"
                         "print(runtime_version())"], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1], timeout=120)
     return r.stdout.strip() or "unknown"

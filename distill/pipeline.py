@@ -223,8 +223,8 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
 
 def _export_int8(cfg, model, paths, frames, size, info, quantize_int8) -> Dict[str, Any]:
     from distill.export import write_card
-    from edge_app.ir_model import IRModel
-    from edge_app.measure import crack_probability
+    from edge_app.model.ir_model import IRModel
+    from edge_app.vision.measure import crack_probability
     calib = _sample_frames(cfg, size, cfg.export.calibration)
     xml8 = quantize_int8(paths["onnx"], list(calib), paths["xml"].with_name(
         paths["xml"].stem + "_int8.xml"))

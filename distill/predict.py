@@ -115,7 +115,7 @@ def tolerant_scores(pred: np.ndarray, truth: np.ndarray, tolerance: int) -> Dict
     drawn loosely (hand labels, another model's masks): a predicted pixel is right when it
     lies within `tolerance` px of the reference; a reference crack is found where its
     centre line lies within `tolerance` px of the prediction."""
-    from edge_app.measure import skeletonize
+    from edge_app.vision.measure import skeletonize
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
     p, t = (pred > 0).astype(np.uint8), (truth > 0).astype(np.uint8)
     centre = skeletonize(t, max_iter=1000)

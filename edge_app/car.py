@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from edge_app.config import CarConfig
-from edge_app.drive import DriveController
-from edge_app.pipeline import Result
+from edge_app.motion.drive import DriveController
 from edge_app.recorder import Recorder
+from edge_app.vision.pipeline import Result
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1

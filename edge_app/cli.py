@@ -16,7 +16,7 @@ log = logging.getLogger("crack-car")
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from edge_app.ov_runtime import list_devices, runtime_version
+    from edge_app.model.ov_runtime import list_devices, runtime_version
     devices = list_devices()
     if args.json:
         print(json.dumps({"openvino": runtime_version(), "devices": devices}))

@@ -11,9 +11,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from crack_common.yamlconfig import ConfigError, load, need
-from edge_app.drive import MODES, DriveConfig
-from edge_app.gps import GpsConfig
-from edge_app.mqtt_link import MqttConfig
+from edge_app.links.gps import GpsConfig
+from edge_app.links.mqtt_link import MqttConfig
+from edge_app.motion.drive import MODES, DriveConfig
 from edge_app.recorder import RecordConfig
 
 REPO = Path(__file__).resolve().parents[1]

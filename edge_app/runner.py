@@ -12,14 +12,14 @@ from typing import Any, Dict, Optional
 from crack_common import project_version
 from edge_app.car import CarServices
 from edge_app.config import CarConfig
-from edge_app.drive import DriveController, make_robot
-from edge_app.fault_latch import FaultLatch
-from edge_app.ir_model import model_card
-from edge_app.live_view import LiveView
-from edge_app.pipeline import CarPipeline
+from edge_app.links.live_view import LiveView
+from edge_app.links.sd_notify import notify
+from edge_app.model.ir_model import model_card
+from edge_app.motion.drive import DriveController, make_robot
+from edge_app.motion.fault_latch import FaultLatch
 from edge_app.recorder import Recorder
-from edge_app.sd_notify import notify
 from edge_app.sources import open_source
+from edge_app.vision.pipeline import CarPipeline
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,11 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
                                 frame_age=lambda: time.monotonic() - pipeline.last_frame_at
                                 if pipeline else 0.0)
         if cfg.mqtt.url:
-            from edge_app.mqtt_link import MqttLink, spool_folder
+            from edge_app.links.mqtt_link import MqttLink, spool_folder
             mqtt = MqttLink(cfg.mqtt, cfg.car_id, spool_folder(Path(cfg.record.root), cfg.mqtt),
                             lambda cmd: services.command(cmd))
         if cfg.gps.source == "gpsd":
-            from edge_app.gps import GpsdClient
+            from edge_app.links.gps import GpsdClient
             gps = GpsdClient(cfg.gps).start()
         services = CarServices(cfg, drive, recorder, mqtt, model_info, gps)
         if cfg.server.enabled:
@@ -149,6 +149,6 @@ def _watchdog_feeder(status: Optional[Any] = None):
 
 
 def _versions() -> Dict[str, str]:
-    from edge_app.ov_runtime import runtime_version
+    from edge_app.model.ov_runtime import runtime_version
     return {"crack-car": project_version(), "python": sys.version.split()[0],
             "openvino": runtime_version()}

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_app.config import load_car_config  # noqa: E402
-from edge_app.frames import Frame, LatestSlot  # noqa: E402
-from edge_app.pipeline import CarPipeline  # noqa: E402
 from edge_app.sources.files import DEMO_VIDEO  # noqa: E402
 from edge_app.tools.contract_model import build, save  # noqa: E402
+from edge_app.vision.frames import Frame, LatestSlot  # noqa: E402
+from edge_app.vision.pipeline import CarPipeline  # noqa: E402
 from tests.edge_app.streams import BOUNDARY, ScriptedMjpegServer, headers  # noqa: E402
 
 
@@ -86,7 +86,7 @@ def pipeline_fps(model: Path, source, max_frames=None, hook=None) -> dict:
 
 
 def raw_throughput(model: Path, frames: np.ndarray, seconds: float) -> float:
-    from edge_app.inference import AsyncInfer
+    from edge_app.model.inference import AsyncInfer
     done = [0]
     infer = AsyncInfer(model, "CPU", lambda tag, logits, score: done.__setitem__(0, done[0] + 1))
     t0, i = time.monotonic(), 0

@@ -19,11 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_app.measure import measure  # noqa: E402
 from edge_app.recorder import RecordConfig, Recorder  # noqa: E402
 from edge_app.review.report import write_report  # noqa: E402
 from edge_app.review.server import ReviewServer  # noqa: E402
 from edge_app.sources.files import DEMO_VIDEO  # noqa: E402
+from edge_app.vision.measure import measure  # noqa: E402
 
 
 def make_run(root: Path, frames: int) -> Path:

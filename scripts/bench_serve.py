@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from distill.serve.backends import load_batch_model  # noqa: E402
 from edge_app.config import DEFAULT_MODEL  # noqa: E402
-from edge_app.remote_infer import RemoteClient  # noqa: E402
+from edge_app.model.remote_infer import RemoteClient  # noqa: E402
 from scripts.bench_car import MemorySource, demo_frames, demo_jpegs, pipeline_fps  # noqa: E402
 
 
@@ -102,7 +102,7 @@ def main(argv: list) -> int:
 
 def pipeline_fps_remote(model: Path, url: str, jpegs: list, seconds: float) -> dict:
     from edge_app.config import load_car_config
-    from edge_app.pipeline import CarPipeline
+    from edge_app.vision.pipeline import CarPipeline
     cfg = load_car_config(None, [{"inference": {"model": str(model), "device": f"remote:{url}",
                                                 "remote_timeout_s": 10.0},
                                   "server": {"enabled": False}}])

@@ -39,7 +39,7 @@ from starlette.routing import Route
 from distill.serve.backends import BatchModel, load_batch_model
 from distill.serve.batcher import DynamicBatcher
 from distill.serve.settings import ServeSettings
-from edge_app.frames import squeeze
+from edge_app.vision.frames import squeeze
 
 SETTINGS_ENV = "CRACK_SERVE_SETTINGS"
 
@@ -153,7 +153,7 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
         headers = {"X-Model-Sha256": model.sha256, "X-Model-Name": model.name,
                    "X-Crack-Ratio": f"{mask.mean():.6f}"}
         if request.query_params.get("measure") in ("1", "true"):
-            from edge_app.measure import measure
+            from edge_app.vision.measure import measure
             m = measure(mask)
             return JSONResponse({"model": info, "format": fmt,
                                  "png": base64.b64encode(png).decode(),

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from crack_common.files import sha256_file
-from edge_app.measure import crack_probability
+from edge_app.vision.measure import crack_probability
 
 
 @dataclass
@@ -50,8 +50,8 @@ def load_batch_model(path: Path, device: str = "cpu", threshold: float = 0.0) ->
 def _ir_model(path: Path, threshold: float) -> BatchModel:
     """An IR through the car's asynchronous path (contract check, THROUGHPUT hint, the
     plugin's number of requests): a batch is its frames in flight at once."""
-    from edge_app.inference import AsyncInfer
-    from edge_app.ir_model import card_threshold, model_card
+    from edge_app.model.inference import AsyncInfer
+    from edge_app.model.ir_model import card_threshold, model_card
     results: dict = {}
     infer = AsyncInfer(path, "CPU", lambda i, logits, _score: results.__setitem__(i, logits))
     lock = threading.Lock()

@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 
 from crack_common.files import atomic_write_text
-from edge_app.ir_model import IRModel
-from edge_app.measure import crack_mask, measure
+from edge_app.model.ir_model import IRModel
 from edge_app.recorder import RunReader
+from edge_app.vision.measure import crack_mask, measure
 
 
 def _model(model: Optional[Path], device: str, api_key: str) -> Tuple[Any, int, str]:
     """(frame -> logits, input size, label) of a local IR or a remote server."""
-    from edge_app.remote_infer import PREFIX, RemoteClient, is_remote
+    from edge_app.model.remote_infer import PREFIX, RemoteClient, is_remote
     if is_remote(device):
         client = RemoteClient(device[len(PREFIX):], api_key, timeout=30.0)
         info = client.health()["model"]

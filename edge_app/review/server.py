@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from edge_app import http_util
-from edge_app.http_util import BoundedServer
+from edge_app.links import http_util
+from edge_app.links.http_util import BoundedServer
 from edge_app.recorder import RunReader
 from edge_app.review.runs import append_label, load_run, overlay_jpeg, read_labels
 

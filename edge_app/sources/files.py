@@ -10,7 +10,7 @@ from typing import Dict
 
 import cv2
 
-from edge_app.frames import Frame, LatestSlot
+from edge_app.vision.frames import Frame, LatestSlot
 
 DEMO_VIDEO = Path(__file__).resolve().parents[1] / "assets" / "sample_drive.mp4"
 

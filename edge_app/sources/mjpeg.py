@@ -10,8 +10,8 @@ from typing import Dict
 from urllib.parse import urlsplit
 
 from crack_common.redact import redact_text
-from edge_app.frames import Frame, LatestSlot, looks_like_jpeg
 from edge_app.sources.multipart import MultipartParser
+from edge_app.vision.frames import Frame, LatestSlot, looks_like_jpeg
 
 log = logging.getLogger(__name__)
 

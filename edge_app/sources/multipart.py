@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from edge_app.http_util import content_length
+from edge_app.links.http_util import content_length
 
 HEADER_LIMIT = 8192
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Dict, Tuple
 
-from edge_app.frames import Frame, LatestSlot
+from edge_app.vision.frames import Frame, LatestSlot
 
 
 class PiCameraSource:

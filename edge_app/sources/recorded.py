@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Dict
 
-from edge_app.frames import Frame, LatestSlot
 from edge_app.recorder import RunReader
+from edge_app.vision.frames import Frame, LatestSlot
 
 
 class RecordedRunSource:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from edge_app.ov_runtime import import_openvino
+from edge_app.model.ov_runtime import import_openvino
 
 
 def _ops() -> Any:

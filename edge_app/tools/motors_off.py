@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-from edge_app.drive import DriveConfig, make_robot
+from edge_app.motion.drive import DriveConfig, make_robot
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/crack-car/config.yaml"),)
 

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 from edge_app.config import load_car_config
-from edge_app.ir_model import IRModel
-from edge_app.measure import crack_mask
-from edge_app.pipeline import CarPipeline
-from edge_app.remote_infer import RemoteClient
+from edge_app.model.ir_model import IRModel
+from edge_app.model.remote_infer import RemoteClient
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.tools.contract_model import build, save
+from edge_app.vision.measure import crack_mask
+from edge_app.vision.pipeline import CarPipeline
 from tests.conftest import REPO
 from tests.edge_app.streams import ScriptedMjpegServer, good, jpeg
 
@@ -212,6 +212,6 @@ def test_replay_through_the_server(model, tmp_path):
     assert abs(out["mask_iou_mean"] - local["mask_iou_mean"]) < 0.1
     assert out["model"].startswith("remote:")
     client = RemoteClient(srv.url, KEY, timeout=0.5)
-    from edge_app.remote_infer import RemoteError
+    from edge_app.model.remote_infer import RemoteError
     with pytest.raises(RemoteError):
         client.health()  # the server is gone: a clear error, not a hang

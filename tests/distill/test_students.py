@@ -262,7 +262,7 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
     model, _ = load_student(tmp_path / "w" / "checkpoints" / "last.pth")
     assert isinstance(model, students.ScoredStudent) and students.name_of(model) == "pct"
     paths = export_ir(model, tmp_path / "ir", "scored", 64)
-    from edge_app.ir_model import IRModel
+    from edge_app.model.ir_model import IRModel
     ir = IRModel(paths["xml"])
     assert ir.has_score
     frames = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
@@ -273,7 +273,7 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
         logits, score = ir.infer_scored(frame)
         assert logits.shape == (2, 64, 64) and score == pytest.approx(w, abs=0.01)
     from distill.evaluate import load_predictor
-    from edge_app.measure import crack_probability
+    from edge_app.vision.measure import crack_probability
     for path in (paths["xml"], tmp_path / "w" / "checkpoints" / "last.pth"):
         keep = load_predictor(path, frame_threshold=0.0)[0](frames[0])
         assert keep.shape == (64, 64) and keep.max() > 0  # every mask kept
@@ -343,8 +343,8 @@ def test_the_car_runs_every_exported_student(tmp_path, name):
     """Each student's IR goes through the car's pipeline: real MJPG stream, async requests,
     masks and measurements at the model's resolution."""
     from edge_app.config import load_car_config
-    from edge_app.pipeline import CarPipeline
     from edge_app.sources.mjpeg import MjpegSource
+    from edge_app.vision.pipeline import CarPipeline
     from tests.edge_app.streams import ScriptedMjpegServer, good
     torch.manual_seed(0)
     xml = export_ir(students.build(name).eval(), tmp_path, name, 64)["xml"]

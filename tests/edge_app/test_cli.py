@@ -21,7 +21,7 @@ def test_help_on_every_subcommand(cli, args):
 
 
 def test_devices_lists_the_cpu_of_the_installed_runtime(cli):
-    from edge_app.ov_runtime import import_openvino
+    from edge_app.model.ov_runtime import import_openvino
     r = cli("edge_app.cli", ["devices", "--json"])
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -32,6 +32,6 @@ def test_devices_lists_the_cpu_of_the_installed_runtime(cli):
 
 
 def test_edge_app_never_imports_torch(cli):
-    code = ("import sys, edge_app.cli, edge_app.ov_runtime, crack_common.metrics, "
+    code = ("import sys, edge_app.cli, edge_app.model.ov_runtime, crack_common.metrics, "
             "crack_common.noise; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from edge_app.drive import DriveConfig, DriveController, make_robot
+from edge_app.motion.drive import DriveConfig, DriveController, make_robot
 
 PINS = {}
 

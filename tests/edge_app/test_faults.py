@@ -15,12 +15,12 @@ import time
 import pytest
 
 from edge_app.config import load_car_config
-from edge_app.drive import DriveConfig, DriveController, make_robot
-from edge_app.fault_latch import FaultLatch
-from edge_app.pipeline import CarPipeline
+from edge_app.motion.drive import DriveConfig, DriveController, make_robot
+from edge_app.motion.fault_latch import FaultLatch
 from edge_app.recorder import RecordConfig, Recorder
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.tools.motors_off import drive_pins
+from edge_app.vision.pipeline import CarPipeline
 from tests.conftest import REPO
 from tests.edge_app.streams import ScriptedMjpegServer, headers, part
 from tests.edge_app.test_drive import off, pins, wait_for
@@ -220,7 +220,7 @@ def test_spool_power_cut_at_any_byte_keeps_a_whole_prefix(tmp_path):
     import random
     import shutil
 
-    from edge_app.spool import Spool
+    from edge_app.links.spool import Spool
     src = tmp_path / "live"
     sp = Spool(src)
     for i in range(30):
@@ -247,7 +247,7 @@ def test_spool_power_cut_at_any_byte_keeps_a_whole_prefix(tmp_path):
 
 
 def test_spool_full_disk_is_a_warning_not_a_fault(tmp_path, caplog):
-    from edge_app.spool import Spool
+    from edge_app.links.spool import Spool
     sp = Spool(tmp_path, max_messages=1000)
     sp._db.execute("PRAGMA max_page_count = 8")  # the disk is 'full' after a few pages
     seqs = [sp.append("t", lambda s: "y" * 3000) for _ in range(40)]
@@ -259,7 +259,7 @@ def test_spool_full_disk_is_a_warning_not_a_fault(tmp_path, caplog):
 
 
 def test_spool_is_bounded_and_counts_what_it_drops(tmp_path):
-    from edge_app.spool import Spool
+    from edge_app.links.spool import Spool
     sp = Spool(tmp_path, max_messages=100)
     for _ in range(250):
         sp.append("t", lambda s: str(s))
@@ -295,7 +295,7 @@ def test_config_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_malformed_gpsd_reports_do_not_kill_the_reader():
-    from edge_app.gps import GpsConfig, GpsdClient, parse_tpv
+    from edge_app.links.gps import GpsConfig, GpsdClient, parse_tpv
     assert parse_tpv({"class": "TPV", "mode": "x", "lat": 1, "lon": 2}) is None
     assert parse_tpv({"class": "TPV", "mode": 3, "lat": float("nan"), "lon": 2}) is None
     assert parse_tpv({"class": "TPV", "mode": 3, "lat": True, "lon": 2}) is None
@@ -426,7 +426,7 @@ def test_idle_half_sent_requests_cannot_exhaust_the_live_view():
     import urllib.error
     import urllib.request
 
-    from edge_app.live_view import LiveView
+    from edge_app.links.live_view import LiveView
     view = LiveView(port=0, metrics=lambda: {"fps": 1}, max_connections=16, max_viewers=1)
     idle = []
     try:
@@ -543,7 +543,7 @@ def test_watchdog_pings_at_half_its_period_with_a_status_line(tmp_path, monkeypa
 
 
 def test_the_car_uses_the_threshold_its_model_was_validated_at():
-    from edge_app.ir_model import card_threshold
+    from edge_app.model.ir_model import card_threshold
     assert card_threshold(None, {"threshold": 0.4}) == 0.4
     assert card_threshold(0.6, {"threshold": 0.4}) == 0.6  # the config wins
     assert card_threshold(None, {}) == 0.5

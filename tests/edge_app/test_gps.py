@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from edge_app.gps import GpsConfig, GpsdClient, parse_tpv
+from edge_app.links.gps import GpsConfig, GpsdClient, parse_tpv
 from edge_app.recorder import RunReader
 from tests.edge_app.gpsd import Gpsd, Receiver
 

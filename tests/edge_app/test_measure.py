@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.measure import crack_mask, measure, severity_of, skeleton_length, skeletonize
+from edge_app.vision.measure import crack_mask, measure, severity_of, skeleton_length, skeletonize
 
 
 def test_straight_crack_length_width_area_and_box():
@@ -58,7 +58,7 @@ def test_threshold_on_probability_and_severity_limits():
 def test_frame_path_labels_only_and_details_come_once_on_demand(monkeypatch):
     """measure() labels the mask; thinning runs when a length or mean width is read, once
     per crack, and gives the values an eager measurement gives."""
-    import edge_app.measure as M
+    import edge_app.vision.measure as M
     mask = np.zeros((120, 160), np.uint8)
     mask[20:24, 10:150] = 1  # a 4-px crack
     cv2.circle(mask, (60, 80), 15, 1, -1)  # a round spall: 31 px across

@@ -13,9 +13,9 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_app.commands import CommandError, ReplayGuard, parse_command, sign
-from edge_app.drive import DriveConfig, DriveController, make_robot
-from edge_app.mqtt_link import MqttConfig, MqttLink
+from edge_app.links.mqtt_link import MqttConfig, MqttLink
+from edge_app.motion.commands import CommandError, ReplayGuard, parse_command, sign
+from edge_app.motion.drive import DriveConfig, DriveController, make_robot
 from tests.conftest import REPO
 from tests.edge_app.broker import Broker, available
 

@@ -12,11 +12,11 @@ import pytest
 
 from crack_common.yamlconfig import ConfigError
 from edge_app.config import load_car_config
-from edge_app.inference import DeviceError, check_device
-from edge_app.live_view import LiveView
-from edge_app.ov_runtime import import_openvino
-from edge_app.pipeline import CarPipeline
+from edge_app.links.live_view import LiveView
+from edge_app.model.inference import DeviceError, check_device
+from edge_app.model.ov_runtime import import_openvino
 from edge_app.sources.mjpeg import MjpegSource
+from edge_app.vision.pipeline import CarPipeline
 from tests.edge_app.streams import ScriptedMjpegServer, good, jpeg
 
 
@@ -131,7 +131,7 @@ def test_cli_runs_the_demo_and_reports(cli, dark_model):
 def test_car_drops_masks_of_frames_the_model_scores_crack_free(tmp_path):
     """An IR with the optional crack_score output: frames scored below frame_threshold lose
     their mask (counted), the others keep it; the score travels with every result."""
-    from edge_app.ir_model import IRModel
+    from edge_app.model.ir_model import IRModel
     from edge_app.tools.contract_model import build, save
     xml = save(build(448, 60.0, score_share=0.05), tmp_path / "scored.xml")
     ir = IRModel(xml)

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.frames import LatestSlot
+from edge_app.links.sd_notify import notify
 from edge_app.recorder import RecordConfig, Recorder, RunReader, apply_retention
-from edge_app.sd_notify import notify
 from edge_app.sources.recorded import RecordedRunSource
+from edge_app.vision.frames import LatestSlot
 from tests.edge_app.streams import jpeg
 
 

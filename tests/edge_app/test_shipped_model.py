@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from edge_app.config import DEFAULT_MODEL
-from edge_app.ir_model import IRModel
+from edge_app.model.ir_model import IRModel
 
 CARD = yaml.safe_load(DEFAULT_MODEL.with_suffix(".yaml").read_text())
 

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.frames import LatestSlot, jpeg_size
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.sources.multipart import MultipartParser
+from edge_app.vision.frames import LatestSlot, jpeg_size
 from tests.edge_app.streams import (
     BOUNDARY,
     ScriptedMjpegServer,

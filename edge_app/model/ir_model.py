@@ -4,7 +4,7 @@ one input `image` u8 [1, S, S, 3] BGR (pre-processing is inside the model) and t
 (the probability that the frame shows a crack). Works on OpenVINO 2022.3 and current
 releases.
 
-`python -m edge_app.ir_model MODEL.xml IN.npy OUT.npy [DEVICE]` runs one batch of frames
+`python -m edge_app.model.ir_model MODEL.xml IN.npy OUT.npy [DEVICE]` runs one batch of frames
 (N, S, S, 3) u8 and writes the logits (N, 2, S, S) float32: export checks use it to run
 an IR in another interpreter (the Python 3.9 / OpenVINO 2022.3 environment).
 """
@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from crack_common.values import finite_number
-from edge_app.ov_runtime import import_openvino
+from edge_app.model.ov_runtime import import_openvino
 
 
 class ModelContractError(ValueError):
@@ -121,7 +121,7 @@ def read_outputs(request: Any, logits_port: int, score_port: Optional[int]
 
 def main(argv: list) -> int:
     if len(argv) not in (3, 4):
-        print("usage: python -m edge_app.ir_model MODEL.xml IN.npy OUT.npy [DEVICE]",
+        print("usage: python -m edge_app.model.ir_model MODEL.xml IN.npy OUT.npy [DEVICE]",
               file=sys.stderr)
         return 2
     model = IRModel(Path(argv[0]), argv[3] if len(argv) == 4 else "CPU")

@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 
 from edge_app.config import CarConfig
-from edge_app.frames import Frame, LatestSlot, squeeze
-from edge_app.inference import AsyncInfer
-from edge_app.ir_model import card_threshold, model_card
-from edge_app.measure import FrameMeasure, crack_mask, measure
-from edge_app.overlay import draw_overlay
-from edge_app.stats import PipelineStats
+from edge_app.model.inference import AsyncInfer
+from edge_app.model.ir_model import card_threshold, model_card
+from edge_app.vision.frames import Frame, LatestSlot, squeeze
+from edge_app.vision.measure import FrameMeasure, crack_mask, measure
+from edge_app.vision.overlay import draw_overlay
+from edge_app.vision.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def open_inference(cfg: CarConfig, on_result: Callable[..., None],
                    on_error: Callable[[BaseException], None]) -> Any:
     """The configured inference: an OpenVINO device, or remote:URL with the local
     fallback device."""
-    from edge_app.remote_infer import PREFIX, RemoteInfer, is_remote
+    from edge_app.model.remote_infer import PREFIX, RemoteInfer, is_remote
     inf = cfg.inference
     if not is_remote(inf.device):
         return AsyncInfer(cfg.model_path, inf.device, on_result, inf.requests, on_error)

@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence
 import cv2
 import numpy as np
 
-from edge_app.measure import FrameMeasure
+from edge_app.vision.measure import FrameMeasure
 
 SEVERITY_COLORS = {"low": (0, 200, 255), "medium": (0, 128, 255), "high": (0, 0, 255)}
 

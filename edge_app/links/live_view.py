@@ -11,8 +11,8 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Callable, Dict, Optional
 
-from edge_app import http_util
-from edge_app.http_util import BoundedServer
+from edge_app.links import http_util
+from edge_app.links.http_util import BoundedServer
 
 log = logging.getLogger(__name__)
 BOUNDARY = "crackcarframe"

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 from urllib.parse import unquote, urlsplit
 
-from edge_app.commands import CommandError, ReplayGuard, is_motion, parse_command
-from edge_app.spool import Spool
+from edge_app.links.spool import Spool
+from edge_app.motion.commands import CommandError, ReplayGuard, is_motion, parse_command
 
 log = logging.getLogger(__name__)
 

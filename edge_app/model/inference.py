@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from edge_app.ir_model import check_contract, output_ports, read_outputs
-from edge_app.ov_runtime import import_openvino
+from edge_app.model.ir_model import check_contract, output_ports, read_outputs
+from edge_app.model.ov_runtime import import_openvino
 
 log = logging.getLogger(__name__)
 
