@@ -78,7 +78,7 @@ def _cmd_data_negatives(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
-    from distill.describe import describe, render, teacher_config
+    from distill.evaluation.describe import describe, render, teacher_config
     if args.student:
         info = describe(args.student, None, args.state_dict, args.head_kernel)
         if args.student_init:
@@ -132,8 +132,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_teacher_train(args: argparse.Namespace) -> int:
     from distill.data.mixture import open_mixture
     from distill.data.views import CropSpec
-    from distill.describe import teacher_config
-    from distill.teacher_train import train_teacher
+    from distill.evaluation.describe import teacher_config
+    from distill.training.teacher_train import train_teacher
     if args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     cfg = teacher_config(args.teacher_config, args.size, args.delta, args.rank,
@@ -283,8 +283,8 @@ def _eval(args: argparse.Namespace, cfg) -> dict:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from distill.evaluate import load_predictor
-    from distill.predict import list_photos, predict_photos, table
+    from distill.evaluation.evaluate import load_predictor
+    from distill.evaluation.predict import list_photos, predict_photos, table
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     photos = list_photos(args.photos)

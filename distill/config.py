@@ -29,7 +29,8 @@ ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,
                "student.frame_head": False, "train.frame_weight": 0.2,
                "train.frame_min_share": 0.001,
-               "train.kd_mode": "cwd", "train.feature_weight": 1.0}
+               "train.kd_mode": "cwd", "train.feature_weight": 1.0,
+               "crop.clear_share": 0.0, "crop.clear_max_area": 0.25}
 
 
 @dataclass

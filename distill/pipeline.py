@@ -58,7 +58,7 @@ def save_config(cfg: DistillConfig) -> None:
 
 
 def stage_cache(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
-    from distill.cache import TeacherCache, build_cache
+    from distill.training.cache import TeacherCache, build_cache
     if not cfg.teacher:
         raise ValueError("no teacher given: --teacher cracksam.pth (crack-distill teacher merge "
                          "makes one)")
@@ -83,7 +83,7 @@ def stage_cache(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
 
 
 def stage_train(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
-    from distill.train import Trainer
+    from distill.training.train import Trainer
     train, val = open_splits(cfg)
     trainer = Trainer(cfg, train, val, Path(cfg.work), progress)
     trainer.resume()
@@ -93,8 +93,8 @@ def stage_train(cfg: DistillConfig, progress: bool = True) -> Dict[str, Any]:
 def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
                json_out: Optional[Path] = None, progress: bool = True) -> Dict[str, Any]:
     """One model on one dataset (default: the validation split of the configured data)."""
-    from distill.evaluate import evaluate, load_predictor, table, write_json
-    from distill.plots import plot_blur
+    from distill.evaluation.evaluate import evaluate, load_predictor, table, write_json
+    from distill.evaluation.plots import plot_blur
     if data is not None:
         ds = open_dataset(Path(data))
         ds.check()
@@ -113,7 +113,7 @@ def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
 def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None,
                 progress: bool = True) -> Dict[str, Any]:
     """The threshold sweep on the validation split of the configured data."""
-    from distill.evaluate import load_predictor, threshold_sweep, write_json
+    from distill.evaluation.evaluate import load_predictor, threshold_sweep, write_json
     _, val = open_splits(cfg)
     predict, size, what = load_predictor(Path(model), cfg.train.device, cfg.eval.frame_threshold)
     r = threshold_sweep(predict, val, size, progress=progress)
@@ -126,7 +126,7 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
           f"{r['tolerance']} of the best IoU {r['best_iou']:.4f})")
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "sweep.json"
     write_json(r, out)
-    from distill.plots import plot_sweep
+    from distill.evaluation.plots import plot_sweep
     plot_sweep(r, out.with_suffix(".png"))
     return r
 
@@ -137,7 +137,7 @@ def stage_eval_sets(model: str, cfg: DistillConfig, data: Sequence[str],
     """A model (or `classical`) on each dataset of `data` (folders of datasets stand for
     each of theirs), scored per dataset; with `baseline` ('classical') the black-hat
     filter is scored beside it on the same photos."""
-    from distill.evaluate import (
+    from distill.evaluation.evaluate import (
         classical_predictor,
         evaluate,
         load_predictor,
@@ -184,7 +184,7 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
                  int8: Optional[bool] = None, name: str = "student") -> Dict[str, Any]:
     from distill.export import check_export, export_ir, quantize_int8, write_card
     from distill.nets import students
-    from distill.train import load_student
+    from distill.training.train import load_student
     ckpt = Path(checkpoint) if checkpoint else Path(cfg.work) / "checkpoints" / "best.pth"
     if not ckpt.is_file():
         raise ValueError(f"{ckpt}: no student checkpoint; train first or pass --checkpoint")

@@ -26,13 +26,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.cache import TeacherCache, build_cache  # noqa: E402
 from distill.config import load_config  # noqa: E402
 from distill.data.datasets import open_dataset  # noqa: E402
 from distill.nets.sam.checkpoints import save_merged  # noqa: E402
 from distill.nets.sam.cracksam import CrackSAM, SamConfig  # noqa: E402
 from distill.synth.writer import write_dataset  # noqa: E402
-from distill.train import Trainer  # noqa: E402
+from distill.training.cache import TeacherCache, build_cache  # noqa: E402
+from distill.training.train import Trainer  # noqa: E402
 
 
 def step_times(cfg, ds, work: Path, steps: int) -> float:

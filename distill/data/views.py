@@ -38,6 +38,15 @@ class CropSpec:
     def whole(self) -> bool:
         return self.min_area >= 1.0
 
+    def settings(self) -> Dict[str, float]:
+        """The spec as saved beside cached views (without the clear-crop fields when no
+        crop is clear, so caches made before they existed still match)."""
+        d = asdict(self)
+        if not self.clear_share:
+            d.pop("clear_share")
+            d.pop("clear_max_area")
+        return d
+
 
 @dataclass(frozen=True)
 class View:

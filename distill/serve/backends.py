@@ -88,7 +88,7 @@ def _torch_model(path: Path, device: str, threshold: float) -> BatchModel:
             return full.softmax(1)[:, 1].float().cpu().numpy()
         return BatchModel(path.name, sha256_file(path), teacher.cfg.img_size, "teacher",
                           threshold or 0.5, predict_teacher)
-    from distill.train import load_student
+    from distill.training.train import load_student
     model, cfg = load_student(path)
     model.to(device).eval()
 

@@ -109,7 +109,7 @@ def write_contact_sheet(out: Path, records: List[Dict[str, object]]) -> Path:
     training on them."""
     import cv2
 
-    from distill.plots import contact_sheet
+    from distill.evaluation.plots import contact_sheet
     images, masks, titles = [], [], []
     for rec in records:
         name = str(rec["name"])

@@ -10,12 +10,12 @@ import torch
 
 from distill.config import DistillConfig, load_config
 from distill.data.datasets import open_dataset
-from distill.losses import hard_loss
 from distill.nets.sam.checkpoints import save_merged
 from distill.nets.sam.cracksam import CrackSAM, SamConfig
 from distill.nets.sam.image_encoder import DeltaSpec
 from distill.nets.student_io import bgr_to_unit_rgb
 from distill.synth.writer import write_dataset
+from distill.training.losses import hard_loss
 
 TINY_STUDENT = {"width": 8, "modules": [1, 1, 1], "blocks": 1}
 

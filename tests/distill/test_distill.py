@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from distill.cache import CacheError, TeacherCache, build_cache
 from distill.config import ConfigError, load_config, parse_override
 from distill.data.datasets import DatasetError, open_dataset
 from distill.export import ExportError, check_opsets
-from distill.losses import DistillLoss, Temperature, cwd_loss
 from distill.nets.sam.checkpoints import CheckpointError, load_teacher
 from distill.nets.student_io import bgr_to_unit_rgb
 from distill.pipeline import legacy_python, run_all, stage_cache, stage_eval, stage_export
-from distill.train import Trainer, lr_factor, predict_probs
+from distill.training.cache import CacheError, TeacherCache, build_cache
+from distill.training.losses import DistillLoss, Temperature, cwd_loss
+from distill.training.train import Trainer, lr_factor, predict_probs
 from tests.conftest import REPO
 from tests.distill.helpers import cli_sets, make_data, tiny_config, train_teacher
 

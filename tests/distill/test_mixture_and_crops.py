@@ -28,7 +28,7 @@ from distill.data.views import (
     render_view,
 )
 from distill.pipeline import open_splits
-from distill.train import TrainData
+from distill.training.train import TrainData
 from tests.conftest import REPO
 from tests.distill.helpers import TINY_STUDENT, cli_sets, make_data
 
@@ -181,14 +181,14 @@ def test_killed_mixed_cropped_run_resumes_to_the_same_weights(collection, tmp_pa
 
 def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collection, tmp_path):
     from distill.data.datasets import open_dataset
-    from distill.evaluate import threshold_sweep
+    from distill.evaluation.evaluate import threshold_sweep
     ds = open_dataset(collection / "small")
 
     masks = {}
 
     def oracle(img):  # a model whose crack pixels score 0.62 and the others 0.38
         return masks["m"] * 0.24 + 0.38
-    import distill.evaluate as ev
+    import distill.evaluation.evaluate as ev
     original = ev.fit
 
     def spy(image, mask, size):
@@ -205,7 +205,7 @@ def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collecti
     assert r["thresholds"]["0.30"]["iou"] < 1.0 and r["thresholds"]["0.70"]["iou"] < 1.0
     import cv2
 
-    from distill.plots import plot_sweep
+    from distill.evaluation.plots import plot_sweep
     img = cv2.imread(str(plot_sweep(r, tmp_path / "sweep.png")))
     assert img.shape == (400, 640, 3) and img.std() > 5
 

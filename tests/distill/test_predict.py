@@ -6,7 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from distill.predict import crack_probability_map, list_photos, predict_photos, tile_starts
+from distill.evaluation.predict import (
+    crack_probability_map,
+    list_photos,
+    predict_photos,
+    tile_starts,
+)
 from edge_app.tools.contract_model import build, save
 
 
@@ -102,7 +107,7 @@ def test_cli_with_a_real_ir_and_clear_errors(tmp_path, cli):
 
 
 def test_tolerant_scores_forgive_a_shift_but_not_a_miss():
-    from distill.predict import tolerant_scores
+    from distill.evaluation.predict import tolerant_scores
     truth = np.zeros((100, 200), np.uint8)
     cv2.line(truth, (10, 50), (190, 50), 1, 9)  # a loose, wide reference
     thin_shifted = np.zeros_like(truth)

@@ -11,10 +11,16 @@ import torch
 
 from distill.config import STUDENTS, load_config
 from distill.export import check_export, export_ir, opsets_of
-from distill.losses import IGMSDA, FeatureStats, augmentation_variances, dice_loss, igmsda_loss
 from distill.nets import students
 from distill.pipeline import legacy_python, open_splits, stage_cache
-from distill.train import Trainer, load_student
+from distill.training.losses import (
+    IGMSDA,
+    FeatureStats,
+    augmentation_variances,
+    dice_loss,
+    igmsda_loss,
+)
+from distill.training.train import Trainer, load_student
 from tests.distill.helpers import make_data, tiny_config, train_teacher
 
 
@@ -272,7 +278,7 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
     for frame, w in zip(frames, want[:, 0].tolist()):
         logits, score = ir.infer_scored(frame)
         assert logits.shape == (2, 64, 64) and score == pytest.approx(w, abs=0.01)
-    from distill.evaluate import load_predictor
+    from distill.evaluation.evaluate import load_predictor
     from edge_app.vision.measure import crack_probability
     for path in (paths["xml"], tmp_path / "w" / "checkpoints" / "last.pth"):
         keep = load_predictor(path, frame_threshold=0.0)[0](frames[0])
@@ -287,7 +293,7 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
 # ------------------------------------------------------------------ RFKD
 
 def test_feature_loss_is_zero_when_aligned_and_four_when_opposite():
-    from distill.losses import FeatureAdapter
+    from distill.training.losses import FeatureAdapter
     ad = FeatureAdapter(3, 3).eval()
     with torch.no_grad():
         ad.proj[0].weight.copy_(torch.eye(3)[:, :, None, None])
@@ -300,9 +306,9 @@ def test_feature_loss_is_zero_when_aligned_and_four_when_opposite():
 
 
 def test_rfkd_caches_clean_view_features_and_trains_the_adapter(kd_assets, tmp_path):
-    from distill.cache import CacheError, TeacherCache, teacher_features
     from distill.data.views import render_view
     from distill.nets.sam.checkpoints import load_teacher
+    from distill.training.cache import CacheError, TeacherCache, teacher_features
     root, data, teacher = kd_assets
     cfg = tiny_config(tmp_path / "w", teacher, data, student={"name": "pct"},
                       cache={"noise_mix": 0.5},

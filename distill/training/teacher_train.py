@@ -18,11 +18,11 @@ import torch
 from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
 from distill.data.views import CropSpec, plan_view, render_view
-from distill.losses import hard_loss
 from distill.nets.sam.checkpoints import load_teacher, save_merged
 from distill.nets.sam.cracksam import CrackSAM, SamConfig
 from distill.nets.student_io import bgr_to_unit_rgb
-from distill.train import lr_factor
+from distill.training.losses import hard_loss
+from distill.training.train import lr_factor
 
 log = logging.getLogger(__name__)
 

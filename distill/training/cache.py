@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -61,7 +61,7 @@ def _settings(teacher_sha: str, teacher_cfg: Dict, size: int, views: int, seed: 
               features: bool = False) -> Dict:
     out = {"version": CACHE_VERSION, "teacher_sha256": teacher_sha,
            "teacher_config": teacher_cfg, "size": size, "views": views, "seed": seed,
-           "noise_mix": noise_mix, "crop": asdict(crop), "car_size": car_size,
+           "noise_mix": noise_mix, "crop": crop.settings(), "car_size": car_size,
            "logit_shape": [2, size // 4, size // 4], "dtype": "float16", "names": names}
     if features:
         cell = 2 * teacher_cfg.get("patch_size", 16)  # the embedding's grid, pooled by 2

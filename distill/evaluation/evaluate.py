@@ -61,7 +61,7 @@ def load_predictor(path: Path, device: str = "cpu",
             return full.softmax(1)[0, 1].cpu().numpy()
         return run_teacher, teacher.cfg.img_size, f"CrackSAM teacher {path.name}"
     from distill.nets.frame_score import FRAME_THRESHOLD, ScoredStudent
-    from distill.train import load_student, predict_probs
+    from distill.training.train import load_student, predict_probs
     model, cfg = load_student(path)
     model.to(device)
     if not isinstance(model, ScoredStudent):
@@ -90,7 +90,7 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
     them) for clean/case1/case2, F1 within `tolerance` px on clean photos, IoU for every
     blur kernel, and the false-alarm rate on the crack-free photos (a predicted component
     of at least `alarm_share` of the image)."""
-    from distill.predict import tolerant_scores
+    from distill.evaluation.predict import tolerant_scores
     blur = list(blur)
     accs = {name: MetricAccumulator() for name in NOISE_CASES}
     blur_accs = {k: MetricAccumulator() for k in blur}

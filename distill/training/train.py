@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
@@ -28,16 +28,16 @@ from torch import nn
 from crack_common.files import atomic_write
 from crack_common.metrics import MetricAccumulator
 from crack_common.progress import bar as progress_bar
-from distill.cache import CacheError, Entry, TeacherCache, plan
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
 from distill.data.photometric import jitter, jitter_rng
 from distill.data.views import fit, plan_view, render_view
-from distill.losses import IGMSDA, DistillLoss, FeatureAdapter, Temperature, hard_loss
 from distill.nets import students
 from distill.nets.hrnet import HRNetFCN
 from distill.nets.student_io import bgr_to_tensor
 from distill.nets.student_weights import load_student_weights, read_checkpoint
+from distill.training.cache import CacheError, Entry, TeacherCache, plan
+from distill.training.losses import IGMSDA, DistillLoss, FeatureAdapter, Temperature, hard_loss
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "crack-car/student"
@@ -76,7 +76,7 @@ class TrainData:
         if cache is not None:
             s = cache.settings
             if (s["names"] != names or s["size"] != cfg.size
-                    or s.get("crop") != asdict(self.crop)):
+                    or s.get("crop") != self.crop.settings()):
                 raise CacheError(f"cache {cache.folder} was made for other images, another "
                                  "size or other crops than this training set; rebuild it "
                                  "(crack-distill cache)")
@@ -445,7 +445,7 @@ class Trainer:
         import csv
         import io
 
-        from distill.plots import plot_training
+        from distill.evaluation.plots import plot_training
         rows = self.state.history
         keys = sorted({k for h in rows for k in h}, key=lambda k: (k != "epoch", k))
         buf = io.StringIO()
