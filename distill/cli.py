@@ -143,9 +143,10 @@ def _cmd_teacher_train(args: argparse.Namespace) -> int:
     crop = CropSpec(*args.crop_area, *args.crop_aspect)
     r = train_teacher(cfg, ds, args.out, args.steps, args.batch, args.lr, args.warmup,
                       args.power, args.seed, args.device, args.init, args.noise_mix,
-                      not args.quiet, crop, args.car_size)
-    log.info("wrote %s after %d steps (loss %.4f, %.0f s)", args.out, r["steps"],
-             r["final_loss"], r["seconds"])
+                      not args.quiet, crop, args.car_size, args.save_every)
+    log.info("wrote %s after %d steps (loss %.4f, %.0f s%s)", args.out, r["steps"],
+             r["final_loss"], r["seconds"],
+             f", resumed at step {r['resumed_at']}" if r["resumed_at"] else "")
     return 0
 
 
@@ -590,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="adapter bottleneck width (default 32)")
     tt.add_argument("--init", type=Path, help="teacher file to fine-tune")
     tt.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
+    tt.add_argument("--save-every", type=int, default=100, metavar="STEPS",
+                    help="save the run's state beside --out (OUT.resume) every STEPS steps, "
+                    "so a run started again continues there (default 100; 0: never)")
     tt.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
     tt.add_argument("--lr", type=float, default=4e-4, help="peak AdamW learning rate "
                     "(default 4e-4)")

@@ -179,6 +179,48 @@ def test_killed_mixed_cropped_run_resumes_to_the_same_weights(collection, tmp_pa
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
+def test_killed_teacher_run_resumes_to_the_same_weights(collection, tmp_path):
+    import yaml
+
+    from distill.nets.sam.checkpoints import load_teacher
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "encoder": "custom", "embed_dim": 32, "depth": 2, "num_heads": 2,
+        "global_attn_indexes": [1], "img_size": 64, "window_size": 2, "prompt_dim": 32,
+        "num_multimask_outputs": 1}))
+
+    def teacher(out, *more):
+        return subprocess.Popen(
+            [sys.executable, "-m", "distill.cli", "teacher", "train", "--quiet",
+             "--data", f"{collection}/big:1", "--data", f"{collection}/small:2",
+             "--teacher-config", str(cfg), "--crop-area", "0.2", "1", "--noise-mix", "0.5",
+             "--steps", "60", "--batch", "2", "--warmup", "5", "--save-every", "1",
+             "--out", str(out), *more],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    straight, killed = tmp_path / "straight.pth", tmp_path / "killed.pth"
+    p = teacher(straight)
+    assert p.wait(300) == 0, p.stderr.read()
+    assert not (tmp_path / "straight.pth.resume").exists()  # removed once written
+    state = tmp_path / "killed.pth.resume"
+    p = teacher(killed)
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.005)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(30)
+    step = torch.load(str(state), weights_only=False)["step"]
+    assert 0 < step < 60 and not killed.exists()
+    p = teacher(killed, "--seed", "1")  # other settings: refused, the state kept
+    assert p.wait(300) == 1 and "other settings" in p.stderr.read() and state.exists()
+    p = teacher(killed)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and f"resumed at step {step}" in err, err
+    a, b = load_teacher(straight).state_dict(), load_teacher(killed).state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert not state.exists()
+
+
 def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collection, tmp_path):
     from distill.data.datasets import open_dataset
     from distill.evaluation.evaluate import threshold_sweep
