@@ -9,7 +9,7 @@ It prints the same table in Markdown for the README.
 
 Usage: .venv/bin/python scripts/ship_model.py WORK [--tag pct_long --name crack-pct]
   --tag   the run to ship: WORK/TAG/export, WORK/sweep_TAG.json, WORK/eval_TAG*.json
-  --name  the file name in models/ (crack-hrnet18 by default)
+  --name  the file name in models/ (crack-hrsegnet-b16 by default)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_shipped_model"
-NAME = "crack-hrnet18"
+NAME = "crack-hrsegnet-b16"
 NEGATIVES = ("negatives_test", "synth_test")
 DATASETS = {
     "DeepCrack": ("yhlleo/DeepCrack (copy in jklimack/CrackSegmentation)",
@@ -67,7 +67,8 @@ def script_commands() -> List[str]:
     text = SCRIPT.read_text().replace("\\\n", " ")
     out = []
     for line in text.splitlines():
-        m = re.search(r"\$BIN/(crack-distill .*)$", line)
+        m = re.search(r"\$BIN/(crack-distill .*)$", line) or re.match(
+            r"\s*(student_run [a-z].*)$", line)  # the runs of the student_run stages
         if m:
             out.append(re.sub(r"\s+", " ", m.group(1)).strip())
     if not out:
@@ -92,20 +93,23 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # the runs of scripts/train_shipped_model, by tag, as the tables name them
-RUNS = {"nokd": "HRNet-W18, no KD (940 steps)",
+RUNS = {"kd": "HrSegNet-B16 with KD (CWD, T=3), cached views",
+        "nokd_twin": "HrSegNet-B16 without KD, the same cached views",
+        "teacher": "CrackSAM-architecture teacher (small, from scratch)",
+        "b16": "HrSegNet-B16 without clear crops",
+        "hrnet": "HRNet-W18, no KD (940 steps)",
         "pct_long": "PoolingCrack-Tiny, no KD (2,820 steps)",
         "pct": "PoolingCrack-Tiny, no KD (940 steps)",
         "pct_igmsda": "PoolingCrack-Tiny + IGMSDA (940 steps)",
-        "pct_frame": "PoolingCrack-Tiny + frame head (940 steps)",
-        "kd": "HRNet-W18 with KD (CWD, T=3)", "teacher": "teacher"}
+        "pct_frame": "PoolingCrack-Tiny + frame head (940 steps)"}
 
 
-def evaluations(work: Path, shipped: str = "nokd") -> Dict[str, Any]:
+def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
     """Every model's scores found in WORK (eval_*.json from the training script); the
     shipped run first."""
     found: Dict[str, Any] = {}
-    order = [(shipped, "student without KD (shipped)"),
-             (f"{shipped}_int8", "student without KD, INT8 IR")]
+    order = [(shipped, "HrSegNet-B16 (shipped)"),
+             (f"{shipped}_int8", "HrSegNet-B16 (shipped), INT8 IR")]
     order += [(t, label) for t, label in RUNS.items() if t != shipped]
     for tag, label in order:
         p = work / f"eval_{tag}.json"
@@ -147,7 +151,7 @@ def markdown(found: Dict[str, Any]) -> str:
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("work", type=Path)
-    ap.add_argument("--tag", default="nokd", help="the run to ship (default nokd)")
+    ap.add_argument("--tag", default="shipped", help="the run to ship (default shipped)")
     ap.add_argument("--name", default=NAME, help=f"name in models/ (default {NAME})")
     a = ap.parse_args(argv)
     ship(a.work, a.tag, a.name)
