@@ -141,6 +141,15 @@ def test_noise_is_scaled_to_its_strength_on_the_whole_photo():
     assert detail(zoomed) < 0.2 * detail(clean)
 
 
+def kill_once_written(proc: subprocess.Popen, path) -> None:
+    """SIGKILL `proc` as soon as it has written `path` (a real kill, mid-run)."""
+    deadline = time.time() + 120
+    while not path.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
 def test_killed_mixed_cropped_run_resumes_to_the_same_weights(collection, tmp_path):
     runs = {}
     for name in ("straight", "killed"):
@@ -162,12 +171,7 @@ def test_killed_mixed_cropped_run_resumes_to_the_same_weights(collection, tmp_pa
     p = distill(runs["straight"][1])
     assert p.wait(300) == 0, p.stderr.read()
     last = tmp_path / "killed" / "checkpoints" / "last.pth"
-    p = distill(runs["killed"][1])
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.01)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait(30)
+    kill_once_written(distill(runs["killed"][1]), last)
     state = torch.load(str(last), weights_only=False)["state"]
     assert state["epoch"] == 0 and 0 < state["iteration"] < 3
     p = distill(runs["killed"][1])
@@ -202,12 +206,7 @@ def test_killed_teacher_run_resumes_to_the_same_weights(collection, tmp_path):
     assert p.wait(300) == 0, p.stderr.read()
     assert not (tmp_path / "straight.pth.resume").exists()  # removed once written
     state = tmp_path / "killed.pth.resume"
-    p = teacher(killed)
-    deadline = time.time() + 120
-    while not state.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.005)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait(30)
+    kill_once_written(teacher(killed), state)
     step = torch.load(str(state), weights_only=False)["step"]
     assert 0 < step < 60 and not killed.exists()
     p = teacher(killed, "--seed", "1")  # other settings: refused, the state kept
