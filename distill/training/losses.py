@@ -104,20 +104,20 @@ def igmsda_loss(logits: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor,
 
 
 class IGMSDA(nn.Module):
-    """IGMSDA for the student's final linear pixel classifier. `progress` (0..1, set by the
-    trainer) ramps the augmentation strength to `lam` as ISDA does."""
+    """IGMSDA for the student's final linear pixel classifier. `progress` (0..1, the share
+    of training done) ramps the augmentation strength to `lam` as ISDA does."""
 
     def __init__(self, dim: int, classes: int = 2, alpha: float = 2.5, lam: float = 0.5):
         super().__init__()
         self.stats = FeatureStats(dim, classes)
-        self.alpha, self.lam, self.progress = alpha, lam, 0.0
+        self.alpha, self.lam = alpha, lam
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, features: torch.Tensor,
-                weight: torch.Tensor) -> torch.Tensor:
+                weight: torch.Tensor, progress: float = 1.0) -> torch.Tensor:
         cell = F.adaptive_max_pool2d(target[:, None].float(), features.shape[-2:])[:, 0]
         self.stats.update(features, cell.long())  # a cell holding any crack is a crack
         sigma = augmentation_variances(weight.reshape(weight.shape[0], -1), self.stats.cov)
-        return igmsda_loss(logits, target, sigma, self.lam * self.progress, self.alpha)
+        return igmsda_loss(logits, target, sigma, self.lam * progress, self.alpha)
 
 
 class FeatureAdapter(nn.Module):
@@ -191,13 +191,13 @@ class DistillLoss(nn.Module):
 
     def forward(self, student: torch.Tensor, target: torch.Tensor,
                 teacher: torch.Tensor | None = None, features: torch.Tensor | None = None,
-                weight: torch.Tensor | None = None) -> dict:
+                weight: torch.Tensor | None = None, progress: float = 1.0) -> dict:
         parts = {}
         total = torch.zeros((), device=student.device)
         if self.hard_weight and self.igmsda is not None:
             if features is None or weight is None:
                 raise ValueError("IGMSDA needs the classifier's input features and weight")
-            parts["igmsda"] = self.igmsda(student, target, features, weight)
+            parts["igmsda"] = self.igmsda(student, target, features, weight, progress)
             parts["hard"] = (self.ce_weight * parts["igmsda"]
                              + self.dice_weight * dice_loss(student, target))
             total = total + self.hard_weight * parts["hard"]

@@ -383,8 +383,7 @@ class Trainer:
         logits = self.net(x.to(self.device))
         extra = {}
         if self.igmsda is not None:
-            self.igmsda.progress = self.state.step / max(1, self.total)
-            extra = {"features": self._feats,
+            extra = {"features": self._feats, "progress": self._progress(),
                      "weight": students.classifier(self.model).weight}
         parts = self.loss(logits, y, None if teacher is None else teacher.to(self.device),
                           **extra)
@@ -402,15 +401,19 @@ class Trainer:
             parts["total"] = parts["total"] + t.frame_weight * parts["frame"]
         return parts
 
+    def _progress(self) -> float:
+        """The share of training done (IGMSDA ramps its augmentation with it)."""
+        return self.state.step / max(1, self.total)
+
     def _frame_loss(self, frame: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The frame head's loss: a view is a crack frame when at least
         train.frame_min_share of its pixels are crack; IGMSDA or CE as the hard loss."""
         share = y.flatten(1).float().mean(1)
         label = (share >= max(self.cfg.train.frame_min_share, 1e-9)).long()[:, None, None]
         if self.frame_igmsda is not None:
-            self.frame_igmsda.progress = self.state.step / max(1, self.total)
             head = self.model.frame_head
-            return self.frame_igmsda(frame, label, head.pooled, head.classifier.weight)
+            return self.frame_igmsda(frame, label, head.pooled, head.classifier.weight,
+                                     self._progress())
         return F.cross_entropy(frame, label)
 
     def _end_epoch(self) -> None:

@@ -176,8 +176,7 @@ def test_igmsda_module_counts_a_cell_with_any_crack_as_crack():
     logits = torch.randn(1, 2, 8, 8)
     mod(logits, target, feats, torch.randn(2, 3, 1, 1))
     assert mod.stats.count.tolist() == [3.0, 1.0]
-    mod.progress = 0.0  # no augmentation yet: g(CE)
-    loss = mod(logits, target, feats, torch.randn(2, 3))
+    loss = mod(logits, target, feats, torch.randn(2, 3), progress=0.0)  # no augmentation: g(CE)
     ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")
     assert loss.item() == pytest.approx((2.5 * torch.log1p(ce / 2.5)).mean().item(), rel=1e-5)
     assert dice_loss(logits, target).item() > 0
