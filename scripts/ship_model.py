@@ -110,8 +110,8 @@ def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
     """Every model's scores found in WORK (eval_*.json from the training script); the
     shipped run first."""
     found: Dict[str, Any] = {}
-    order = [(shipped, "HrSegNet-B16 (shipped)"),
-             (f"{shipped}_int8", "HrSegNet-B16 (shipped), INT8 IR")]
+    label = f"{RUNS.get(shipped, 'HrSegNet-B16')} (shipped)"
+    order = [(shipped, label), (f"{shipped}_int8", f"{label}, INT8 IR")]
     order += [(t, label) for t, label in RUNS.items() if t != shipped]
     for tag, label in order:
         p = work / f"eval_{tag}.json"
