@@ -27,26 +27,30 @@ def clear_window(mask: np.ndarray, rng: np.random.Generator, margin: int = 15
     side = min(h, w) // 2
     if side < 32:
         return None
-    spot = clear_spot(mask, side, side, rng, margin)
+    spot = clear_spot(crack_proximity(mask, margin), side, side, rng)
     return None if spot is None else (spot[0], spot[1], side)
 
 
-def clear_spot(mask: np.ndarray, width: int, height: int, rng: np.random.Generator,
-               margin: int = 15) -> Optional[Tuple[int, int]]:
-    """(x0, y0) of a width x height window that no crack pixel comes within `margin`
-    pixels of (positions on a grid of a quarter of the window, tried in `rng`'s order),
-    or None when there is none."""
-    h, w = mask.shape
+def crack_proximity(mask: np.ndarray, margin: int = 15) -> np.ndarray:
+    """The summed-area table of the pixels within `margin` of a crack (for clear_spot;
+    computed once per photo, however many window sizes are tried)."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    return cv2.integral(cv2.dilate((mask > 0).astype(np.uint8), k))
+
+
+def clear_spot(near: np.ndarray, width: int, height: int, rng: np.random.Generator
+               ) -> Optional[Tuple[int, int]]:
+    """(x0, y0) of a width x height window that no crack comes near (`near` from
+    crack_proximity; positions on a grid of a quarter of the window, tried in `rng`'s
+    order), or None when there is none."""
+    h, w = near.shape[0] - 1, near.shape[1] - 1
     if width > w or height > h or width < 1 or height < 1:
         return None
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
-    near = cv2.dilate((mask > 0).astype(np.uint8), k)
-    integral = cv2.integral(near)
     xs = np.arange(0, w - width + 1, max(1, width // 4))
     ys = np.arange(0, h - height + 1, max(1, height // 4))
     gx, gy = np.meshgrid(xs, ys)
-    total = (integral[gy + height, gx + width] - integral[gy, gx + width]
-             - integral[gy + height, gx] + integral[gy, gx])
+    total = (near[gy + height, gx + width] - near[gy, gx + width]
+             - near[gy + height, gx] + near[gy, gx])
     free = total.ravel() == 0
     if not free.any():
         return None

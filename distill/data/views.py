@@ -113,12 +113,13 @@ def clear_crop(mask: np.ndarray, box: Tuple[int, int, int, int],
     shrunk (sides x0.7, x0.5) when no spot of its size is free; the search is seeded by
     the crop's position, so a view stays the same pixels. `box` itself when the photo has
     no such spot."""
-    from distill.data.negatives import clear_spot
+    from distill.data.negatives import clear_spot, crack_proximity
     x0, y0, x1, y1 = box
     rng = np.random.default_rng([int(crop[2] * 1e6), int(crop[3] * 1e6), 0xC1EA])
+    near = crack_proximity(mask, margin)
     for scale in (1.0, 0.7, 0.5):
         w, h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-        spot = clear_spot(mask, w, h, rng, margin)
+        spot = clear_spot(near, w, h, rng)
         if spot is not None:
             return spot[0], spot[1], spot[0] + w, spot[1] + h
     return box
