@@ -97,6 +97,9 @@ RUNS = {"kd": "HrSegNet-B16 with KD (CWD, T=3), cached views",
         "nokd_twin": "HrSegNet-B16 without KD, the same cached views",
         "teacher": "CrackSAM-architecture teacher (small, from scratch)",
         "b16": "HrSegNet-B16 without clear crops",
+        "b16c15": "HrSegNet-B16, 15% clear crops (940 steps)",
+        "b16l": "HrSegNet-B16, 15% clear crops (2,820 steps)",
+        "b32": "HrSegNet-B32, 15% clear crops (2,256 steps)",
         "b16c": "HrSegNet-B16, 30% clear crops + frame head (2,820 steps)",
         "b16c_nf": "the same, frame head off",
         "hrnet": "HRNet-W18, no KD (940 steps)",
@@ -179,7 +182,9 @@ def ship(work: Path, tag: str, name: str) -> None:
     card.get("training", {})["data"] = dataset_names(card.get("training", {}).get("data", []))
     card["evaluation"] = {
         "protocol": "each test photo squeezed whole to 448x448 as the car does; per-image "
-                    "mean of pixel precision, recall, F1, IoU at threshold 0.5; case 1 = "
+                    "mean of pixel precision, recall, F1, IoU at each student's threshold "
+                    "(chosen on validation photos, never on a test set; 0.5 for the "
+                    "teacher); case 1 = "
                     "HSV V-50 + 9x9 blur, case 2 = 21x21 blur + half resolution; F1@2px "
                     "forgives 2 px of misplacement; a false alarm is a predicted component "
                     "of at least 0.1% of a crack-free image",

@@ -28,7 +28,8 @@ def load_predictor(path: Path, device: str = "cpu",
                    frame_threshold: Optional[float] = None) -> tuple:
     """(predictor, input size, description) for .pth (student or teacher), .xml, .onnx.
     A model with a frame head drops the masks of frames whose crack_score is below
-    `frame_threshold` (default: the card's, else FRAME_THRESHOLD; 0 keeps every mask)."""
+    `frame_threshold` (default: the card's, else FRAME_THRESHOLD; 0 keeps every mask).
+    A student checkpoint runs at its export size (the car's input), not its crop size."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such model file")
@@ -65,7 +66,7 @@ def load_predictor(path: Path, device: str = "cpu",
     model, cfg = load_student(path)
     model.to(device)
     if not isinstance(model, ScoredStudent):
-        return (lambda img: predict_probs(model, img[None], device)[0]), cfg.size, \
+        return (lambda img: predict_probs(model, img[None], device)[0]), cfg.export.size, \
             f"student {path.name}"
 
     cut = FRAME_THRESHOLD if frame_threshold is None else frame_threshold
@@ -73,7 +74,7 @@ def load_predictor(path: Path, device: str = "cpu",
     def run_student(img: np.ndarray) -> np.ndarray:
         prob = predict_probs(model, img[None], device)[0]
         return prob * float(model.crack_score().item() >= cut)
-    return run_student, cfg.size, f"student {path.name} (crack_score >= {cut})"
+    return run_student, cfg.export.size, f"student {path.name} (crack_score >= {cut})"
 
 
 def classical_predictor() -> Predictor:

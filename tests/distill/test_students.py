@@ -254,7 +254,8 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
     root, data, teacher = kd_assets
     cfg = tiny_config(tmp_path / "w", teacher, data,
                       student={"name": "pct", "frame_head": True},
-                      train={"epochs": 1, "kd": False, "hard_loss": "igmsda"})
+                      train={"epochs": 1, "kd": False, "hard_loss": "igmsda"},
+                      export={"size": 96})
     train_ds, val_ds = open_splits(cfg)
     trainer = Trainer(cfg, train_ds, val_ds, tmp_path / "w", progress=False)
     x, y, _ = trainer.data.batch([0, 1, 2, 3])
@@ -284,6 +285,8 @@ def test_frame_head_trains_with_igmsda_and_exports_crack_score(kd_assets, tmp_pa
         assert keep.shape == (64, 64) and keep.max() > 0  # every mask kept
         assert np.allclose(keep, crack_probability(ir.infer_scored(frames[0])[0]), atol=0.02)
         assert not load_predictor(path, frame_threshold=1.01)[0](frames[0]).any()  # all dropped
+    # a checkpoint is scored at the car's input size (export.size), not its crop size
+    assert load_predictor(tmp_path / "w" / "checkpoints" / "last.pth")[1] == 96 != cfg.size
     legacy = legacy_python()
     check = check_export(model, paths["xml"], frames, legacy)  # 2022.3 reads both outputs
     assert check["pass"] and any("2022.3" in k for k in check)
