@@ -317,6 +317,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_average(args: argparse.Namespace) -> int:
+    from distill.training.averaging import average_checkpoints
+    if args.bn_batches < 0:
+        raise ValueError(f"--bn-batches must be 0 or more, got {args.bn_batches}")
+    r = average_checkpoints(args.checkpoints, args.out, args.bn_batches)
+    print(f"{r['out']}: the mean of {len(r['checkpoints'])} checkpoints, BatchNorm "
+          f"statistics from {r['bn_views']} training views (export it with "
+          f"crack-distill export --checkpoint {r['out']})")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> None:
     """The shared options. They work before or after the subcommand: a subcommand's
     copies default to 'not given' (argparse.SUPPRESS), so they never overwrite a value
@@ -444,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--check", action="store_true", help="compare runtimes with PyTorch")
     _common(st)
     st.set_defaults(func=_cmd_export)
+    st = sub.add_parser("average", help="average a run's last epoch checkpoints (SWA)",
+                        description="Average the weights of several epoch checkpoints of one "
+                                    "run (e.g. checkpoints/epoch_01[1-5].pth) and measure the "
+                                    "BatchNorm statistics again on the run's training views; "
+                                    "the result exports and evaluates like any checkpoint.")
+    st.add_argument("checkpoints", type=Path, nargs="+", help="epoch_*.pth of one run")
+    st.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    st.add_argument("--bn-batches", type=int, default=64,
+                    help="training batches for the BatchNorm statistics (0: keep the mean "
+                         "of the checkpoints' statistics; default 64)")
+    st.add_argument("--quiet", action="store_true", help="no progress output")
+    st.set_defaults(func=_cmd_average)
     st = sub.add_parser("config", help="print the effective or default configuration",
                         description="Print the configuration as YAML.")
     st.add_argument("--defaults", action="store_true", help="the documented defaults")
