@@ -69,7 +69,7 @@ def script_commands() -> List[str]:
     out = []
     for line in text.splitlines():
         m = re.search(r"\$BIN/(crack-distill .*)$", line) or re.match(
-            r"\s*(student_run [a-z].*)$", line)  # the runs of the student_run stages
+            r"\s*((?:[A-Z]+=\w+ )?student_run [a-z].*)$", line)  # student_run stages
         if m:
             out.append(re.sub(r"\s+", " ", m.group(1)).strip())
     if not out:
@@ -94,7 +94,9 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # the runs of scripts/train_shipped_model, by tag, as the tables name them
-RUNS = {"kd": "HrSegNet-B16 with KD (CWD, T=3), cached views",
+RUNS = {"shipped": "HrSegNet-B16, UAV x3 + SUT x1.5, final checkpoint (1,880 steps)",
+        "b16_5ep": "HrSegNet-B16, every set x1 (940 steps; shipped before)",
+        "kd": "HrSegNet-B16 with KD (CWD, T=3), cached views",
         "nokd_twin": "HrSegNet-B16 without KD, the same cached views",
         "teacher": "CrackSAM-architecture teacher (small, from scratch)",
         "b16": "HrSegNet-B16 without clear crops",

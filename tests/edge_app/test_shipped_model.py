@@ -28,7 +28,7 @@ def test_card_matches_the_weights_and_reports_its_evaluation():
     for name, r in splits.items():
         for case in ("clean", "case1", "case2"):
             assert 0 < r[case]["iou"] <= 1
-        assert r["clean"]["iou"] > baseline[name]["clean"]["iou"] + 0.15, name
+        assert r["clean"]["iou"] >= baseline[name]["clean"]["iou"] + 0.20, name  # the goal
     fa = scores["negatives_test"]["false_alarm_rate"]
     assert 0 <= fa < baseline["negatives_test"]["false_alarm_rate"]
     assert {d["name"] for d in CARD["datasets"]} >= {"DeepCrack", "CRACK500_full640"}
