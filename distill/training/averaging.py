@@ -24,12 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def _read(path: Path) -> Dict[str, Any]:
-    from distill.training.train import CHECKPOINT_FORMAT
-    try:
-        ck = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__})") from e
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+    from distill.training.train import is_student_checkpoint, read_checkpoint_file
+    ck = read_checkpoint_file(path)
+    if not is_student_checkpoint(ck):
         raise ValueError(f"{path}: not a crack-distill student checkpoint (epoch_*.pth, "
                          "last.pth)")
     return ck
@@ -66,8 +63,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 64
                         ) -> Dict[str, Any]:
     """Write the mean of `paths` (epoch checkpoints of one run) to `out`, with BatchNorm
     statistics measured on `bn_batches` training batches (0: the mean statistics)."""
-    from distill.config import load_config
-    from distill.training.train import CHECKPOINT_FORMAT, build_student
+    from distill.training.train import CHECKPOINT_FORMAT, build_student, student_config
     if len(paths) < 2:
         raise ValueError("give at least two checkpoints to average")
     cks: List[Dict[str, Any]] = [_read(Path(p)) for p in paths]
@@ -75,7 +71,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 64
     if len(digests) != 1:
         raise ValueError("the checkpoints come from runs with different settings; average "
                          "the epochs of one run")
-    cfg = load_config(overrides=[dict(cks[-1]["config"])])
+    cfg = student_config(cks[-1])
     model = build_student(cfg)
     model.load_state_dict(mean_weights([ck["model"] for ck in cks]))
     refreshed = 0

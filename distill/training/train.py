@@ -464,20 +464,37 @@ def _bar(total: int, initial: int, enabled: bool):
     return progress_bar(total=total, initial=initial, desc="train", unit="it", enabled=enabled)
 
 
+def read_checkpoint_file(path: Path) -> object:
+    """The unpickled content of a checkpoint file, on the CPU; ValueError naming the
+    file when it cannot be read (missing, torn, not a torch file)."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__})") from e
+
+
+def is_student_checkpoint(ck: object) -> bool:
+    """Whether `ck` is a checkpoint this trainer wrote (model, config, digest, ...)."""
+    return isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT
+
+
+def student_config(ck: Dict[str, object]) -> DistillConfig:
+    """The configuration a student checkpoint was trained with."""
+    from distill.config import load_config
+    return load_config(overrides=[dict(ck["config"])])
+
+
 def load_student(path: Path) -> Tuple[nn.Module, DistillConfig]:
     """A trained student checkpoint (best.pth, last.pth, epoch_*.pth) and its config."""
     from distill.config import load_config
     path = Path(path)
-    try:
-        ck = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__})") from e
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+    ck = read_checkpoint_file(path)
+    if not is_student_checkpoint(ck):
         tensors = read_checkpoint(path)  # a bare state dict of an HRNet-W18 FCN
         model = HRNetFCN()
         model.load_state_dict(tensors)
         return model.eval(), load_config()
-    cfg = load_config(overrides=[{k: v for k, v in ck["config"].items()}])
+    cfg = student_config(ck)
     model = build_student(cfg)
     model.load_state_dict(ck["model"])
     return model.eval(), cfg
