@@ -1,10 +1,10 @@
-"""Load published weights into the HRNet-W18 FCN student.
+"""Load published or earlier weights into a student (fine-tuning starts here).
 
 Accepted: timm's ImageNet `hrnet_w18` state dict (into `backbone.`; its classification
 head has no place in a segmenter and is listed as such), an mmsegmentation HRNet-W18 FCN
 checkpoint (`{"state_dict": {"backbone.*", "decode_head.*"}}`), or the project's own
-student checkpoint (`{"model": state_dict, ...}`). Tensors whose shape differs (e.g. a
-19-class Cityscapes `conv_seg`) are not loaded and are listed.
+student checkpoint of any student architecture (`{"model": state_dict, ...}`). Tensors
+whose shape differs (e.g. a 19-class Cityscapes `conv_seg`) are not loaded and are listed.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def load_student_weights(model: nn.Module, path: Path) -> LoadReport:
     """Load what fits from `path` into the student; report the rest. Raises if nothing fits."""
     tensors = read_checkpoint(path)
     own = model.state_dict()
-    if not any(k.startswith(("backbone.", "decode_head.")) for k in tensors):
+    if not any(k in own or k.startswith(("backbone.", "decode_head.")) for k in tensors):
         tensors = {f"backbone.{k}": v for k, v in tensors.items()}  # timm: a bare backbone
     report = LoadReport()
     fitted: Dict[str, torch.Tensor] = {}
@@ -81,9 +81,9 @@ def load_student_weights(model: nn.Module, path: Path) -> LoadReport:
         else:
             fitted[name] = t
     if not fitted:
-        raise ValueError(f"{path}: no tensor fits the HRNet-W18 student "
+        raise ValueError(f"{path}: no tensor fits the {type(model).__name__} student "
                          f"({len(report.unplaced)} unplaced, {len(report.mismatched)} "
-                         "of the wrong shape); is this an HRNet-W18 checkpoint?")
+                         "of the wrong shape); is it a checkpoint of this architecture?")
     model.load_state_dict(fitted, strict=False)
     report.loaded = sorted(fitted)
     report.missing = sorted(k for k in own if k not in fitted)

@@ -83,7 +83,24 @@ def test_bad_weight_files_are_explained(tmp_path):
     with pytest.raises(ValueError, match="junk.pth: not a readable PyTorch checkpoint"):
         load_student_weights(HRNetFCN(), tmp_path / "junk.pth")
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="no tensor fits the HRNet-W18 student"):
+    with pytest.raises(ValueError, match="no tensor fits the HRNetFCN student"):
         load_student_weights(HRNetFCN(), tmp_path / "other.pth")
     with pytest.raises(ValueError, match="no such file"):
         load_student_weights(HRNetFCN(), tmp_path / "missing.pth")
+
+
+def test_loads_own_hrsegnet_checkpoint_for_fine_tuning(tmp_path):
+    """A B16 student checkpoint ({"model": ...}, names without a backbone. prefix) starts
+    a fine-tune: every tensor lands, none is taken for a bare timm backbone."""
+    from distill.nets.students import build
+    src = build("hrsegnet_b16")
+    sd = {k: v + 1 if v.is_floating_point() else v for k, v in src.state_dict().items()}
+    torch.save({"model": sd, "config": {}}, tmp_path / "last.pth")
+    model = build("hrsegnet_b16")
+    report = load_student_weights(model, tmp_path / "last.pth")
+    assert report.loaded == sorted(sd) and not report.missing and not report.unplaced
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, sd[name]), name
+    torch.save({"model": HRNetFCN().state_dict()}, tmp_path / "hrnet.pth")
+    with pytest.raises(ValueError, match="no tensor fits the HrSegNet student"):
+        load_student_weights(build("hrsegnet_b16"), tmp_path / "hrnet.pth")
