@@ -30,7 +30,7 @@ ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "student.frame_head": False, "train.frame_weight": 0.2,
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
-               "crop.clear_share": 0.0, "crop.clear_max_area": 0.25}
+               "crop.clear_share": 0.0, "crop.clear_max_area": 0.25, "crop.clear_skip": []}
 
 
 @dataclass
@@ -66,6 +66,8 @@ class CropConfig:
     clear_share: float = 0.0  # share of crops moved to where no crack comes near (hard
     # negatives from the photos' own sound surface), at most clear_max_area of the photo
     clear_max_area: float = 0.25
+    clear_skip: List[str] = field(default_factory=list)  # datasets (source names) whose
+    # photos give no clear crop: sets whose sound-looking surface hides unlabelled cracks
 
 
 @dataclass
@@ -152,7 +154,7 @@ class DistillConfig:
         from distill.data.views import CropSpec
         c = self.crop
         return CropSpec(c.min_area, c.max_area, c.min_aspect, c.max_aspect, c.clear_share,
-                        c.clear_max_area)
+                        c.clear_max_area, tuple(c.clear_skip))
 
     def source_texts(self) -> List[str]:
         """data.root (when set) and data.sources, as PATH or PATH:WEIGHT texts."""

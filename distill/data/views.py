@@ -11,7 +11,7 @@ inputs always describe the same pixels."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, Optional, Tuple
 
 import cv2
@@ -33,6 +33,7 @@ class CropSpec:
     max_aspect: float = 1.0
     clear_share: float = 0.0  # share of crops placed where no crack comes near
     clear_max_area: float = 0.25  # clear crops are at most this share of the photo
+    clear_skip: Tuple[str, ...] = ()  # sources (sample name prefix SOURCE/) with no clear crop
 
     @property
     def whole(self) -> bool:
@@ -45,7 +46,19 @@ class CropSpec:
         if not self.clear_share:
             d.pop("clear_share")
             d.pop("clear_max_area")
+        if not self.clear_share or not self.clear_skip:
+            d.pop("clear_skip")
+        else:
+            d["clear_skip"] = sorted(self.clear_skip)
         return d
+
+    def for_sample(self, name: str) -> CropSpec:
+        """The spec for the pair `name` (`SOURCE/STEM` in a mixture): without clear crops
+        when its source is in `clear_skip`, so its crack-free surface never serves as a
+        hard negative (sets whose sound-looking surface hides unlabelled hairlines)."""
+        if self.clear_share and name.partition("/")[0] in self.clear_skip:
+            return replace(self, clear_share=0.0)
+        return self
 
 
 @dataclass(frozen=True)

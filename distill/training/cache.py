@@ -52,7 +52,7 @@ class Entry:
 def plan(dataset: CrackDataset, views: int, seed: int, noise_mix: float,
          crop: Optional[CropSpec] = None) -> List[Entry]:
     """`views` views of every pair."""
-    return [Entry(s.name, i, plan_view(seed, i, v, noise_mix, crop))
+    return [Entry(s.name, i, plan_view(seed, i, v, noise_mix, crop and crop.for_sample(s.name)))
             for i, s in enumerate(dataset.samples) for v in range(views)]
 
 

@@ -69,7 +69,8 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
         idx = rng.choice(len(dataset), batch, p=weights)
         imgs, masks = [], []
         for j, i in enumerate(idx):
-            view = plan_view(seed, int(i), step * batch + j + 1, noise_mix, crop)
+            view = plan_view(seed, int(i), step * batch + j + 1, noise_mix,
+                             crop and crop.for_sample(dataset.samples[int(i)].name))
             img, mask = render_view(*dataset.load(int(i)), view, size, car_size)
             imgs.append(img)
             masks.append(mask)

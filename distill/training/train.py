@@ -31,7 +31,7 @@ from crack_common.progress import bar as progress_bar
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
 from distill.data.photometric import jitter, jitter_rng
-from distill.data.views import fit, plan_view, render_view
+from distill.data.views import CropSpec, fit, plan_view, render_view
 from distill.nets import students
 from distill.nets.hrnet import HRNetFCN
 from distill.nets.student_io import bgr_to_tensor
@@ -57,6 +57,18 @@ class TeacherTargets(NamedTuple):
     features: torch.Tensor
 
 
+def _check_clear_skip(crop: CropSpec, names: List[str]) -> None:
+    """crop.clear_skip must name sources of the mixture: a misspelt name would silently
+    leave that set's clear crops in."""
+    if not crop.clear_share or not crop.clear_skip:
+        return
+    sources = sorted({n.partition("/")[0] for n in names if "/" in n})
+    unknown = sorted(set(crop.clear_skip) - set(sources))
+    if unknown:
+        raise ValueError(f"crop.clear_skip names {', '.join(unknown)}, not a source of the "
+                         f"training mix ({', '.join(sources) or 'a single dataset'})")
+
+
 class TrainData:
     """Training samples: (normalised image, mask, teacher 1/4 logits or None)."""
 
@@ -73,6 +85,7 @@ class TrainData:
             raise CacheError(f"cache {cache.folder} holds no teacher features; RFKD needs a "
                              "cache made with train.kd_mode rfkd (use another work folder)")
         names = [s.name for s in dataset.samples]
+        _check_clear_skip(self.crop, names)
         if cache is not None:
             s = cache.settings
             if (s["names"] != names or s["size"] != cfg.size
@@ -107,7 +120,8 @@ class TrainData:
         if self.fresh and epoch:
             v = epoch * self.views + i % self.views
             e = Entry(e.name, e.image_index, plan_view(self.data_seed, e.image_index, v,
-                                                       self.noise_mix, self.crop))
+                                                       self.noise_mix,
+                                                       self.crop.for_sample(e.name)))
         return e
 
     def batch(self, indices: List[int], epoch: Optional[int] = None

@@ -126,6 +126,36 @@ def test_clear_crops_show_sound_surface_and_leave_other_plans_unchanged():
     assert clear_crop(full, box, (0.2, 1.0, 0.5, 0.5)) == box
 
 
+def test_clear_skip_keeps_a_sources_crops_on_its_cracks_and_rejects_unknown_names(
+        collection):
+    """crop.clear_skip: the named source gets no clear crop in any epoch's fresh views,
+    the others keep theirs; the cache settings name it; a misspelt source is an error."""
+    def data(skip):
+        cfg = load_config(overrides=[{
+            "size": 64, "data": {"sources": [f"{collection}/big", f"{collection}/small"],
+                                 "val_ratio": 0.25},
+            "crop": {"min_area": 0.2, "max_area": 1.0, "clear_share": 0.5,
+                     "clear_skip": skip},
+            "cache": {"views": 4}, "train": {"kd": False, "fresh_views": True}}])
+        return TrainData(open_splits(cfg)[0], cfg, None)
+
+    def clear_by_source(d):
+        got = Counter()
+        for epoch in range(4):
+            for i in range(len(d)):
+                e = d.entry(i, epoch)
+                got[(e.name.split("/")[0], e.view.clear)] += 1
+        return got
+
+    both, skipped = clear_by_source(data([])), clear_by_source(data(["small"]))
+    assert both[("small", True)] > 5 and both[("big", True)] > 20
+    assert skipped[("small", True)] == 0 and skipped[("big", True)] == both[("big", True)]
+    assert data(["small"]).crop.settings()["clear_skip"] == ["small"]
+    assert "clear_skip" not in data([]).crop.settings()  # old caches still match
+    with pytest.raises(ValueError, match="clear_skip names smal, not a source"):
+        data(["smal"])
+
+
 def test_noise_is_scaled_to_its_strength_on_the_whole_photo():
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 255, (400, 400, 3), np.uint8)
