@@ -119,8 +119,9 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
     r = threshold_sweep(predict, val, size, progress=progress)
     r["model"] = what
     for t, m in r["thresholds"].items():
+        fa = f" false alarms {m['false_alarm']:.1%}" if "false_alarm" in m else ""
         print(f"threshold {t}: P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f} "
-              f"IoU {m['iou']:.4f}")
+              f"IoU {m['iou']:.4f}{fa}")
     print(f"recommended threshold on {r['images']} validation photos: "
           f"{r['best_threshold']:.2f} (IoU {r['best']['iou']:.4f}, the highest within "
           f"{r['tolerance']} of the best IoU {r['best_iou']:.4f})")

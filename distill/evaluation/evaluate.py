@@ -127,20 +127,48 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
     """Per-image mean precision/recall/F1/IoU at each threshold (each photo inferred once)
     and the recommended threshold: the highest whose mean IoU is within `tolerance` of the
     best (IoU is flat near its peak, and a higher threshold raises fewer false alarms on
-    crack-free frames). Run it on validation photos, never on a test set, and give the
-    result to eval (--set eval.threshold=T) and the car's model card."""
+    crack-free frames), and at each threshold the false-alarm rate on the crack-free
+    validation photos and the crack-free window of every other one. Run it on validation
+    photos, never on a test set, and give the result to eval (--set eval.threshold=T)
+    and the car's model card."""
     thresholds = [float(t) for t in thresholds]
     accs = {t: MetricAccumulator() for t in thresholds}
+    alarms: Dict[float, List[bool]] = {t: [] for t in thresholds}
     for i in progress_bar(range(len(dataset)), desc="sweep", unit="img", enabled=progress):
-        img, mask = fit(*dataset.load(i), size)
+        photo, full_mask = dataset.load(i)
+        img, mask = fit(photo, full_mask, size)
         prob = predict(img)
         for t in thresholds:
             accs[t].add(prob > t, mask)
+        free = prob if not mask.any() else _clear_window_probability(predict, photo,
+                                                                     full_mask, i, size)
+        if free is not None:
+            for t in thresholds:
+                alarms[t].append(false_alarm(free > t))
     rows = {f"{t:.2f}": accs[t].mean() for t in thresholds}
+    for t in thresholds:
+        if alarms[t]:
+            rows[f"{t:.2f}"]["false_alarm"] = float(np.mean(alarms[t]))
     top = max(r["iou"] for r in rows.values())
     best = max((k for k in rows if rows[k]["iou"] >= top - tolerance), key=float)
     return {"images": len(dataset), "thresholds": rows, "best_threshold": float(best),
-            "best": rows[best], "best_iou": top, "tolerance": tolerance}
+            "best": rows[best], "best_iou": top, "tolerance": tolerance,
+            "crack_free_images": len(alarms[thresholds[0]])}
+
+
+def _clear_window_probability(predict: Predictor, photo: np.ndarray, mask: np.ndarray,
+                              index: int, size: int) -> Optional[np.ndarray]:
+    """The crack probability of the photo's crack-free window (as `crack-distill data
+    negatives` cuts them from test photos), squeezed to the input, or None when the
+    photo has none: validation's own false-alarm images, to compare runs without
+    looking at a test set."""
+    from distill.data.negatives import clear_window
+    spot = clear_window(mask, np.random.default_rng([0, index]))
+    if spot is None:
+        return None
+    x, y, side = spot
+    window = np.ascontiguousarray(photo[y:y + side, x:x + side])
+    return predict(fit(window, np.zeros((side, side), np.uint8), size)[0])
 
 
 def table(results: Dict[str, object], title: str = "") -> str:

@@ -61,12 +61,16 @@ def plot_training(history: Sequence[Dict[str, float]], out: Path) -> Path:
 
 
 def plot_sweep(sweep: Dict[str, object], out: Path) -> Path:
-    """Precision, recall, F1 and IoU against the threshold; the chosen one marked."""
+    """Precision, recall, F1, IoU (and the false-alarm rate) against the threshold; the
+    chosen one marked."""
     ts = sorted(float(t) for t in sweep["thresholds"])
     rows = {float(t): m for t, m in sweep["thresholds"].items()}
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for key in ("precision", "recall", "f1", "iou"):
         ax.plot(ts, [rows[t][key] for t in ts], marker=".", label=key)
+    if all("false_alarm" in rows[t] for t in ts):
+        ax.plot(ts, [rows[t]["false_alarm"] for t in ts], "k:", marker=".",
+                label=f"false alarms ({sweep.get('crack_free_images', '?')} crack-free)")
     best = float(sweep["best_threshold"])
     ax.axvline(best, color="k", linestyle="--", linewidth=1)
     ax.annotate(f"inference.threshold {best:.2f}", (best, 0.05), xytext=(4, 0),

@@ -274,6 +274,11 @@ def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collecti
     # the highest threshold within 0.01 of the best IoU (1.0 from 0.45 to 0.55)
     assert r["best_threshold"] == 0.55 and r["best"]["iou"] == pytest.approx(1.0)
     assert r["thresholds"]["0.30"]["iou"] < 1.0 and r["thresholds"]["0.70"]["iou"] < 1.0
+    # validation's false alarms: each photo's crack-free window (all 0.38 here) alarms
+    # below 0.38 and never above it
+    assert r["crack_free_images"] >= len(ds) - 1
+    assert r["thresholds"]["0.30"]["false_alarm"] == 1.0
+    assert all(r["thresholds"][t]["false_alarm"] == 0.0 for t in ("0.45", "0.55", "0.70"))
     import cv2
 
     from distill.evaluation.plots import plot_sweep
