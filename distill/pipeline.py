@@ -268,10 +268,16 @@ def _teacher_info(cfg: DistillConfig) -> Dict[str, Any]:
 
 def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
     t = cfg.train
-    return {"data": cfg.source_texts(), "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
+    info = {"data": cfg.source_texts(), "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
             "loss": f"{t.hard_weight} x (0.2 CE + 0.8 Dice) + {t.kd_weight if t.kd else 0} x "
                     f"CWD(T={t.temperature})", "views": cfg.cache.views,
-            "noise_mix": cfg.cache.noise_mix, "photometric": t.photometric, "seed": t.seed}
+            "noise_mix": cfg.cache.noise_mix, "photometric": t.photometric, "seed": t.seed,
+            "lr": t.lr, "clear_share": cfg.crop.clear_share}
+    if cfg.crop.clear_skip:
+        info["clear_skip"] = list(cfg.crop.clear_skip)
+    if cfg.student.init:  # the run it continues (the last folders: no machine's path)
+        info["init"] = "/".join(Path(cfg.student.init).parts[-3:])
+    return info
 
 
 def run_all(cfg: DistillConfig, check: bool = True, progress: bool = True) -> Dict[str, Any]:

@@ -94,8 +94,11 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # the runs of scripts/train_shipped_model, by tag, as the tables name them
-RUNS = {"shipped": "HrSegNet-B16, UAV x3 + SUT x1.5, final checkpoint (1,880 steps)",
-        "b16_5ep": "HrSegNet-B16, every set x1 (940 steps; shipped before)",
+RUNS = {"shipped": "HrSegNet-B16, b16_10ep fine-tuned with 30% clear crops, none from UAV "
+                   "(+564 steps)",
+        "b16_10ep": "HrSegNet-B16, UAV x3 + SUT x1.5, final checkpoint (1,880 steps; shipped "
+                    "before)",
+        "b16_5ep": "HrSegNet-B16, every set x1 (940 steps; shipped first)",
         "kd": "HrSegNet-B16 with KD (CWD, T=3), cached views",
         "nokd_twin": "HrSegNet-B16 without KD, the same cached views",
         "teacher": "CrackSAM-architecture teacher (small, from scratch)",

@@ -188,6 +188,7 @@ def test_whole_job_eval_and_export_in_both_runtimes(assets, tmp_path):
     assert card["files"]["bin_sha256"] == sha256_file(work / "export" / "student.bin")
     assert card["input"]["shape"] == [1, 64, 64, 3] and card["metrics"]["clean"] == ev["clean"]
     assert card["teacher"]["encoder"] == "custom" and card["teacher"]["delta"]["kind"] == "lora"
+    assert card["training"]["lr"] == cfg.train.lr and "init" not in card["training"]
     # the IR and the checkpoint agree when evaluated the same way
     ir = stage_eval(work / "export" / "student.xml", cfg, data, tmp_path / "ir.json", False)
     ck = stage_eval(work / "checkpoints" / "best.pth", cfg, data, tmp_path / "ck.json", False)
@@ -336,3 +337,16 @@ def test_runtime_agreement_allows_fp16_error_relative_to_the_logits():
     assert not agreement(ref, flipped)["pass"]
     small = ref / 40.0
     assert not agreement(small, small + 0.12)["pass"]  # small logits: the 0.1 floor rules
+
+
+def test_card_names_the_run_a_fine_tune_continues_without_a_machine_path():
+    from distill.config import load_config
+    from distill.pipeline import _training_info
+    cfg = load_config(overrides=[{
+        "student": {"init": "/mnt/usb/runs/b16_10ep/checkpoints/last.pth"},
+        "crop": {"min_area": 0.2, "clear_share": 0.3, "clear_skip": ["UAV_Kaggle"]},
+        "train": {"lr": 0.0003}}])
+    info = _training_info(cfg)
+    assert info["init"] == "b16_10ep/checkpoints/last.pth"
+    assert info["clear_share"] == 0.3 and info["clear_skip"] == ["UAV_Kaggle"]
+    assert info["lr"] == 0.0003
