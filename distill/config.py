@@ -27,7 +27,8 @@ STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
 # keys (section.key) added after work folders were made, with their defaults
 ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,
-               "student.frame_head": False, "train.frame_weight": 0.2,
+               "student.frame_head": False, "student.refine": False,
+               "train.frame_weight": 0.2,
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
                "crop.clear_share": 0.0, "crop.clear_max_area": 0.25, "crop.clear_skip": []}
@@ -79,6 +80,7 @@ class StudentConfig:
     head_kernel: int = 1  # FCN head conv kernel (1 as mmsegmentation, or 3)
     init: Optional[str] = None  # timm or mmsegmentation weights to start from
     frame_head: bool = False  # a frame-level crack/no-crack head: the IR's crack_score
+    refine: bool = False  # HrSegNet: a full-resolution edge refiner on the logits
 
 
 @dataclass

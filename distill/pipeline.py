@@ -198,7 +198,9 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
     info: Dict[str, Any] = {"size": size, "precision": "FP16",
                             "student": {"arch": students.name_of(model),
                                         "checkpoint": ckpt.name,
-                                        "params": students.inference_parameters(model)},
+                                        "params": students.inference_parameters(model),
+                                        **({"refine": "full-resolution edge refiner"}
+                                           if train_cfg.student.refine else {})},
                             "teacher": _teacher_info(train_cfg), "training": _training_info(
                                 train_cfg)}
     from distill.nets.frame_score import FRAME_THRESHOLD, ScoredStudent

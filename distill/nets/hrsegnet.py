@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from distill.nets.hrnet import Upsample
+from distill.nets.refine import EdgeRefiner
 
 VARIANTS = {"hrsegnet_b16": 16, "hrsegnet_b32": 32, "hrsegnet_b48": 48}
 
@@ -91,7 +92,7 @@ class HrSegNet(nn.Module):
     for the trainer's extra hard losses; in eval mode (and in the IR) they are not run.
     """
 
-    def __init__(self, base: int = 16, num_classes: int = 2):
+    def __init__(self, base: int = 16, num_classes: int = 2, refine: bool = False):
         super().__init__()
         self.base = base
         self.stem = nn.Sequential(_cbr(3, base // 2, 2), _cbr(base // 2, base, 2))
@@ -101,6 +102,9 @@ class HrSegNet(nn.Module):
         self.up_main = Upsample(2)
         self.up_aux = Upsample(4)
         self.aux_logits: Optional[List[torch.Tensor]] = None
+        # optional full-resolution edge refiner (distill.nets.refine); new keys only, so
+        # a checkpoint without it loads and predicts as before
+        self.refine = EdgeRefiner(num_classes) if refine else None
 
     @property
     def classifier(self) -> nn.Conv2d:
@@ -130,4 +134,5 @@ class HrSegNet(nn.Module):
         highs, _ = self._paths(x)
         if self.training:
             self.aux_logits = [self.up_aux(head(h)) for head, h in zip(self.aux_heads, highs)]
-        return self.up_main(self.head(highs[-1]))
+        logits = self.up_main(self.head(highs[-1]))
+        return logits if self.refine is None else self.refine(x, logits)

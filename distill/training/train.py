@@ -47,7 +47,7 @@ def build_student(cfg: DistillConfig) -> nn.Module:
     """A fresh student of the configured kind."""
     s = cfg.student
     return students.build(s.name, s.head_kernel, s.width, s.modules, s.blocks,
-                          frame_head=s.frame_head)
+                          frame_head=s.frame_head, refine=s.refine)
 
 
 class TeacherTargets(NamedTuple):

@@ -192,10 +192,13 @@ def kd_assets(tmp_path_factory):
     return root, data, teacher
 
 
-@pytest.mark.parametrize("name,hard", [("hrsegnet_b16", "igmsda"), ("pct", "ce_dice")])
+@pytest.mark.parametrize("name,hard", [("hrsegnet_b16", "igmsda"), ("pct", "ce_dice"),
+                                       ("hrsegnet_b16+refine", "ce_dice")])
 def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, hard):
     root, data, teacher = kd_assets
-    cfg = tiny_config(tmp_path / "w", teacher, data, student={"name": name},
+    name, _, refine = name.partition("+")
+    cfg = tiny_config(tmp_path / "w", teacher, data,
+                      student={"name": name, "refine": bool(refine)},
                       train={"epochs": 2, "hard_loss": hard, "igmsda_lambda": 2.0})
     stage_cache(cfg, progress=False)
     train_ds, val_ds = open_splits(cfg)
@@ -203,7 +206,7 @@ def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, ha
     x, y, t = trainer.data.batch([0, 1, 2, 3])
     first = {k: v.item() for k, v in trainer._losses(x, y, t).items()}
     assert first["soft"] > 0 and first["hard"] > 0
-    if name == "hrsegnet_b16":
+    if hard == "igmsda":
         assert first["aux"] > 0 and first["igmsda"] > 0
         assert first["total"] == pytest.approx(
             first["hard"] + 5 * first["soft"] + 0.4 * first["aux"], rel=1e-5)
@@ -211,6 +214,10 @@ def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, ha
     assert summary["steps"] == 6 and len(summary["history"]) == 2
     model, loaded_cfg = load_student(tmp_path / "w" / "checkpoints" / "last.pth")
     assert students.name_of(model) == name and loaded_cfg.student.name == name
+    assert loaded_cfg.student.refine == (getattr(model, "refine", None) is not None) == bool(refine)
+    if refine:  # the refiner trained and travels with the checkpoint
+        assert model.refine.out.weight.abs().sum() > 0
+        assert torch.equal(model.refine.out.weight, trainer.model.refine.out.weight.cpu())
     assert torch.equal(students.classifier(model).weight,
                        students.classifier(trainer.model).weight.cpu())
     if hard == "igmsda":  # the class statistics travel with the checkpoint
@@ -218,15 +225,19 @@ def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, ha
         assert ck["loss"]["igmsda.stats.count"].sum() > 0
 
 
-@pytest.mark.parametrize("name", ["hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct"])
+@pytest.mark.parametrize("name", ["hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct",
+                                  "hrsegnet_b16+refine"])
 def test_every_student_exports_to_both_openvino_runtimes(tmp_path, name):
     torch.manual_seed(0)
-    model = students.build(name).eval()
+    name, _, refine = name.partition("+")
+    model = students.build(name, refine=bool(refine)).eval()
     with torch.no_grad():  # give BN statistics some spread so the logits mean something
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_var.uniform_(0.5, 2.0)
                 m.running_mean.uniform_(-0.2, 0.2)
+        if refine:  # a refiner that changes the logits, so the IR must carry it
+            torch.nn.init.normal_(model.refine.out.weight, std=0.5)
     paths = export_ir(model, tmp_path, name, 64)
     ops = opsets_of(paths["xml"])
     assert set(ops) <= {f"opset{i}" for i in range(1, 11)}
@@ -237,6 +248,50 @@ def test_every_student_exports_to_both_openvino_runtimes(tmp_path, name):
     runtimes = [k for k in check if k.startswith("openvino")]
     assert len(runtimes) == 2 and any("2022.3" in k for k in runtimes)
     assert check["pass"], check
+
+
+def _thin_lines(rng: np.random.Generator, n: int, size: int = 64) -> tuple:
+    """Grey noise with 1-px bright lines (rows and columns) and their masks."""
+    images = rng.normal(0.0, 0.3, (n, 3, size, size)).astype(np.float32)
+    masks = np.zeros((n, size, size), np.int64)
+    for i in range(n):
+        for r in rng.choice(size, 3, replace=False):
+            images[i, :, r, :] += 2.0
+            masks[i, r, :] = 1
+        c = rng.integers(size)
+        images[i, :, :, c] += 2.0
+        masks[i, :, c] = 1
+    return torch.from_numpy(images), torch.from_numpy(masks)
+
+
+def test_edge_refiner_starts_from_the_plain_student_and_learns_one_pixel_edges(tmp_path):
+    torch.manual_seed(0)
+    plain = students.build("hrsegnet_b16").eval()
+    torch.save({"model": plain.state_dict()}, tmp_path / "plain.pth")
+    refined = students.build("hrsegnet_b16", refine=True)
+    from distill.nets.student_weights import load_student_weights
+    report = load_student_weights(refined, tmp_path / "plain.pth")
+    assert report.missing and all(k.startswith("refine.") for k in report.missing)
+    x, y = _thin_lines(np.random.default_rng(0), 8)
+    with torch.no_grad():  # its last conv starts at zero: the plain student's predictions
+        assert torch.equal(refined.eval()(x), plain(x))
+    # the coarse student (frozen here) cannot place 1-px lines; the full-resolution
+    # refiner learns to from the image beside the logits
+    opt = torch.optim.Adam(refined.refine.parameters(), lr=0.01)
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(refined(x), y, weight=torch.tensor([1., 5.]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    tx, ty = _thin_lines(np.random.default_rng(1), 4)
+    with torch.no_grad():
+        before, after = plain(tx).argmax(1), refined(tx).argmax(1)
+
+    def iou(pred: torch.Tensor) -> float:
+        return float(((pred == 1) & (ty == 1)).sum() / ((pred == 1) | (ty == 1)).sum())
+    assert iou(after) > 0.9 > 0.2 > iou(before)
+    with pytest.raises(ValueError, match="student.refine is for the HrSegNet students"):
+        students.build("pct", refine=True)
 
 
 def test_cli_describes_and_configures_students_by_name(cli):
