@@ -31,7 +31,8 @@ ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.frame_weight": 0.2,
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
-               "crop.clear_share": 0.0, "crop.clear_max_area": 0.25, "crop.clear_skip": []}
+               "crop.clear_share": 0.0, "crop.clear_max_area": 0.25, "crop.clear_skip": [],
+               "export.flips": "none"}
 
 
 @dataclass
@@ -130,6 +131,7 @@ class ExportConfig:
     size: int = 448  # the car's input side
     int8: bool = False  # also an NNCF post-training-quantised IR (CPU targets)
     calibration: int = 64  # images for INT8 calibration
+    flips: str = "none"  # test-time flip averaging inside the IR: none, h (2x compute), hv (4x)
 
 
 @dataclass
@@ -241,6 +243,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(all(k >= 1 and k % 2 for k in cfg.eval.blur), "eval.blur", "odd kernel sizes",
          cfg.eval.blur)
     need(cfg.export.size % 32 == 0, "export.size", "a multiple of 32", cfg.export.size)
+    need(cfg.export.flips in ("none", "h", "hv"), "export.flips", "none, h or hv",
+         cfg.export.flips)
     return cfg
 
 

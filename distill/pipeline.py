@@ -191,10 +191,6 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
         raise ValueError(f"{ckpt}: no student checkpoint; train first or pass --checkpoint")
     model, train_cfg = load_student(ckpt)
     size = cfg.export.size
-    out_dir = Path(cfg.work) / "export"
-    paths = export_ir(model, out_dir, name, size)
-    result: Dict[str, Any] = {k: str(v) for k, v in paths.items()}
-    frames = _sample_frames(cfg, size)
     info: Dict[str, Any] = {"size": size, "precision": "FP16",
                             "student": {"arch": students.name_of(model),
                                         "checkpoint": ckpt.name,
@@ -204,6 +200,18 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
                             "teacher": _teacher_info(train_cfg), "training": _training_info(
                                 train_cfg)}
     from distill.nets.frame_score import FRAME_THRESHOLD, ScoredStudent
+    if cfg.export.flips != "none":
+        if isinstance(model, ScoredStudent):
+            raise ValueError("export.flips: flip averaging of a student with a frame head "
+                             "is not supported; export it with export.flips=none")
+        from distill.nets.flips import FLIPS, FlipAverage
+        model = FlipAverage(model, cfg.export.flips)
+        info["test_time_flips"] = {"set": cfg.export.flips,
+                                   "runs_per_frame": len(FLIPS[cfg.export.flips])}
+    out_dir = Path(cfg.work) / "export"
+    paths = export_ir(model, out_dir, name, size)
+    result: Dict[str, Any] = {k: str(v) for k, v in paths.items()}
+    frames = _sample_frames(cfg, size)
     if isinstance(model, ScoredStudent):
         info["crack_score"] = {"output": "crack_score", "shape": [1, 1],
                                "meaning": "probability that the frame shows a crack"}

@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from distill.config import ConfigError, load_config, parse_override
 from distill.data.datasets import DatasetError, open_dataset
-from distill.export import ExportError, check_opsets
+from distill.export import ExportError, check_opsets, torch_logits
 from distill.nets.sam.checkpoints import CheckpointError, load_teacher
 from distill.nets.student_io import bgr_to_unit_rgb
 from distill.pipeline import legacy_python, run_all, stage_cache, stage_eval, stage_export
@@ -208,6 +209,44 @@ def test_int8_export_reports_iou_before_and_after(assets, tmp_path):
     assert os.path.exists(xml8) and set(r["int8"]["val_iou"]) == {"fp16", "int8"}
     check_opsets(xml8)
     assert "FakeQuantize" in Path(xml8).read_text()
+
+
+def test_flip_averaged_export_is_mirror_symmetric_in_both_runtimes(assets, tmp_path):
+    root, data, teacher = assets
+    cfg = tiny_config(tmp_path / "w", teacher, data, train={"kd": False, "epochs": 1},
+                      student={"name": "hrsegnet_b16"}, export={"flips": "h"})
+    from distill.pipeline import stage_train
+    from distill.training.train import load_student
+    from edge_app.model.ir_model import IRModel
+    stage_train(cfg, progress=False)
+    # a student with strong, lopsided logits (a tiny run's are nearly flat)
+    ckpt = tmp_path / "w" / "checkpoints" / "best.pth"
+    ck = torch.load(str(ckpt), weights_only=False)
+    gen = torch.Generator().manual_seed(0)
+    for k, v in ck["model"].items():
+        if k.endswith("running_var"):
+            v.copy_(torch.rand(v.shape, generator=gen) * 1.5 + 0.5)
+        elif k.endswith("running_mean"):
+            v.copy_(torch.rand(v.shape, generator=gen) * 0.4 - 0.2)
+        elif k == "head.classifier.weight":
+            v.copy_(torch.randn(v.shape, generator=gen))
+    torch.save(ck, str(ckpt))
+    r = stage_export(cfg, checkpoint=ckpt, check=True)
+    assert r["check"]["pass"] and any("2022.3" in k for k in r["check"]), r["check"]
+    card = yaml.safe_load(Path(r["xml"]).with_suffix(".yaml").read_text())
+    assert card["test_time_flips"] == {"set": "h", "runs_per_frame": 2}
+    assert card["student"]["arch"] == "hrsegnet_b16"
+    frame = np.random.default_rng(3).integers(0, 256, (cfg.export.size,) * 2 + (3,), np.uint8)
+    mirror = np.ascontiguousarray(frame[:, ::-1])
+    ir = IRModel(r["xml"])
+    got, got_mirror = ir.infer(frame), ir.infer(mirror)
+    # the mean over the frame and its mirror: mirroring the frame mirrors the answer
+    assert np.abs(got_mirror[:, :, ::-1] - got).max() < 0.01
+    plain, flipped = torch_logits(load_student(ckpt)[0], np.stack([frame, mirror]))
+    assert np.abs(flipped[:, :, ::-1] - plain).max() > 0.1  # the student alone is not
+    assert np.abs((plain + flipped[:, :, ::-1]) / 2 - got).max() < 0.01
+    with pytest.raises(ConfigError, match="export.flips"):
+        tiny_config(tmp_path / "x", teacher, data, export={"flips": "diagonal"})
 
 
 # ------------------------------------------------------------------ bad inputs
