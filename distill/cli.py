@@ -328,6 +328,15 @@ def _cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_flips(args: argparse.Namespace) -> int:
+    from distill.ir_flips import flip_average_ir
+    card = flip_average_ir(args.model, args.out, args.flips)
+    runs = card["test_time_flips"]["runs_per_frame"]
+    print(f"{args.out}: {args.model.name} averaged over {runs} mirror images of every frame "
+          f"({runs}x its compute); threshold {card.get('threshold', 0.5)} kept from its card")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> None:
     """The shared options. They work before or after the subcommand: a subcommand's
     copies default to 'not given' (argparse.SUPPRESS), so they never overwrite a value
@@ -467,6 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "of the checkpoints' statistics; default 64)")
     st.add_argument("--quiet", action="store_true", help="no progress output")
     st.set_defaults(func=_cmd_average)
+    st = sub.add_parser("flips", help="test-time flip averaging around an existing IR",
+                        description="Write an IR that runs MODEL on every frame and its mirror "
+                                    "image(s) and averages the logits (the car's contract and "
+                                    "opsets 1-10 kept; the card copied with the flips). For a "
+                                    "checkpoint, export with --set export.flips=h instead.")
+    st.add_argument("model", type=Path, help="an IR (.xml) with one output, logits")
+    st.add_argument("--flips", choices=["h", "hv"], default="h",
+                    help="h: frame + left-right mirror (2x compute); hv: all four flips (4x)")
+    st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
+    st.set_defaults(func=_cmd_flips)
     st = sub.add_parser("config", help="print the effective or default configuration",
                         description="Print the configuration as YAML.")
     st.add_argument("--defaults", action="store_true", help="the documented defaults")
