@@ -84,8 +84,10 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
     model.output(0).get_tensor().set_names({"logits"})
     save_ir(model, dst, fp16=card.get("precision", "FP16") == "FP16")
     card = json.loads(json.dumps(card))
-    card.update({"name": dst.stem, "files": {"xml": dst.name, "bin": dst.with_suffix(".bin").name,
-                                           "bin_sha256": sha256_file(dst.with_suffix(".bin"))},
+    bin_file = dst.with_suffix(".bin")
+    card.update({"name": dst.stem.replace("_", "-"),
+                 "files": {"xml": dst.name, "bin": bin_file.name,
+                           "bin_sha256": sha256_file(bin_file)},
                  "test_time_flips": {"set": flips, "runs_per_frame": len(IR_FLIPS[flips]),
                                      "made_from": src.name}})
     atomic_write_text(dst.with_suffix(".yaml"), yaml.safe_dump(card, sort_keys=False))

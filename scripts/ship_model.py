@@ -8,8 +8,11 @@ exact commands (read from the training script itself, so they cannot drift from 
 It prints the same table in Markdown for the README.
 
 Usage: .venv/bin/python scripts/ship_model.py WORK [--tag pct_long --name crack-pct]
+       .venv/bin/python scripts/ship_model.py WORK --flips h   (what the car runs)
   --tag   the run to ship: WORK/TAG/export, WORK/sweep_TAG.json, WORK/eval_TAG*.json
   --name  the file name in models/ (crack-hrsegnet-b16 by default)
+  --flips the run goes to models/NAME_single*, its flip-averaged IRs (scored by the
+          training script as TAG_FLIPS) to models/NAME*; --flips-only leaves NAME_single*
 """
 
 from __future__ import annotations
@@ -169,9 +172,59 @@ def main(argv: List[str]) -> int:
     ap.add_argument("work", type=Path)
     ap.add_argument("--tag", default="shipped", help="the run to ship (default shipped)")
     ap.add_argument("--name", default=NAME, help=f"name in models/ (default {NAME})")
+    ap.add_argument("--flips", choices=["h", "hv"],
+                    help="ship the run as NAME_single and its flip-averaged IRs as NAME")
+    ap.add_argument("--flips-only", action="store_true",
+                    help="with --flips: keep models/NAME_single* as they are (ship only the "
+                         "flip-averaged IRs made from them)")
     a = ap.parse_args(argv)
-    ship(a.work, a.tag, a.name)
+    if not a.flips:
+        ship(a.work, a.tag, a.name)
+        return 0
+    if not a.flips_only:
+        ship(a.work, a.tag, f"{a.name}_single")
+    ship_flipped(a.work, a.tag, a.name, a.flips)
     return 0
+
+
+def ship_flipped(work: Path, tag: str, name: str, flips: str) -> None:
+    """models/NAME*: models/NAME_single* (FP16 and INT8) flip-averaged, their card given
+    the flipped model's validation threshold and test scores (WORK/sweep_TAG_FLIPS.json,
+    WORK/eval_TAG_FLIPS.json, WORK/eval_TAG_FLIPS_int8.json, as the training script
+    writes them), above the single-pass rows."""
+    sys.path.insert(0, str(REPO))
+    from distill.ir_flips import flip_average_ir
+    models, run = REPO / "models", f"{tag}_{flips}"
+    sweep = json.loads((work / f"sweep_{run}.json").read_text())
+    single_card = yaml.safe_load((models / f"{name}_single.yaml").read_text())
+    single = single_card["evaluation"]["models"]
+    first = next(iter(single))
+    label = first.replace(" (shipped)", f" + flip averaging ({flips}) (shipped)")
+    rows: Dict[str, Any] = {}
+    for suffix, what in (("", label), ("_int8", f"{label}, INT8 IR")):
+        ev = json.loads((work / f"eval_{run}{suffix}.json").read_text())
+        rows[what] = {"model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+    rows.update({k.replace(" (shipped)", " (single pass)"): v for k, v in single.items()})
+    steps = [f"crack-distill flips models/{name}_single{s}.xml --flips {flips} --out "
+             f"models/{name}{s}.xml" for s in ("", "_int8")]
+    for suffix in ("", "_int8"):
+        xml = models / f"{name}{suffix}.xml"
+        card = flip_average_ir(models / f"{name}_single{suffix}.xml", xml, flips)
+        card["threshold"] = sweep["best_threshold"]
+        card["threshold_sweep"] = {"data": f"validation split ({sweep['images']} photos), "
+                                           "the flip-averaged FP16 IR",
+                                   "iou": {t: round(m["iou"], 4)
+                                           for t, m in sweep["thresholds"].items()}}
+        card["evaluation"]["models"] = rows
+        runs = card["test_time_flips"]["runs_per_frame"]
+        card["default_ir"] = (f"FP16 with flip averaging ({name}.xml, {runs} runs per frame): "
+                              f"the NCS2 runs FP16 only. {name}_int8.xml is for CPU-only cars; "
+                              f"{name}_single*.xml run once per frame ({runs}x less compute, "
+                              "scores in the card)")
+        card["reproduce"]["steps"] = card["reproduce"]["steps"] + steps
+        xml.with_suffix(".yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+    print(markdown(rows))
+    print(f"\nmodels/{name}.xml and {name}_int8.xml: {name}_single* flip-averaged ({flips})")
 
 
 def ship(work: Path, tag: str, name: str) -> None:

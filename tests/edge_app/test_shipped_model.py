@@ -33,8 +33,8 @@ def test_card_matches_the_weights_and_reports_its_evaluation():
         for case in ("clean", "case1", "case2"):
             assert 0 < r[case]["iou"] <= 1
         assert r["clean"]["iou"] >= baseline[name]["clean"]["iou"] + margin.get(name, 0.20), name
-    fa = scores["negatives_test"]["false_alarm_rate"]
-    assert 0 <= fa <= 0.15 < baseline["negatives_test"]["false_alarm_rate"]
+    fa = scores["negatives_test"]["false_alarm_rate"]  # the goal: at most 10%
+    assert 0 <= fa <= 0.10 < baseline["negatives_test"]["false_alarm_rate"]
     assert {d["name"] for d in CARD["datasets"]} >= {"DeepCrack", "CRACK500_full640"}
     assert all(d["terms"] for d in CARD["datasets"]) and CARD["reproduce"]["steps"]
     assert CARD["name"] == DEFAULT_MODEL.stem  # what detections and reports name it by
@@ -48,6 +48,19 @@ def test_int8_sibling_is_intact_when_shipped():
     data = xml.with_suffix(".bin").read_bytes()
     assert hashlib.sha256(data).hexdigest() == card["files"]["bin_sha256"]
     assert card["name"] == xml.stem.replace("_", "-")
+
+
+def test_default_is_the_single_pass_model_flip_averaged():
+    flips = CARD.get("test_time_flips")
+    if not flips:
+        pytest.skip("the default model is not flip-averaged")
+    single = IRModel(DEFAULT_MODEL.with_name(flips["made_from"]), "CPU")
+    frame = np.random.default_rng(2).integers(0, 256, (448, 448, 3), dtype=np.uint8)
+    want = (single.infer(frame) + single.infer(np.ascontiguousarray(frame[:, ::-1]))[:, :, ::-1])
+    assert np.abs(IRModel(DEFAULT_MODEL, "CPU").infer(frame) - want / 2).max() < 0.05
+    single_card = yaml.safe_load(DEFAULT_MODEL.with_name(flips["made_from"]).with_suffix(
+        ".yaml").read_text())
+    assert single_card["name"] == DEFAULT_MODEL.stem + "-single"
 
 
 @pytest.fixture(scope="module")
