@@ -125,6 +125,9 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
     print(f"recommended threshold on {r['images']} validation photos: "
           f"{r['best_threshold']:.2f} (IoU {r['best']['iou']:.4f}, the highest within "
           f"{r['tolerance']} of the best IoU {r['best_iou']:.4f})")
+    for name, m in r.get("sources", {}).items():
+        print(f"  {name}: IoU {m['iou']:.4f} on {m['images']} photos (small sources swing "
+              "between runs)")
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "sweep.json"
     write_json(r, out)
     from distill.evaluation.plots import plot_sweep

@@ -120,6 +120,16 @@ RUNS = {"shipped": "HrSegNet-B16, b16_10ep fine-tuned with 30% clear crops, none
         "pct_frame": "PoolingCrack-Tiny + frame head (940 steps)"}
 
 
+def sweep_card(sweep: Dict[str, Any], data: str) -> Dict[str, Any]:
+    """The card's record of a threshold sweep: IoU per threshold and, for a mixture, per
+    source at the recommended threshold."""
+    out: Dict[str, Any] = {"data": data, "iou": {t: round(m["iou"], 4)
+                                                 for t, m in sweep["thresholds"].items()}}
+    if sweep.get("sources"):
+        out["iou_by_source"] = {k: round(v["iou"], 4) for k, v in sweep["sources"].items()}
+    return out
+
+
 def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
     """Every model's scores found in WORK (eval_*.json from the training script); the
     shipped run first, the classical baseline last."""
@@ -211,10 +221,8 @@ def ship_flipped(work: Path, tag: str, name: str, flips: str) -> None:
         xml = models / f"{name}{suffix}.xml"
         card = flip_average_ir(models / f"{name}_single{suffix}.xml", xml, flips)
         card["threshold"] = sweep["best_threshold"]
-        card["threshold_sweep"] = {"data": f"validation split ({sweep['images']} photos), "
-                                           "the flip-averaged FP16 IR",
-                                   "iou": {t: round(m["iou"], 4)
-                                           for t, m in sweep["thresholds"].items()}}
+        card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
+                                                   "photos), the flip-averaged FP16 IR")
         card["evaluation"]["models"] = rows
         runs = card["test_time_flips"]["runs_per_frame"]
         card["default_ir"] = (f"FP16 with flip averaging ({name}.xml, {runs} runs per frame): "
@@ -239,9 +247,8 @@ def ship(work: Path, tag: str, name: str) -> None:
     if sweep_file.is_file():
         sweep = json.loads(sweep_file.read_text())
         card["threshold"] = sweep["best_threshold"]
-        card["threshold_sweep"] = {"data": f"validation split ({sweep['images']} photos)",
-                                   "iou": {t: round(m["iou"], 4)
-                                           for t, m in sweep["thresholds"].items()}}
+        card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
+                                                   "photos)")
     card["datasets"] = [{"name": k, "source": v[0], "terms": v[1]} for k, v in DATASETS.items()]
     card.get("training", {})["data"] = dataset_names(card.get("training", {}).get("data", []))
     card["evaluation"] = {

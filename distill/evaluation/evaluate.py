@@ -134,12 +134,16 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
     thresholds = [float(t) for t in thresholds]
     accs = {t: MetricAccumulator() for t in thresholds}
     alarms: Dict[float, List[bool]] = {t: [] for t in thresholds}
+    by_source: Dict[str, Dict[float, MetricAccumulator]] = {}
     for i in progress_bar(range(len(dataset)), desc="sweep", unit="img", enabled=progress):
         photo, full_mask = dataset.load(i)
         img, mask = fit(photo, full_mask, size)
         prob = predict(img)
+        source = by_source.setdefault(_source_of(dataset, i), {
+            t: MetricAccumulator() for t in thresholds})
         for t in thresholds:
             accs[t].add(prob > t, mask)
+            source[t].add(prob > t, mask)
         free = prob if not mask.any() else _clear_window_probability(predict, photo,
                                                                      full_mask, i, size)
         if free is not None:
@@ -151,9 +155,20 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
             rows[f"{t:.2f}"]["false_alarm"] = float(np.mean(alarms[t]))
     top = max(r["iou"] for r in rows.values())
     best = max((k for k in rows if rows[k]["iou"] >= top - tolerance), key=float)
-    return {"images": len(dataset), "thresholds": rows, "best_threshold": float(best),
-            "best": rows[best], "best_iou": top, "tolerance": tolerance,
-            "crack_free_images": len(alarms[thresholds[0]])}
+    out = {"images": len(dataset), "thresholds": rows, "best_threshold": float(best),
+           "best": rows[best], "best_iou": top, "tolerance": tolerance,
+           "crack_free_images": len(alarms[thresholds[0]])}
+    if len(by_source) > 1:  # a mixture: each source at the recommended threshold
+        out["sources"] = {name: {"images": len(a[float(best)]),
+                                 "iou": a[float(best)].mean()["iou"]}
+                          for name, a in sorted(by_source.items())}
+    return out
+
+
+def _source_of(dataset: CrackDataset, index: int) -> str:
+    """The source of a mixture's pair (its name is SOURCE/STEM), '' for a plain dataset."""
+    name = dataset.samples[index].name
+    return name.partition("/")[0] if "/" in name else ""
 
 
 def _clear_window_probability(predict: Predictor, photo: np.ndarray, mask: np.ndarray,

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from distill.config import load_config
-from distill.data.datasets import DatasetError
+from distill.data.datasets import DatasetError, open_dataset
 from distill.data.mixture import expand_sources, open_mixture, parse_source
 from distill.data.views import (
     CropSpec,
@@ -284,6 +284,43 @@ def test_threshold_sweep_finds_the_threshold_that_separates_the_classes(collecti
     from distill.evaluation.plots import plot_sweep
     img = cv2.imread(str(plot_sweep(r, tmp_path / "sweep.png")))
     assert img.shape == (400, 640, 3) and img.std() > 5
+
+
+def test_threshold_sweep_scores_each_source_of_a_mixture(collection):
+    from distill.evaluation.evaluate import threshold_sweep
+    mix = open_mixture([f"{collection}/big", f"{collection}/small"])
+    seen = {}
+
+    def half_right(img):  # perfect on "big", blind on "small" (told apart by a pixel)
+        return np.full(img.shape[:2], 0.0, np.float32) if seen["small"] else seen["mask"]
+    import distill.evaluation.evaluate as ev
+    original, load = ev.fit, mix.load
+
+    def spy(image, mask, size):
+        out = original(image, mask, size)
+        seen["mask"] = out[1].astype(np.float32)
+        return out
+
+    def tagged_load(i):
+        seen["small"] = mix.samples[i].name.startswith("small/")
+        return load(i)
+    ev.fit, mix.load = spy, tagged_load
+    try:
+        r = threshold_sweep(half_right, mix, 64, thresholds=[0.5])
+    finally:
+        ev.fit = original
+    src = r["sources"]
+    assert set(src) == {"big", "small"} and (src["big"]["images"], src["small"]["images"]) == (
+        12, 4)
+    # blind on "small": right only on its crack-free photos (nothing to find, none found)
+    small = [i for i, smp in enumerate(mix.samples) if smp.name.startswith("small/")]
+    free = np.mean([not load(i)[1].any() for i in small])
+    assert src["big"]["iou"] == pytest.approx(1.0) and src["small"]["iou"] == free < 0.5
+    # the pooled score hides the blind source
+    assert r["best"]["iou"] == pytest.approx((12 + 4 * free) / 16) and r["best"]["iou"] > 0.8
+    single = threshold_sweep(lambda img: np.zeros(img.shape[:2], np.float32),
+                             open_dataset(collection / "small"), 64, thresholds=[0.5])
+    assert "sources" not in single
 
 
 def test_negatives_are_cut_where_no_crack_comes_near(tmp_path):
