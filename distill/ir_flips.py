@@ -2,11 +2,12 @@
 
 `distill.nets.flips` averages a student's logits over mirror images before export; this
 does the same to a finished IR, such as a shipped model whose checkpoint is not at hand:
-the IR's graph is read once per flip, each copy is fed the mirrored frame (a Gather on the
-u8 NHWC input, before the built-in pre-processing) and its logits are mirrored back and
-averaged. Gather-1, Add and Multiply only: the result stays within opsets 1-10 and keeps
-the car's contract (input `image` u8 1xSxSx3 BGR, output `logits`). The card beside the
-source IR is copied, with the flips, the new file names and checksum.
+the IR's graph is read once per flip, each copy is fed the mirrored frame (the u8 NHWC
+input converted to f32 and mirrored by a Gather, before the built-in pre-processing) and
+its logits are mirrored back and averaged. Convert, Gather-1, Add and Multiply only: the
+result stays within opsets 1-10 and keeps the car's contract (input `image` u8 1xSxSx3
+BGR, output `logits`). The card beside the source IR is copied, with the flips, the new
+file names and checksum.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
             node.set_friendly_name(f"flip{i}/{node.get_friendly_name()}")
             for out in node.outputs():
                 out.get_tensor().set_names({f"flip{i}/{n}" for n in out.get_names()})
-        feed = _mirrored(image, dims, _NHWC, in_shape)
+        # mirror the frame as f32 (a Gather of u8 is not something every plugin has);
+        # the copy's own Convert then has nothing to do
+        feed = _mirrored(op1.convert(image, "f32"), dims, _NHWC, in_shape) if dims else image
         param = copy.get_parameters()[0]
         for target in list(param.output(0).get_target_inputs()):
             target.replace_source_output(feed.output(0))

@@ -5,7 +5,8 @@ The student runs on the frame and on its mirror images and the logits are averag
 output cells get a second (or fourth) look from another phase, and the single model's
 orientation quirks average out. It costs the student's compute two (`h`) or four (`hv`)
 times over, inside the one IR, so the car needs nothing new. On this project's
-validation photos it added 1.1 (`h`) and 1.7 (`hv`) points of IoU to the shipped B16.
+validation photos it lifted the shipped B16's best IoU from 0.437 to 0.443 (`h`) and
+0.445 (`hv`).
 """
 
 from __future__ import annotations
