@@ -128,6 +128,8 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
     for name, m in r.get("sources", {}).items():
         print(f"  {name}: IoU {m['iou']:.4f} on {m['images']} photos (small sources swing "
               "between runs)")
+    if "macro_iou" in r:
+        print(f"  mean over the {len(r['sources'])} sources: IoU {r['macro_iou']:.4f}")
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "sweep.json"
     write_json(r, out)
     from distill.evaluation.plots import plot_sweep

@@ -127,6 +127,7 @@ def sweep_card(sweep: Dict[str, Any], data: str) -> Dict[str, Any]:
                                                  for t, m in sweep["thresholds"].items()}}
     if sweep.get("sources"):
         out["iou_by_source"] = {k: round(v["iou"], 4) for k, v in sweep["sources"].items()}
+        out["iou_mean_over_sources"] = round(sweep["macro_iou"], 4)
     return out
 
 

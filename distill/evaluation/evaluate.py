@@ -162,6 +162,8 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
         out["sources"] = {name: {"images": len(a[float(best)]),
                                  "iou": a[float(best)].mean()["iou"]}
                           for name, a in sorted(by_source.items())}
+        # every source counted once, however many photos it gives validation
+        out["macro_iou"] = float(np.mean([m["iou"] for m in out["sources"].values()]))
     return out
 
 

@@ -318,6 +318,7 @@ def test_threshold_sweep_scores_each_source_of_a_mixture(collection):
     assert src["big"]["iou"] == pytest.approx(1.0) and src["small"]["iou"] == free < 0.5
     # the pooled score hides the blind source
     assert r["best"]["iou"] == pytest.approx((12 + 4 * free) / 16) and r["best"]["iou"] > 0.8
+    assert r["macro_iou"] == pytest.approx((1 + free) / 2) and r["macro_iou"] < 0.65
     single = threshold_sweep(lambda img: np.zeros(img.shape[:2], np.float32),
                              open_dataset(collection / "small"), 64, thresholds=[0.5])
     assert "sources" not in single
