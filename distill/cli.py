@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from crack_common import project_version
 from crack_common.logsetup import report_error, setup_logging
-from distill.config import STUDENTS
+from distill.config import FLIP_SETS, STUDENTS
 from distill.serve.settings import ServeSettings
 
 log = logging.getLogger("crack-distill")
@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "opsets 1-10 kept; the card copied with the flips). For a "
                                     "checkpoint, export with --set export.flips=h instead.")
     st.add_argument("model", type=Path, help="an IR (.xml) with one output, logits")
-    st.add_argument("--flips", choices=["h", "hv"], default="h",
+    st.add_argument("--flips", choices=[k for k in FLIP_SETS if k != "none"], default="h",
                     help="h: frame + left-right mirror (2x compute); hv: all four flips (4x)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_flips)

@@ -24,6 +24,9 @@ __all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "val
 
 # the students by name (built by distill.nets.students)
 STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
+# test-time flip sets by name (export.flips, crack-distill flips): the image axes mirrored
+# in each run, () = the frame as it is
+FLIP_SETS = {"none": ((),), "h": ((), ("w",)), "hv": ((), ("w",), ("h",), ("h", "w"))}
 # keys (section.key) added after work folders were made, with their defaults
 ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,
@@ -243,8 +246,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(all(k >= 1 and k % 2 for k in cfg.eval.blur), "eval.blur", "odd kernel sizes",
          cfg.eval.blur)
     need(cfg.export.size % 32 == 0, "export.size", "a multiple of 32", cfg.export.size)
-    need(cfg.export.flips in ("none", "h", "hv"), "export.flips", "none, h or hv",
-         cfg.export.flips)
+    need(cfg.export.flips in FLIP_SETS, "export.flips", ", ".join(FLIP_SETS), cfg.export.flips)
     return cfg
 
 

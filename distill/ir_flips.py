@@ -20,10 +20,10 @@ import numpy as np
 import yaml
 
 from crack_common.files import atomic_write_text, sha256_file
+from distill.config import FLIP_SETS
 from distill.export import ExportError, save_ir
 
-# flip set -> axes to mirror, as (image H, image W): the input is NHWC, the logits NCHW
-IR_FLIPS: Dict[str, list] = {"h": [(), ("w",)], "hv": [(), ("w",), ("h",), ("h", "w")]}
+# image axis -> dim: the input is NHWC, the logits NCHW
 _NHWC = {"h": 1, "w": 2}
 _NCHW = {"h": 2, "w": 3}
 
@@ -45,8 +45,9 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
     images, logits averaged. Returns the new card."""
     import openvino as ov
     import openvino.opset1 as op1
-    if flips not in IR_FLIPS:
-        raise ValueError(f"unknown flip set {flips!r}; choose h or hv")
+    if flips not in FLIP_SETS or flips == "none":
+        raise ValueError(f"unknown flip set {flips!r}; choose "
+                         f"{' or '.join(k for k in FLIP_SETS if k != 'none')}")
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise ValueError(f"{src}: no such IR")
@@ -65,8 +66,8 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
     out_shape = [int(d) for d in first.output(0).get_shape()]
     image = op1.parameter(in_shape, first.input(0).get_element_type(), name="image")
     total = None
-    for i, dims in enumerate(IR_FLIPS[flips]):
-        copy = core.read_model(str(src))
+    for i, dims in enumerate(FLIP_SETS[flips]):
+        copy = first if i == 0 else core.read_model(str(src))
         for node in copy.get_ordered_ops():  # names must stay unique (OpenVINO 2022.3)
             node.set_friendly_name(f"flip{i}/{node.get_friendly_name()}")
             for out in node.outputs():
@@ -80,7 +81,7 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
         logits = copy.get_results()[0].input(0).get_source_output()
         logits = _mirrored(logits, dims, _NCHW, out_shape)
         total = logits if total is None else op1.add(total, logits)
-    mean = op1.multiply(total, op1.constant(np.float32(1.0 / len(IR_FLIPS[flips]))))
+    mean = op1.multiply(total, op1.constant(np.float32(1.0 / len(FLIP_SETS[flips]))))
     result = op1.result(mean)
     model = ov.Model([result], [image], dst.stem)
     model.input(0).get_tensor().set_names({"image"})
@@ -91,7 +92,7 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
     card.update({"name": dst.stem.replace("_", "-"),
                  "files": {"xml": dst.name, "bin": bin_file.name,
                            "bin_sha256": sha256_file(bin_file)},
-                 "test_time_flips": {"set": flips, "runs_per_frame": len(IR_FLIPS[flips]),
+                 "test_time_flips": {"set": flips, "runs_per_frame": len(FLIP_SETS[flips]),
                                      "made_from": src.name}})
     atomic_write_text(dst.with_suffix(".yaml"), yaml.safe_dump(card, sort_keys=False))
     return card

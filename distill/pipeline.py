@@ -209,10 +209,9 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
         if isinstance(model, ScoredStudent):
             raise ValueError("export.flips: flip averaging of a student with a frame head "
                              "is not supported; export it with export.flips=none")
-        from distill.nets.flips import FLIPS, FlipAverage
+        from distill.nets.flips import FlipAverage
         model = FlipAverage(model, cfg.export.flips)
-        info["test_time_flips"] = {"set": cfg.export.flips,
-                                   "runs_per_frame": len(FLIPS[cfg.export.flips])}
+        info["test_time_flips"] = {"set": cfg.export.flips, "runs_per_frame": len(model.dims)}
     out_dir = Path(cfg.work) / "export"
     paths = export_ir(model, out_dir, name, size)
     result: Dict[str, Any] = {k: str(v) for k, v in paths.items()}

@@ -77,6 +77,12 @@ def expand_sources(texts: Sequence[str], split: Optional[str] = None) -> List[So
     return out
 
 
+def source_of(sample_name: str) -> str:
+    """The source of a mixture's pair (MixedDataset names them `SOURCE/STEM`); '' for a
+    pair of a plain dataset."""
+    return sample_name.partition("/")[0] if "/" in sample_name else ""
+
+
 class MixedDataset(CrackDataset):
     """The pairs of several datasets; sample names are `SOURCE/STEM`."""
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from crack_common.noise import NOISE_CASES, dim_light, low_resolution
+from distill.data.mixture import source_of
 
 WHOLE = (1.0, 1.0, 0.0, 0.0)  # a crop of the whole photo
 
@@ -56,7 +57,7 @@ class CropSpec:
         """The spec for the pair `name` (`SOURCE/STEM` in a mixture): without clear crops
         when its source is in `clear_skip`, so its crack-free surface never serves as a
         hard negative (sets whose sound-looking surface hides unlabelled hairlines)."""
-        if self.clear_share and name.partition("/")[0] in self.clear_skip:
+        if self.clear_share and source_of(name) in self.clear_skip:
             return replace(self, clear_share=0.0)
         return self
 

@@ -16,6 +16,7 @@ from crack_common.metrics import METRIC_NAMES, MetricAccumulator, false_alarm
 from crack_common.noise import NOISE_CASES, gaussian_blur
 from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
+from distill.data.mixture import source_of
 from distill.data.views import fit
 from distill.nets.student_io import bgr_to_unit_rgb
 from edge_app.vision.measure import crack_probability
@@ -139,7 +140,7 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
         photo, full_mask = dataset.load(i)
         img, mask = fit(photo, full_mask, size)
         prob = predict(img)
-        source = by_source.setdefault(_source_of(dataset, i), {
+        source = by_source.setdefault(source_of(dataset.samples[i].name), {
             t: MetricAccumulator() for t in thresholds})
         for t in thresholds:
             accs[t].add(prob > t, mask)
@@ -165,12 +166,6 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
         # every source counted once, however many photos it gives validation
         out["macro_iou"] = float(np.mean([m["iou"] for m in out["sources"].values()]))
     return out
-
-
-def _source_of(dataset: CrackDataset, index: int) -> str:
-    """The source of a mixture's pair (its name is SOURCE/STEM), '' for a plain dataset."""
-    name = dataset.samples[index].name
-    return name.partition("/")[0] if "/" in name else ""
 
 
 def _clear_window_probability(predict: Predictor, photo: np.ndarray, mask: np.ndarray,

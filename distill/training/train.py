@@ -30,6 +30,7 @@ from crack_common.metrics import MetricAccumulator
 from crack_common.progress import bar as progress_bar
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
+from distill.data.mixture import source_of
 from distill.data.photometric import jitter, jitter_rng
 from distill.data.views import CropSpec, fit, plan_view, render_view
 from distill.nets import students
@@ -62,7 +63,7 @@ def _check_clear_skip(crop: CropSpec, names: List[str]) -> None:
     leave that set's clear crops in."""
     if not crop.clear_share or not crop.clear_skip:
         return
-    sources = sorted({n.partition("/")[0] for n in names if "/" in n})
+    sources = sorted({source_of(n) for n in names} - {""})
     unknown = sorted(set(crop.clear_skip) - set(sources))
     if unknown:
         raise ValueError(f"crop.clear_skip names {', '.join(unknown)}, not a source of the "
