@@ -5,6 +5,8 @@ every public test split (clean, noise cases 1 and 2, F1 within 2 px) for each mo
 run produced (no-KD student, KD student and teacher with KD=1, the classical baseline),
 the false-alarm rates on crack-free images, the INT8 IR's scores beside FP16's, and the
 exact commands (read from the training script itself, so they cannot drift from it).
+Rows of the card being replaced that WORK did not score (the KD pipeline's, older runs')
+are carried over, its shipped rows relabelled "shipped before".
 It prints the same table in Markdown for the README.
 
 Usage: .venv/bin/python scripts/ship_model.py WORK [--tag pct_long --name crack-pct]
@@ -153,6 +155,22 @@ def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
     return found
 
 
+def carried_rows(found: Dict[str, Any], previous: Dict[str, Any]) -> Dict[str, Any]:
+    """FOUND (this WORK's rows) followed by the rows of the card being replaced that WORK
+    did not score (KD, teacher and older runs of an earlier work folder), its shipped rows
+    relabelled as shipped before; the classical baseline stays last."""
+    out = {k: v for k, v in found.items() if k != BASELINE}
+    for label, row in previous.items():
+        if label in found:  # shipped again: this WORK scored it
+            continue
+        label = label.replace("(shipped)", "(shipped before)").replace(
+            "(single pass)", "(single pass, shipped before)")
+        if label != BASELINE and label not in out:
+            out[label] = row
+    baseline = found.get(BASELINE, previous.get(BASELINE))
+    return {**out, BASELINE: baseline} if baseline else out
+
+
 def markdown(found: Dict[str, Any]) -> str:
     """The Table B.1-style table: per split, P/R/F1/IoU clean, IoU cases 1-2, F1@2px."""
     rows = ["| test split | model | P | R | F1 | IoU | F1@2px | IoU case 1 | IoU case 2 |",
@@ -189,11 +207,14 @@ def main(argv: List[str]) -> int:
                     help="with --flips: keep models/NAME_single* as they are (ship only the "
                          "flip-averaged IRs made from them)")
     a = ap.parse_args(argv)
+    # the card being replaced: its rows that WORK did not score are carried over
+    card = REPO / "models" / f"{a.name}.yaml"
+    previous = yaml.safe_load(card.read_text())["evaluation"]["models"] if card.is_file() else {}
     if not a.flips:
-        ship(a.work, a.tag, a.name)
+        ship(a.work, a.tag, a.name, previous)
         return 0
     if not a.flips_only:
-        ship(a.work, a.tag, f"{a.name}_single")
+        ship(a.work, a.tag, f"{a.name}_single", previous)
     ship_flipped(a.work, a.tag, a.name, a.flips)
     return 0
 
@@ -236,12 +257,13 @@ def ship_flipped(work: Path, tag: str, name: str, flips: str) -> None:
     print(f"\nmodels/{name}.xml and {name}_int8.xml: {name}_single* flip-averaged ({flips})")
 
 
-def ship(work: Path, tag: str, name: str) -> None:
-    """Copy WORK/TAG's IRs into models/NAME* with the completed cards."""
+def ship(work: Path, tag: str, name: str, previous: Dict[str, Any]) -> None:
+    """Copy WORK/TAG's IRs into models/NAME* with the completed cards (the PREVIOUS card's
+    rows that WORK did not score carried over)."""
     NAME = name  # noqa: N806 - the module default, overridden per run
     export = work / tag / "export"
     card = yaml.safe_load((export / "student.yaml").read_text())
-    found = evaluations(work, tag)
+    found = carried_rows(evaluations(work, tag), previous)
     card["name"] = NAME
     card["files"] = {**card.get("files", {}), "xml": f"{NAME}.xml", "bin": f"{NAME}.bin"}
     sweep_file = work / f"sweep_{tag}.json"

@@ -1,0 +1,37 @@
+"""scripts/ship_model.py keeps the replaced card's rows that a new work folder did not
+score, so shipping a retrained student does not drop the KD, teacher and older rows."""
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ship_model.py"
+spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
+ship_model = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ship_model)
+
+
+def row(iou: float) -> dict:
+    return {"model": "m", "DeepCrack": {"clean": {"iou": iou}}}
+
+
+def test_new_rows_first_old_shipped_rows_relabelled_baseline_last():
+    base = ship_model.BASELINE
+    found = {"new (shipped)": row(0.7), "new (shipped), INT8 IR": row(0.69), base: row(0.4)}
+    previous = {"old + flip averaging (h) (shipped)": row(0.67),
+                "old (single pass)": row(0.66), "teacher": row(0.3),
+                "new (shipped)": row(0.1), base: row(0.2)}
+    out = ship_model.carried_rows(found, previous)
+    assert list(out) == ["new (shipped)", "new (shipped), INT8 IR",
+                         "old + flip averaging (h) (shipped before)",
+                         "old (single pass, shipped before)", "teacher", base]
+    # this work folder's scores win over the old card's, the baseline's included
+    assert out["new (shipped)"]["DeepCrack"]["clean"]["iou"] == 0.7
+    assert out[base]["DeepCrack"]["clean"]["iou"] == 0.4
+    assert out["teacher"] == previous["teacher"]
+
+
+def test_nothing_to_carry_and_no_baseline_in_work():
+    base = ship_model.BASELINE
+    assert ship_model.carried_rows({"a (shipped)": row(0.5)}, {}) == {"a (shipped)": row(0.5)}
+    out = ship_model.carried_rows({"a (shipped)": row(0.5)}, {base: row(0.2)})
+    assert list(out) == ["a (shipped)", base]
