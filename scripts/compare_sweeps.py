@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Choose between trained runs on validation only: their threshold sweeps side by side.
+
+Each SWEEP is a `crack-distill eval MODEL --sweep ... --json-out SWEEP` result on the same
+validation split. Printed per run: the recommended threshold, the pooled IoU there, the
+validation false alarms, each source's IoU and the mean over sources (each source counted
+once). The choice is the highest mean over sources: pooled validation is mostly the large
+sets (CRACK500 crops are 88 of 198 photos), so it lets a run that loses a small set (UAV,
+SUT-Crack) win. Test splits play no part, so a choice made here can be checked on them.
+
+Usage: .venv/bin/python scripts/compare_sweeps.py WORK/sweep_A.json WORK/sweep_B.json ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+
+def load(path: Path) -> Dict[str, Any]:
+    """A sweep with per-source scores, or SystemExit saying what is wrong."""
+    try:
+        sweep = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: not a readable sweep ({e})") from None
+    if "macro_iou" not in sweep:
+        raise SystemExit(f"{path}: no per-source scores (sweep a mixture of datasets with "
+                         "crack-distill eval --sweep and several --data)")
+    return sweep
+
+
+def table(sweeps: Dict[str, Dict[str, Any]]) -> str:
+    """The runs as Markdown rows, one column per source."""
+    sources = sorted({s for sw in sweeps.values() for s in sw["sources"]})
+    head = ["run", "threshold", "pooled IoU", "false alarms", *sources, "mean over sources"]
+    rows = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, sw in sweeps.items():
+        fa = sw["best"].get("false_alarm")
+        cells = [name, f"{sw['best_threshold']:.2f}", f"{sw['best']['iou']:.4f}",
+                 "-" if fa is None else f"{fa:.1%}"]
+        cells += [f"{sw['sources'][s]['iou']:.4f}" if s in sw["sources"] else "-"
+                  for s in sources]
+        rows.append("| " + " | ".join(cells + [f"**{sw['macro_iou']:.4f}**"]) + " |")
+    return "\n".join(rows)
+
+
+def choose(sweeps: Dict[str, Dict[str, Any]]) -> str:
+    """The run with the highest validation IoU averaged over sources."""
+    return max(sweeps, key=lambda name: sweeps[name]["macro_iou"])
+
+
+def main(argv: List[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sweeps", type=Path, nargs="+", help="sweep JSON files (--json-out)")
+    a = ap.parse_args(argv)
+    sweeps = {p.stem.removeprefix("sweep_"): load(p) for p in a.sweeps}
+    images = {sw["images"] for sw in sweeps.values()}
+    if len(images) > 1:
+        raise SystemExit(f"the sweeps cover different validation splits ({sorted(images)} "
+                         "photos): compare runs on the same data")
+    print(table(sweeps))
+    best = choose(sweeps)
+    print(f"\nchoice on validation (mean over sources): {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

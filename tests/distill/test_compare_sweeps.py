@@ -1,0 +1,53 @@
+"""scripts/compare_sweeps.py chooses between runs on validation by the mean over sources,
+not by pooled IoU, and refuses sweeps it cannot compare."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_sweeps.py"
+spec = importlib.util.spec_from_file_location("compare_sweeps", SCRIPT)
+compare_sweeps = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare_sweeps)
+
+
+def sweep(big: float, small: float, images: int = 30) -> dict:
+    """A validation sweep of 25 photos of a big set and 5 of a small one."""
+    pooled = (25 * big + 5 * small) / 30
+    return {"images": images, "best_threshold": 0.5, "best_iou": pooled,
+            "best": {"iou": pooled, "false_alarm": 0.25},
+            "sources": {"big": {"images": 25, "iou": big}, "small": {"images": 5, "iou": small}},
+            "macro_iou": (big + small) / 2}
+
+
+def write(tmp_path: Path, name: str, data: dict) -> Path:
+    p = tmp_path / f"sweep_{name}.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+def test_the_run_that_keeps_the_small_set_wins_over_higher_pooled_iou(tmp_path, capsys):
+    # a: pooled 0.583 (big 0.6, small 0.5); b: pooled 0.600 (big 0.66, small 0.3)
+    files = [write(tmp_path, "a", sweep(0.6, 0.5)), write(tmp_path, "b", sweep(0.66, 0.3))]
+    assert compare_sweeps.main([str(f) for f in files]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("choice on validation (mean over sources): a")
+    row_b = next(line for line in out.splitlines() if line.startswith("| b |"))
+    assert "| 0.6000 | 25.0% | 0.6600 | 0.3000 | **0.4800** |" in row_b
+
+
+def test_sweeps_of_other_data_or_without_sources_are_refused(tmp_path):
+    a = write(tmp_path, "a", sweep(0.6, 0.5))
+    other = write(tmp_path, "other", sweep(0.6, 0.5, images=31))
+    with pytest.raises(SystemExit, match="different validation splits"):
+        compare_sweeps.main([str(a), str(other)])
+    plain = write(tmp_path, "plain", {k: v for k, v in sweep(0.6, 0.5).items()
+                                      if k not in ("sources", "macro_iou")})
+    with pytest.raises(SystemExit, match="no per-source scores"):
+        compare_sweeps.main([str(a), str(plain)])
+    torn = tmp_path / "sweep_torn.json"
+    torn.write_text('{"images": 3')
+    with pytest.raises(SystemExit, match="not a readable sweep"):
+        compare_sweeps.main([str(a), str(torn)])
