@@ -64,7 +64,8 @@ class CropConfig:
     drawn log-uniformly, squeezed to the square input as the car squeezes its frames."""
 
     min_area: float = 1.0  # 1.0 / 1.0: whole photos only
-    max_area: float = 1.0
+    max_area: float = 1.0  # above 1: windows larger than the photo (zoomed out, the
+    # photo reflected beyond its edges), so cracks are also seen thinner than on the car
     min_aspect: float = 1.0
     max_aspect: float = 1.0
     car_size: int = 448  # noise cases and validation as on the whole photo at this side
@@ -189,8 +190,9 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          cfg.size)
     need(0 < cfg.data.val_ratio < 1, "data.val_ratio", "between 0 and 1", cfg.data.val_ratio)
     c = cfg.crop
-    need(0 < c.min_area <= c.max_area <= 1, "crop.min_area/max_area",
-         "0 < min_area <= max_area <= 1", (c.min_area, c.max_area))
+    need(0 < c.min_area <= c.max_area <= 4, "crop.min_area/max_area",
+         "0 < min_area <= max_area <= 4 (above 1: zoomed out, the photo reflected at its "
+         "edges)", (c.min_area, c.max_area))
     need(0 <= c.clear_share <= 1 and 0 < c.clear_max_area <= 1,
          "crop.clear_share/clear_max_area", "shares between 0 and 1",
          (c.clear_share, c.clear_max_area))

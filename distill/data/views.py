@@ -29,7 +29,7 @@ class CropSpec:
     (width / height, in photo pixels) drawn log-uniformly from these ranges."""
 
     min_area: float = 1.0  # 1.0 and 1.0: always the whole photo
-    max_area: float = 1.0
+    max_area: float = 1.0  # above 1: zoomed out, the window reaches past the photo
     min_aspect: float = 1.0
     max_aspect: float = 1.0
     clear_share: float = 0.0  # share of crops placed where no crack comes near
@@ -38,7 +38,7 @@ class CropSpec:
 
     @property
     def whole(self) -> bool:
-        return self.min_area >= 1.0
+        return self.min_area >= 1.0 >= self.max_area
 
     def settings(self) -> Dict[str, float]:
         """The spec as saved beside cached views (without the clear-crop fields when no
@@ -109,15 +109,35 @@ def plan_view(seed: int, image_index: int, view_index: int, noise_mix: float,
 
 def crop_window(width: int, height: int, crop: Tuple[float, float, float, float]
                 ) -> Tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) in pixels of a crop on a width x height photo."""
+    """(x0, y0, x1, y1) in pixels of a crop on a width x height photo. An area above 1
+    is a zoomed-out window: it holds the whole photo's width or height or both and
+    reaches past its edges (negative x0/y0, x1 > width), as `window_pixels` fills it."""
     area, ratio, u, v = crop
-    if area >= 1.0:
+    if area == 1.0:
         return 0, 0, width, height
     pixels = area * width * height
-    w = int(round(min(width, max(1.0, math.sqrt(pixels * ratio)))))
-    h = int(round(min(height, max(1.0, pixels / w))))
+    if area > 1.0:  # not clamped to the photo, but never narrower than it
+        w = int(round(max(width, math.sqrt(pixels * ratio))))
+        h = int(round(max(height, pixels / w)))
+    else:
+        w = int(round(min(width, max(1.0, math.sqrt(pixels * ratio)))))
+        h = int(round(min(height, max(1.0, pixels / w))))
     x0, y0 = int(round(u * (width - w))), int(round(v * (height - h)))
     return x0, y0, x0 + w, y0 + h
+
+
+def window_pixels(image: np.ndarray, box: Tuple[int, int, int, int]) -> np.ndarray:
+    """The pixels of `box`, the photo mirrored at its edges (without repeating the edge
+    row) where the box reaches past it; a plain slice inside it."""
+    x0, y0, x1, y1 = box
+    h, w = image.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:
+        return image[y0:y1, x0:x1]
+    pad = [(max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w))]
+    pad += [(0, 0)] * (image.ndim - 2)
+    out = np.pad(image, pad, mode="reflect")
+    ox, oy = max(0, -x0), max(0, -y0)
+    return out[y0 + oy:y1 + oy, x0 + ox:x1 + ox]
 
 
 def clear_crop(mask: np.ndarray, box: Tuple[int, int, int, int],
@@ -163,7 +183,8 @@ def render_view(image: np.ndarray, mask: np.ndarray, view: View, size: int,
     x0, y0, x1, y1 = crop_window(w, h, view.crop)
     if view.clear:
         x0, y0, x1, y1 = clear_crop(mask, (x0, y0, x1, y1), view.crop)
-    img, m = fit(image[y0:y1, x0:x1], mask[y0:y1, x0:x1], size)
+    img, m = fit(window_pixels(image, (x0, y0, x1, y1)),
+                 window_pixels(mask, (x0, y0, x1, y1)), size)
     share = math.sqrt((x1 - x0) * (y1 - y0) / float(w * h))
     zoom = size / ((car_size or size) * share)
     img, m = _dihedral(img, m, view)

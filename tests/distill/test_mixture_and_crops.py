@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.config import load_config
+from distill.config import ConfigError, load_config
 from distill.data.datasets import DatasetError, open_dataset
 from distill.data.mixture import expand_sources, open_mixture, parse_source
 from distill.data.views import (
@@ -97,6 +97,32 @@ def test_crops_keep_photo_and_mask_aligned():
         shifted = render_view(photo, np.roll(mask, 25, axis=1), view, 96)[1]
         assert np.mean((img[..., 0] > 115) == (shifted > 0)) < agree - 0.2  # control
     assert len(shapes) > 5  # the aspect ratio really varies
+
+
+def test_zoomed_out_crops_reflect_the_photo_past_its_edges_and_stay_aligned():
+    h, w = 120, 200
+    mask = np.zeros((h, w), np.uint8)
+    mask[:, 30:34] = 1  # one vertical crack near the left edge
+    photo = np.repeat((mask * 200 + 30)[..., None], 3, axis=2).astype(np.uint8)
+    # area 2.25 at the photo's own aspect: a window 1.5x the photo each way, centred
+    x0, y0, x1, y1 = crop_window(w, h, (2.25, w / h, 0.5, 0.5))
+    assert (x0, y0, x1, y1) == (-50, -30, 250, 150)
+    img, m = render_view(photo, mask, View(crop=(2.25, w / h, 0.5, 0.5)), 150)
+    # the photo is shown at 1/1.5 of its size: the crack 4 px -> about 2.7 px wide, and
+    # its mirror image 30 px left of the photo's edge shows up too (x = 50 - 32 = 18)
+    xs = np.flatnonzero(m.any(axis=0)) * 2 - 50  # photo columns of the output's crack
+    assert any(28 <= x <= 35 for x in xs) and any(-36 <= x <= -28 for x in xs)
+    assert all(28 <= x <= 35 or -36 <= x <= -28 for x in xs)
+    # 8 crack columns (the crack and its mirror) over the window's 180 rows, at 0.5 x 0.83
+    assert m.sum() == pytest.approx(8 * 180 * 0.5 * 150 / 180, rel=0.25)
+    assert np.mean((img[..., 0] > 115) == (m > 0)) > 0.97  # image and mask mirrored alike
+    # spec and config accept zoomed-out ranges, and plans draw them
+    spec = CropSpec(0.3, 3.0, 0.7, 1.8)
+    areas = [plan_view(3, 0, v, 0.0, spec).crop[0] for v in range(60)]
+    assert min(areas) < 1 < max(areas) <= 3.0 and not spec.whole
+    load_config(None, [{"crop": {"min_area": 0.3, "max_area": 3.0}}])
+    with pytest.raises(ConfigError, match="max_area <= 4"):
+        load_config(None, [{"crop": {"min_area": 0.3, "max_area": 5.0}}])
 
 
 def test_clear_crops_show_sound_surface_and_leave_other_plans_unchanged():
