@@ -286,7 +286,9 @@ def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
             "loss": f"{t.hard_weight} x (0.2 CE + 0.8 Dice) + {t.kd_weight if t.kd else 0} x "
                     f"CWD(T={t.temperature})", "views": cfg.cache.views,
             "noise_mix": cfg.cache.noise_mix, "photometric": t.photometric, "seed": t.seed,
-            "lr": t.lr, "clear_share": cfg.crop.clear_share}
+            "lr": t.lr, "clear_share": cfg.crop.clear_share,
+            "crop_area": [cfg.crop.min_area, cfg.crop.max_area],
+            "crop_aspect": [cfg.crop.min_aspect, cfg.crop.max_aspect]}
     if cfg.crop.clear_skip:
         info["clear_skip"] = list(cfg.crop.clear_skip)
     if cfg.student.init:  # the run it continues (the last folders: no machine's path)

@@ -99,8 +99,12 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # the runs of scripts/train_shipped_model, by tag, as the tables name them
-RUNS = {"shipped": "HrSegNet-B16, b16_10ep fine-tuned with 30% clear crops, none from UAV "
-                   "(+564 steps)",
+RUNS = {"shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5 (4,512 "
+                   "steps)",
+        "quiet": "the same fine-tuned with 30% clear crops, none from UAV (+564 steps; "
+                 "QUIET=1)",
+        "b448_24ep": "HrSegNet-B16, 448-px crops of at most the photo (no zoom-out; 4,512 "
+                     "steps)",
         "b16_10ep": "HrSegNet-B16, UAV x3 + SUT x1.5, final checkpoint (1,880 steps; shipped "
                     "before)",
         "b16_5ep": "HrSegNet-B16, every set x1 (940 steps; shipped first)",
@@ -264,7 +268,7 @@ def ship(work: Path, tag: str, name: str, previous: Dict[str, Any]) -> None:
     export = work / tag / "export"
     card = yaml.safe_load((export / "student.yaml").read_text())
     found = carried_rows(evaluations(work, tag), previous)
-    card["name"] = NAME
+    card["name"] = NAME.replace("_", "-")  # as detections and reports name the model
     card["files"] = {**card.get("files", {}), "xml": f"{NAME}.xml", "bin": f"{NAME}.bin"}
     sweep_file = work / f"sweep_{tag}.json"
     if sweep_file.is_file():
@@ -301,7 +305,7 @@ def ship(work: Path, tag: str, name: str, previous: Dict[str, Any]) -> None:
         card8 = yaml.safe_load(int8.with_suffix(".yaml").read_text())
         card8.update({k: card[k] for k in ("datasets", "evaluation", "reproduce",
                                           "limitations", "training")})
-        card8["name"] = f"{NAME}-int8"
+        card8["name"] = f"{NAME}-int8".replace("_", "-")
         card8["threshold"] = card["threshold"]
         card8["files"] = {**card8.get("files", {}), "xml": f"{NAME}_int8.xml",
                           "bin": f"{NAME}_int8.bin"}
