@@ -21,6 +21,7 @@ from crack_common.noise import NOISE_CASES, dim_light, low_resolution
 from distill.data.mixture import source_of
 
 WHOLE = (1.0, 1.0, 0.0, 0.0)  # a crop of the whole photo
+MAX_AREA = 4.0  # zoomed-out windows hold at most 4x the photo's area
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class CropSpec:
     clear_share: float = 0.0  # share of crops placed where no crack comes near
     clear_max_area: float = 0.25  # clear crops are at most this share of the photo
     clear_skip: Tuple[str, ...] = ()  # sources (sample name prefix SOURCE/) with no clear crop
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_area <= self.max_area <= MAX_AREA:
+            raise ValueError(f"crop area {self.min_area}..{self.max_area}: need 0 < min <= "
+                             f"max <= {MAX_AREA} (above 1: zoomed out past the photo)")
+        if not 0 < self.min_aspect <= self.max_aspect:
+            raise ValueError(f"crop aspect {self.min_aspect}..{self.max_aspect}: need "
+                             "0 < min <= max")
 
     @property
     def whole(self) -> bool:

@@ -123,6 +123,8 @@ def test_zoomed_out_crops_reflect_the_photo_past_its_edges_and_stay_aligned():
     load_config(None, [{"crop": {"min_area": 0.3, "max_area": 3.0}}])
     with pytest.raises(ConfigError, match="max_area <= 4"):
         load_config(None, [{"crop": {"min_area": 0.3, "max_area": 5.0}}])
+    with pytest.raises(ValueError, match="crop area 0.5..5.0"):  # the teacher's --crop-area
+        CropSpec(0.5, 5.0)
 
 
 def test_clear_crops_show_sound_surface_and_leave_other_plans_unchanged():
