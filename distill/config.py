@@ -189,10 +189,11 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(cfg.size % 32 == 0 and cfg.size >= 64, "size", "a multiple of 32, at least 64",
          cfg.size)
     need(0 < cfg.data.val_ratio < 1, "data.val_ratio", "between 0 and 1", cfg.data.val_ratio)
+    from distill.data.views import MAX_AREA  # the bound CropSpec itself enforces
     c = cfg.crop
-    need(0 < c.min_area <= c.max_area <= 4, "crop.min_area/max_area",
-         "0 < min_area <= max_area <= 4 (above 1: zoomed out, the photo reflected at its "
-         "edges)", (c.min_area, c.max_area))
+    need(0 < c.min_area <= c.max_area <= MAX_AREA, "crop.min_area/max_area",
+         f"0 < min_area <= max_area <= {MAX_AREA:g} (above 1: zoomed out, the photo "
+         "reflected at its edges)", (c.min_area, c.max_area))
     need(0 <= c.clear_share <= 1 and 0 < c.clear_max_area <= 1,
          "crop.clear_share/clear_max_area", "shares between 0 and 1",
          (c.clear_share, c.clear_max_area))

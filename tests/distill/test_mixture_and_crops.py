@@ -108,8 +108,8 @@ def test_zoomed_out_crops_reflect_the_photo_past_its_edges_and_stay_aligned():
     x0, y0, x1, y1 = crop_window(w, h, (2.25, w / h, 0.5, 0.5))
     assert (x0, y0, x1, y1) == (-50, -30, 250, 150)
     img, m = render_view(photo, mask, View(crop=(2.25, w / h, 0.5, 0.5)), 150)
-    # the photo is shown at 1/1.5 of its size: the crack 4 px -> about 2.7 px wide, and
-    # its mirror image 30 px left of the photo's edge shows up too (x = 50 - 32 = 18)
+    # the photo is shown at half its size in a 300-px window, and the crack's mirror image
+    # (photo columns -33..-30, left of the photo's edge) shows up beside it
     xs = np.flatnonzero(m.any(axis=0)) * 2 - 50  # photo columns of the output's crack
     assert any(28 <= x <= 35 for x in xs) and any(-36 <= x <= -28 for x in xs)
     assert all(28 <= x <= 35 or -36 <= x <= -28 for x in xs)
