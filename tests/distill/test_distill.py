@@ -364,18 +364,34 @@ def test_torchrun_two_processes_with_gloo(assets, tmp_path):
 
 def test_runtime_agreement_allows_fp16_error_relative_to_the_logits():
     from distill.export import agreement
-    ref = np.zeros((1, 2, 8, 8), np.float32)
-    ref[:, 1, :4] = 40.0  # a confident crack region: logits of 40
-    ref[:, 0, 4:] = 40.0
+    ref = np.zeros((1, 2, 64, 64), np.float32)
+    ref[:, 1, :32] = 40.0  # a confident crack region: logits of 40
+    ref[:, 0, 32:] = 40.0
     near = ref + 0.3  # 0.75% of the largest logit: FP16-sized
     r = agreement(ref, near)
     assert r["pass"] and r["mask_iou"] == 1.0 and r["allowed_logit_diff"] == 0.5
     assert not agreement(ref, ref + 0.6)["pass"]  # beyond 0.1 + 1% of 40
     flipped = ref.copy()
-    flipped[:, :, :4] = flipped[:, ::-1, :4]  # same size, other masks
+    flipped[:, :, :32] = flipped[:, ::-1, :32]  # same size, other masks
     assert not agreement(ref, flipped)["pass"]
     small = ref / 40.0
     assert not agreement(small, small + 0.12)["pass"]  # small logits: the 0.1 floor rules
+
+
+def test_runtime_agreement_forgives_a_stray_pixel_but_not_a_wrong_layer():
+    from distill.export import agreement
+    ref = np.random.default_rng(0).normal(0, 4, (1, 2, 64, 64)).astype(np.float32)
+    allowed = agreement(ref, ref)["allowed_logit_diff"]
+    stray = ref.copy()
+    stray[0, 0, 10, 10] += 1.5 * allowed  # FP16 rounding stacked up on one pixel
+    r = agreement(ref, stray)
+    assert r["pass"] and r["max_abs_logit_diff"] > allowed > r["p99.9_abs_logit_diff"]
+    patch = ref.copy()
+    patch[0, :, :4, :4] += 1.5 * allowed  # 16 pixels (0.4%) off: more than a stray
+    assert not agreement(ref, patch)["pass"]
+    wild = ref.copy()
+    wild[0, 0, 10, 10] += 5 * allowed  # one pixel, far off: a layer computes something else
+    assert not agreement(ref, wild)["pass"]
 
 
 def test_card_names_the_run_a_fine_tune_continues_without_a_machine_path():
