@@ -25,9 +25,11 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import yaml
+
+from crack_common.files import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_shipped_model"
@@ -175,6 +177,21 @@ def carried_rows(found: Dict[str, Any], previous: Dict[str, Any]) -> Dict[str, A
     return {**out, BASELINE: baseline} if baseline else out
 
 
+def previous_rows(card: Path, single_card: Optional[Path], new_bin: Path) -> Dict[str, Any]:
+    """The evaluation rows of the card being replaced (none when there is none). When it
+    already ships NEW_BIN (the same run shipped again, e.g. after a rescore), its own
+    shipped and single-pass rows are dropped rather than carried as "shipped before": the
+    new rows replace them."""
+    if not card.is_file():
+        return {}
+    rows = yaml.safe_load(card.read_text())["evaluation"]["models"]
+    shipped_card = single_card if single_card is not None and single_card.is_file() else card
+    shipped = yaml.safe_load(shipped_card.read_text()).get("files", {}).get("bin_sha256")
+    if new_bin.is_file() and shipped == sha256_file(new_bin):
+        rows = {k: v for k, v in rows.items() if "(shipped)" not in k and "(single pass)" not in k}
+    return rows
+
+
 def markdown(found: Dict[str, Any]) -> str:
     """The Table B.1-style table: per split, P/R/F1/IoU clean, IoU cases 1-2, F1@2px."""
     rows = ["| test split | model | P | R | F1 | IoU | F1@2px | IoU case 1 | IoU case 2 |",
@@ -212,8 +229,10 @@ def main(argv: List[str]) -> int:
                          "flip-averaged IRs made from them)")
     a = ap.parse_args(argv)
     # the card being replaced: its rows that WORK did not score are carried over
-    card = REPO / "models" / f"{a.name}.yaml"
-    previous = yaml.safe_load(card.read_text())["evaluation"]["models"] if card.is_file() else {}
+    models = REPO / "models"
+    previous = previous_rows(models / f"{a.name}.yaml",
+                             models / f"{a.name}_single.yaml" if a.flips else None,
+                             a.work / a.tag / "export" / "student.bin")
     if not a.flips:
         ship(a.work, a.tag, a.name, previous)
         return 0

@@ -35,3 +35,21 @@ def test_nothing_to_carry_and_no_baseline_in_work():
     assert ship_model.carried_rows({"a (shipped)": row(0.5)}, {}) == {"a (shipped)": row(0.5)}
     out = ship_model.carried_rows({"a (shipped)": row(0.5)}, {base: row(0.2)})
     assert list(out) == ["a (shipped)", base]
+
+
+def test_shipping_the_same_run_again_replaces_its_rows_instead_of_carrying_them(tmp_path):
+    import yaml
+    bin_ = tmp_path / "student.bin"
+    bin_.write_bytes(b"weights")
+    rows = {"new + flip averaging (h) (shipped)": row(0.7), "new (single pass)": row(0.69),
+            "old (shipped before)": row(0.6), "old (single pass, shipped before)": row(0.5)}
+    card, single = tmp_path / "m.yaml", tmp_path / "m_single.yaml"
+    card.write_text(yaml.safe_dump({"files": {"bin_sha256": "flipped graph"},
+                                    "evaluation": {"models": rows}}))
+    single.write_text(yaml.safe_dump({"files": {"bin_sha256": ship_model.sha256_file(bin_)},
+                                      "evaluation": {"models": {}}}))
+    again = ship_model.previous_rows(card, single, bin_)
+    assert list(again) == ["old (shipped before)", "old (single pass, shipped before)"]
+    bin_.write_bytes(b"retrained weights")  # another run: the shipped rows are carried
+    assert ship_model.previous_rows(card, single, bin_) == rows
+    assert ship_model.previous_rows(tmp_path / "none.yaml", None, bin_) == {}
