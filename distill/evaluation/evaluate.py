@@ -98,11 +98,15 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
     blur_accs = {k: MetricAccumulator() for k in blur}
     tolerant: List[float] = []
     alarms: List[bool] = []
+    by_source: Dict[str, Dict[str, MetricAccumulator]] = {}
     for i in progress_bar(range(len(dataset)), desc="eval", unit="img", enabled=progress):
         img, mask = fit(*dataset.load(i), size)
+        source = by_source.setdefault(source_of(dataset.samples[i].name), {
+            name: MetricAccumulator() for name in NOISE_CASES})
         for name, case in NOISE_CASES.items():
             pred = predict(case(img)) > threshold
             accs[name].add(pred, mask)
+            source[name].add(pred, mask)
             if name != "clean":
                 continue
             if not mask.any():
@@ -119,6 +123,10 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
     if alarms:
         out["false_alarm"] = {"crack_free_images": len(alarms), "rate": float(np.mean(alarms)),
                               "min_component_share": alarm_share}
+    if len(by_source) > 1:  # a mixture (a validation split): IoU per source and case
+        out["sources"] = {src: {"images": len(a["clean"]),
+                                **{name: acc.mean()["iou"] for name, acc in a.items()}}
+                          for src, a in sorted(by_source.items())}
     return out
 
 
@@ -199,6 +207,9 @@ def table(results: Dict[str, object], title: str = "") -> str:
     if fa:
         rows.append(f"false alarms on {fa['crack_free_images']} crack-free images: "
                     f"{fa['rate']:.1%}")
+    for src, r in results.get("sources", {}).items():
+        rows.append(f"  {src} ({r['images']}): IoU " + ", ".join(
+            f"{case} {r[case]:.4f}" for case in NOISE_CASES))
     return "\n".join(r for r in rows if r)
 
 

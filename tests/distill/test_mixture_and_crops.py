@@ -384,3 +384,40 @@ def test_eval_scores_each_dataset_beside_the_classical_baseline(cli, collection,
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["model"]["datasets"] == json.loads(out.read_text())[
         "model"]["datasets"]
+
+
+def test_evaluate_scores_each_source_and_noise_case_of_a_mixture(collection):
+    from distill.evaluation.evaluate import evaluate
+    mix = open_mixture([f"{collection}/big", f"{collection}/small"])
+    seen = {}
+    import distill.evaluation.evaluate as ev
+    original, load = ev.fit, mix.load
+
+    def spy(image, mask, size):
+        out = original(image, mask, size)
+        seen["img"], seen["mask"] = out[0], out[1].astype(np.float32)
+        return out
+
+    def tagged_load(i):
+        seen["small"] = mix.samples[i].name.startswith("small/")
+        return load(i)
+
+    def noise_blind_on_small(img):  # perfect, except on noisy photos of "small"
+        clean = np.array_equal(img, seen["img"])
+        return seen["mask"] if clean or not seen["small"] else np.zeros_like(seen["mask"])
+    ev.fit, mix.load = spy, tagged_load
+    try:
+        r = evaluate(noise_blind_on_small, mix, 64, blur=[])
+    finally:
+        ev.fit = original
+    src = r["sources"]
+    assert (src["big"]["images"], src["small"]["images"]) == (12, 4)
+    assert src["big"] == {"images": 12, "clean": 1.0, "case1": 1.0, "case2": 1.0}
+    small = [i for i, smp in enumerate(mix.samples) if smp.name.startswith("small/")]
+    free = np.mean([not load(i)[1].any() for i in small])
+    assert src["small"]["clean"] == 1.0 and free < 0.5
+    assert src["small"]["case1"] == src["small"]["case2"] == pytest.approx(free)
+    assert r["case2"]["iou"] == pytest.approx((12 + 4 * free) / 16)  # pooled hides it
+    assert "small (4): IoU clean 1.0000" in ev.table(r)
+    assert "sources" not in evaluate(noise_blind_on_small, open_dataset(collection / "big"),
+                                     64, blur=[])
