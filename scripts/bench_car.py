@@ -35,7 +35,7 @@ from edge_app.sources.files import DEMO_VIDEO  # noqa: E402
 from edge_app.tools.contract_model import build, save  # noqa: E402
 from edge_app.vision.frames import Frame, LatestSlot  # noqa: E402
 from edge_app.vision.pipeline import CarPipeline  # noqa: E402
-from tests.edge_app.streams import BOUNDARY, ScriptedMjpegServer, headers  # noqa: E402
+from tests.services.streams import BOUNDARY, ScriptedMjpegServer, headers  # noqa: E402
 
 
 def demo_jpegs(n: int = 60) -> list:

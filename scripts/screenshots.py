@@ -21,7 +21,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.edge_app.browser import chromium  # noqa: E402
+from tests.services.browser import chromium  # noqa: E402
 
 
 def main(argv: list) -> int:

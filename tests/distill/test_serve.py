@@ -28,7 +28,7 @@ from edge_app.tools.contract_model import build, save
 from edge_app.vision.measure import crack_mask
 from edge_app.vision.pipeline import CarPipeline
 from tests.conftest import REPO
-from tests.edge_app.streams import ScriptedMjpegServer, good, jpeg
+from tests.services.streams import ScriptedMjpegServer, good, jpeg
 
 KEY = "test-key-123"
 

@@ -408,7 +408,7 @@ def test_the_car_runs_every_exported_student(tmp_path, name):
     from edge_app.config import load_car_config
     from edge_app.sources.mjpeg import MjpegSource
     from edge_app.vision.pipeline import CarPipeline
-    from tests.edge_app.streams import ScriptedMjpegServer, good
+    from tests.services.streams import ScriptedMjpegServer, good
     torch.manual_seed(0)
     xml = export_ir(students.build(name).eval(), tmp_path, name, 64)["xml"]
     cfg = load_car_config(None, [{"inference": {"model": str(xml)}, "server": {"port": 0}}])

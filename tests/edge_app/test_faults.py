@@ -22,8 +22,8 @@ from edge_app.sources.mjpeg import MjpegSource
 from edge_app.tools.motors_off import drive_pins
 from edge_app.vision.pipeline import CarPipeline
 from tests.conftest import REPO
-from tests.edge_app.streams import ScriptedMjpegServer, headers, part
 from tests.edge_app.test_drive import off, pins, wait_for
+from tests.services.streams import ScriptedMjpegServer, headers, part
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_after_a_fault_the_next_start_is_held_stopped(tmp_path):
 
 def test_content_length_is_parsed_strictly():
     from edge_app.sources.multipart import MultipartParser
-    from tests.edge_app.streams import BOUNDARY, jpeg
+    from tests.services.streams import BOUNDARY, jpeg
     j = jpeg()
     p = MultipartParser(BOUNDARY)
     out = []
@@ -179,7 +179,7 @@ def test_fuzzed_mjpg_streams_never_escape_the_parser_and_memory_stays_bounded():
     import random
 
     from edge_app.sources.multipart import MultipartParser
-    from tests.edge_app.streams import BOUNDARY, jpeg
+    from tests.services.streams import BOUNDARY, jpeg
     frames = [part(jpeg(seq=i)) for i in range(4)]
     frames[1] = part(jpeg(seq=1), length=False)
     clean = b"".join(frames)

@@ -8,7 +8,7 @@ import pytest
 
 from edge_app.links.gps import GpsConfig, GpsdClient, parse_tpv
 from edge_app.recorder import RunReader
-from tests.edge_app.gpsd import Gpsd, Receiver
+from tests.services.gpsd import Gpsd, Receiver
 
 
 def wait_for(pred, timeout=10.0):
@@ -88,7 +88,7 @@ def test_gpsd_outage_costs_positions_only_while_it_lasts(tmp_path, gpsd, receive
 
 
 def test_unreachable_gpsd_never_blocks_and_close_is_prompt():
-    from tests.edge_app.net import free_port
+    from tests.services.net import free_port
     client = GpsdClient(GpsConfig("gpsd", "127.0.0.1", free_port())).start()
     t0 = time.monotonic()
     assert client.fix() is None and client.status() == "gpsd unreachable"

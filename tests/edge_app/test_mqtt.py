@@ -17,7 +17,7 @@ from edge_app.links.mqtt_link import MqttConfig, MqttLink
 from edge_app.motion.commands import CommandError, ReplayGuard, parse_command, sign
 from edge_app.motion.drive import DriveConfig, DriveController, make_robot
 from tests.conftest import REPO
-from tests.edge_app.broker import Broker, available
+from tests.services.broker import Broker, available
 
 pytestmark = pytest.mark.skipif(not available(), reason="mosquitto is installed by scripts/setup")
 

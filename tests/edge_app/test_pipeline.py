@@ -17,7 +17,7 @@ from edge_app.model.inference import DeviceError, check_device
 from edge_app.model.ov_runtime import import_openvino
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.vision.pipeline import CarPipeline
-from tests.edge_app.streams import ScriptedMjpegServer, good, jpeg
+from tests.services.streams import ScriptedMjpegServer, good, jpeg
 
 
 def config(model, **over):

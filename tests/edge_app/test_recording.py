@@ -14,7 +14,7 @@ from edge_app.links.sd_notify import notify
 from edge_app.recorder import RecordConfig, Recorder, RunReader, apply_retention
 from edge_app.sources.recorded import RecordedRunSource
 from edge_app.vision.frames import LatestSlot
-from tests.edge_app.streams import jpeg
+from tests.services.streams import jpeg
 
 
 def record(tmp_path, n=10, **cfg):

@@ -16,7 +16,7 @@ from edge_app.review.report import write_report
 from edge_app.review.runs import load_run
 from edge_app.review.server import ReviewServer
 from edge_app.tools.contract_model import build, save
-from tests.edge_app.browser import available, chromium
+from tests.services.browser import available, chromium
 
 needs_browser = pytest.mark.skipif(not available(), reason="chromium is installed by setup")
 

@@ -12,7 +12,7 @@ import pytest
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.sources.multipart import MultipartParser
 from edge_app.vision.frames import LatestSlot, jpeg_size
-from tests.edge_app.streams import (
+from tests.services.streams import (
     BOUNDARY,
     ScriptedMjpegServer,
     free_port,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tests.edge_app.net import free_port, wait_listening
+from tests.services.net import free_port, wait_listening
 
 GPSD = shutil.which("gpsd") or "/usr/sbin/gpsd"
 

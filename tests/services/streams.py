@@ -12,7 +12,7 @@ from typing import Callable, List, Optional
 import cv2
 import numpy as np
 
-from tests.edge_app.net import free_port  # noqa: F401 - tests import it from here
+from tests.services.net import free_port  # noqa: F401 - tests import it from here
 
 BOUNDARY = "frameboundary"
 
