@@ -307,8 +307,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"IR: {r['xml']} (model card {Path(r['xml']).with_suffix('.yaml')})")
     for runtime, agree in r.get("check", {}).items():
         if isinstance(agree, dict):
-            print(f"  {runtime}: max |logit diff| {agree['max_abs_logit_diff']:.4g}, "
-                  f"mask IoU vs PyTorch {agree['mask_iou']:.4f}")
+            print(f"  {runtime}: |logit diff| 99.9% within "
+                  f"{agree['p99.9_abs_logit_diff']:.4g} (allowed {agree['allowed_logit_diff']}), "
+                  f"max {agree['max_abs_logit_diff']:.4g} (allowed "
+                  f"{agree['allowed_max_logit_diff']}), mask IoU vs PyTorch "
+                  f"{agree['mask_iou']:.4f}{'' if agree['pass'] else ': FAILED'}")
     if "int8" in r:
         print(f"INT8 IR: {r['int8']['xml']} (validation IoU {r['int8']['val_iou']})")
     if args.check and not r["check"]["pass"]:
