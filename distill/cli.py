@@ -332,11 +332,22 @@ def _cmd_average(args: argparse.Namespace) -> int:
 
 
 def _cmd_flips(args: argparse.Namespace) -> int:
-    from distill.ir_flips import flip_average_ir
+    from distill.ir_average import flip_average_ir
     card = flip_average_ir(args.model, args.out, args.flips)
     runs = card["test_time_flips"]["runs_per_frame"]
     print(f"{args.out}: {args.model.name} averaged over {runs} mirror images of every frame "
           f"({runs}x its compute); threshold {card.get('threshold', 0.5)} kept from its card")
+    return 0
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from distill.ir_average import ensemble_ir
+    card = ensemble_ir(args.models, args.out, args.flips)
+    runs = card["ensemble"]["runs_per_frame"]
+    print(f"{args.out}: {len(args.models)} IRs averaged ({runs} runs per frame, {runs}x a "
+          f"single IR's compute); threshold {card.get('threshold', 0.5)} kept from "
+          f"{args.models[0].name}'s card: sweep the ensemble on validation photos "
+          "(crack-distill eval --sweep) for its own")
     return 0
 
 
@@ -489,6 +500,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="h: frame + left-right mirror (2x compute); hv: all four flips (4x)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_flips)
+    st = sub.add_parser("ensemble", help="average several IRs (other seeds or recipes)",
+                        description="Write an IR that runs every MODEL on each frame and "
+                                    "averages their logits (the car's contract and opsets "
+                                    "1-10 kept; the first model's card copied with the "
+                                    "members). The MODELs must share input and output "
+                                    "shapes and precision.")
+    st.add_argument("models", type=Path, nargs="+", help="single-pass IRs (.xml), 2 or more")
+    st.add_argument("--flips", choices=list(FLIP_SETS), default="none",
+                    help="also run each on the frame's mirror images (h: 2x, hv: 4x)")
+    st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
+    st.set_defaults(func=_cmd_ensemble)
     st = sub.add_parser("config", help="print the effective or default configuration",
                         description="Print the configuration as YAML.")
     st.add_argument("--defaults", action="store_true", help="the documented defaults")

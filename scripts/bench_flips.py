@@ -22,7 +22,7 @@ from typing import List
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distill.ir_flips import flip_average_ir  # noqa: E402
+from distill.ir_average import flip_average_ir  # noqa: E402
 from scripts.bench_car import demo_frames, demo_jpegs, raw_throughput, stream_vs_raw  # noqa: E402
 
 

@@ -248,7 +248,7 @@ def ship_flipped(work: Path, tag: str, name: str, flips: str) -> None:
     WORK/eval_TAG_FLIPS.json, WORK/eval_TAG_FLIPS_int8.json, as the training script
     writes them), above the single-pass rows."""
     sys.path.insert(0, str(REPO))
-    from distill.ir_flips import flip_average_ir
+    from distill.ir_average import flip_average_ir
     models, run = REPO / "models", f"{tag}_{flips}"
     sweep = json.loads((work / f"sweep_{run}.json").read_text())
     single_card = yaml.safe_load((models / f"{name}_single.yaml").read_text())

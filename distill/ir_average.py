@@ -1,0 +1,157 @@
+"""Averaging put around finished IRs (no PyTorch checkpoint needed): test-time flips of
+one IR, and ensembles of several IRs of the same contract.
+
+`distill.nets.flips` averages a student's logits over mirror images before export; this
+does the same to a finished IR, such as a shipped model whose checkpoint is not at hand,
+and also averages different IRs (students trained with other seeds or recipes): each
+run's graph is read once, fed the frame (for a flip, the u8 NHWC input converted to f32
+and mirrored by a Gather, before the built-in pre-processing), its logits mirrored back
+where needed, and all runs' logits averaged. Convert, Gather-1, Add and Multiply only:
+the result stays within opsets 1-10 and keeps the car's contract (input `image` u8
+1xSxSx3 BGR, output `logits`). The card of the (first) source IR is copied, with the
+flips or members, the new file names and checksum.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+import yaml
+
+from crack_common.files import atomic_write_text, sha256_file
+from distill.config import FLIP_SETS
+from distill.export import ExportError, save_ir
+
+# image axis -> dim: the input is NHWC, the logits NCHW
+_NHWC = {"h": 1, "w": 2}
+_NCHW = {"h": 2, "w": 3}
+
+
+def _mirror(node: Any, axis: int, length: int) -> Any:
+    import openvino.opset1 as op1
+    index = op1.constant(np.arange(length - 1, -1, -1, dtype=np.int64))
+    return op1.gather(node, index, op1.constant(np.int64(axis)))
+
+
+def _mirrored(node: Any, flips: tuple, axes: Dict[str, int], shape: list) -> Any:
+    for f in flips:
+        node = _mirror(node, axes[f], shape[axes[f]])
+    return node
+
+
+def _card(src: Path) -> Dict[str, Any]:
+    path = src.with_suffix(".yaml")
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+def _check_flips(flips: str) -> None:
+    if flips not in FLIP_SETS or flips == "none":
+        raise ValueError(f"unknown flip set {flips!r}; choose "
+                         f"{' or '.join(k for k in FLIP_SETS if k != 'none')}")
+
+
+def _average_ir(runs: Sequence[Tuple[Path, tuple]], dst: Path, fp16: bool) -> None:
+    """Write `dst`: the mean of the logits of each (IR, flip dims) run on one frame."""
+    import openvino as ov
+    import openvino.opset1 as op1
+    core = ov.Core()
+    image, total, shapes = None, None, None
+    for i, (src, dims) in enumerate(runs):
+        copy = core.read_model(str(src))
+        if len(copy.inputs) != 1 or len(copy.outputs) != 1:
+            raise ExportError(f"{src}: averaging needs one input and one output (logits); "
+                              f"this IR has {len(copy.inputs)} and {len(copy.outputs)}")
+        in_shape = [int(d) for d in copy.input(0).get_shape()]
+        out_shape = [int(d) for d in copy.output(0).get_shape()]
+        if shapes is None:
+            shapes = (in_shape, out_shape)
+            image = op1.parameter(in_shape, copy.input(0).get_element_type(), name="image")
+        elif shapes != (in_shape, out_shape):
+            raise ExportError(f"{src}: input {in_shape} and output {out_shape} differ from "
+                              f"{runs[0][0]}'s {shapes[0]} and {shapes[1]}")
+        for node in copy.get_ordered_ops():  # names must stay unique (OpenVINO 2022.3)
+            node.set_friendly_name(f"run{i}/{node.get_friendly_name()}")
+            for out in node.outputs():
+                out.get_tensor().set_names({f"run{i}/{n}" for n in out.get_names()})
+        # mirror the frame as f32 (a Gather of u8 is not something every plugin has);
+        # the copy's own Convert then has nothing to do
+        feed = _mirrored(op1.convert(image, "f32"), dims, _NHWC, in_shape) if dims else image
+        param = copy.get_parameters()[0]
+        for target in list(param.output(0).get_target_inputs()):
+            target.replace_source_output(feed.output(0))
+        logits = copy.get_results()[0].input(0).get_source_output()
+        logits = _mirrored(logits, dims, _NCHW, out_shape)
+        total = logits if total is None else op1.add(total, logits)
+    mean = op1.multiply(total, op1.constant(np.float32(1.0 / len(runs))))
+    model = ov.Model([op1.result(mean)], [image], dst.stem)
+    model.input(0).get_tensor().set_names({"image"})
+    model.output(0).get_tensor().set_names({"logits"})
+    save_ir(model, dst, fp16=fp16)
+
+
+def _write_card(card: Dict[str, Any], dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
+    card = json.loads(json.dumps(card))
+    bin_file = dst.with_suffix(".bin")
+    card.update({"name": dst.stem.replace("_", "-"),
+                 "files": {"xml": dst.name, "bin": bin_file.name,
+                           "bin_sha256": sha256_file(bin_file)}, **extra})
+    atomic_write_text(dst.with_suffix(".yaml"), yaml.safe_dump(card, sort_keys=False))
+    return card
+
+
+def _check_sources(srcs: Sequence[Path], dst: Path) -> List[Dict[str, Any]]:
+    cards = []
+    for src in srcs:
+        if not src.is_file():
+            raise ValueError(f"{src}: no such IR")
+        if dst.resolve() == src.resolve():
+            raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
+        card = _card(src)
+        if card.get("test_time_flips"):
+            raise ValueError(f"{src}: already flip-averaged ({card['test_time_flips']['set']})"
+                             "; average the single-pass IRs")
+        if card.get("ensemble"):
+            raise ValueError(f"{src}: already an ensemble; list its members instead")
+        cards.append(card)
+    return cards
+
+
+def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
+    """Write `dst` (.xml/.bin/.yaml): the IR `src` run on the frame and its mirror
+    images, logits averaged. Returns the new card."""
+    _check_flips(flips)
+    src, dst = Path(src), Path(dst)
+    card = _check_sources([src], dst)[0]
+    _average_ir([(src, dims) for dims in FLIP_SETS[flips]], dst,
+                fp16=card.get("precision", "FP16") == "FP16")
+    return _write_card(card, dst, {"test_time_flips": {
+        "set": flips, "runs_per_frame": len(FLIP_SETS[flips]), "made_from": src.name}})
+
+
+def ensemble_ir(srcs: Sequence[Path], dst: Path, flips: str = "none") -> Dict[str, Any]:
+    """Write `dst`: the mean logits of several IRs of the same input and output (students
+    of other seeds or recipes), each also on the frame's mirror images when `flips` is
+    given. The first IR's card is copied (its threshold too: sweep the ensemble on
+    validation photos for its own); returns the new card."""
+    srcs, dst = [Path(s) for s in srcs], Path(dst)
+    if len(srcs) < 2:
+        raise ValueError("an ensemble needs at least two IRs")
+    if flips != "none":
+        _check_flips(flips)
+    cards = _check_sources(srcs, dst)
+    precisions = {c.get("precision", "FP16") for c in cards}
+    if len(precisions) > 1:
+        raise ValueError(f"the IRs mix precisions ({', '.join(sorted(precisions))}); "
+                         "ensemble FP16 IRs with FP16 ones and INT8 with INT8")
+    dims = FLIP_SETS[flips] if flips != "none" else ((),)
+    _average_ir([(s, d) for s in srcs for d in dims], dst, fp16=precisions == {"FP16"})
+    extra: Dict[str, Any] = {"ensemble": {
+        "members": [{"file": s.name, "bin_sha256": sha256_file(s.with_suffix(".bin"))}
+                    for s in srcs], "runs_per_frame": len(srcs) * len(dims)}}
+    if flips != "none":
+        extra["test_time_flips"] = {"set": flips, "runs_per_frame": len(dims),
+                                    "made_from": ", ".join(s.name for s in srcs)}
+    return _write_card(cards[0], dst, extra)
