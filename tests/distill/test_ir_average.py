@@ -15,7 +15,8 @@ from distill.pipeline import legacy_python
 from edge_app.model.ir_model import IRModel
 
 
-def _skewed_ir(out, name: str, seed: int, size: int = 64, threshold: float = 0.35):
+def _skewed_ir(out, name: str, seed: int, size: int = 64, threshold: float = 0.35,
+               spread: float = 1.0):
     """A B16 IR whose logits are far from mirror-symmetric, with a card."""
     torch.manual_seed(seed)
     model = students.build("hrsegnet_b16").eval()
@@ -24,7 +25,7 @@ def _skewed_ir(out, name: str, seed: int, size: int = 64, threshold: float = 0.3
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_var.uniform_(0.5, 2.0)
                 m.running_mean.uniform_(-0.2, 0.2)
-        torch.nn.init.normal_(model.head.classifier.weight, std=1.0)
+        torch.nn.init.normal_(model.head.classifier.weight, std=spread)
     xml = export_ir(model, out, name, size)["xml"]
     write_card(xml, {"size": size, "threshold": threshold, "student": {"arch": "hrsegnet_b16"}})
     return xml
@@ -37,8 +38,9 @@ def source_ir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def other_ir(tmp_path_factory):
-    """Another student of the same contract (another seed)."""
-    return _skewed_ir(tmp_path_factory.mktemp("other"), "other", 1, threshold=0.6)
+    """Another student of the same contract (another seed), more confident: its logits
+    are several times larger, so averaging probabilities and logits differ."""
+    return _skewed_ir(tmp_path_factory.mktemp("other"), "other", 1, threshold=0.6, spread=8.0)
 
 
 def _frames(n: int = 2) -> np.ndarray:
@@ -83,11 +85,15 @@ def test_averaged_irs_run_in_openvino_2022_3(source_ir, other_ir, tmp_path):
 
 
 def test_ensemble_ir_is_the_mean_of_its_members(source_ir, other_ir, tmp_path):
+    from edge_app.vision.measure import crack_probability
     frame = _frames(1)[0]
     a, b = IRModel(source_ir).infer(frame), IRModel(other_ir).infer(frame)
     assert np.abs(a - b).max() > 0.1  # two different students
     card = ensemble_ir([source_ir, other_ir], tmp_path / "ens.xml")
-    assert np.abs(IRModel(tmp_path / "ens.xml").infer(frame) - (a + b) / 2).max() < 1e-3
+    got = crack_probability(IRModel(tmp_path / "ens.xml").infer(frame))
+    want = (crack_probability(a) + crack_probability(b)) / 2  # probabilities, not logits
+    assert np.abs(got - want).max() < 2e-3
+    assert np.abs(got - crack_probability((a + b) / 2)).max() > 0.05
     assert set(opsets_of(tmp_path / "ens.xml")) <= {f"opset{i}" for i in range(1, 11)}
     assert card["threshold"] == 0.35 and card["ensemble"]["runs_per_frame"] == 2
     assert [m["file"] for m in card["ensemble"]["members"]] == ["plain.xml", "other.xml"]
@@ -97,9 +103,13 @@ def test_ensemble_ir_is_the_mean_of_its_members(source_ir, other_ir, tmp_path):
     ensemble_ir([source_ir, other_ir], tmp_path / "ens_h.xml", "h")
     flip_average_ir(source_ir, tmp_path / "a_h.xml", "h")
     flip_average_ir(other_ir, tmp_path / "b_h.xml", "h")
-    want = (IRModel(tmp_path / "a_h.xml").infer(frame)
-            + IRModel(tmp_path / "b_h.xml").infer(frame)) / 2
-    assert np.abs(IRModel(tmp_path / "ens_h.xml").infer(frame) - want).max() < 1e-3
+    src, oth = IRModel(source_ir), IRModel(other_ir)
+    mirror = np.ascontiguousarray(frame[:, ::-1])
+    runs = [m.infer(frame) for m in (src, oth)] + [m.infer(mirror)[:, :, ::-1]
+                                                   for m in (src, oth)]
+    want = np.mean([crack_probability(r) for r in runs], axis=0)
+    got = crack_probability(IRModel(tmp_path / "ens_h.xml").infer(frame))
+    assert np.abs(got - want).max() < 2e-3
 
 
 def test_ensemble_refuses_what_it_cannot_do(source_ir, other_ir, tmp_path, cli):
