@@ -342,7 +342,7 @@ def _cmd_flips(args: argparse.Namespace) -> int:
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     from distill.ir_average import ensemble_ir
-    card = ensemble_ir(args.models, args.out, args.flips)
+    card = ensemble_ir(args.models, args.out, args.flips, args.average)
     runs = card["ensemble"]["runs_per_frame"]
     print(f"{args.out}: {len(args.models)} IRs averaged ({runs} runs per frame, {runs}x a "
           f"single IR's compute); threshold {card.get('threshold', 0.5)} kept from "
@@ -509,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("models", type=Path, nargs="+", help="single-pass IRs (.xml), 2 or more")
     st.add_argument("--flips", choices=list(FLIP_SETS), default="none",
                     help="also run each on the frame's mirror images (h: 2x, hv: 4x)")
+    st.add_argument("--average", choices=["logits", "probabilities"], default="logits",
+                    help="logits (default), or class probabilities: below a threshold of "
+                         "0.5 the ensemble then marks what any member marks (more recall, "
+                         "more false alarms)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_ensemble)
     st = sub.add_parser("config", help="print the effective or default configuration",

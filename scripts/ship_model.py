@@ -10,11 +10,13 @@ are carried over, its shipped rows relabelled "shipped before".
 It prints the same table in Markdown for the README.
 
 Usage: .venv/bin/python scripts/ship_model.py WORK [--tag pct_long --name crack-pct]
-       .venv/bin/python scripts/ship_model.py WORK --flips h   (what the car runs)
+       .venv/bin/python scripts/ship_model.py WORK --ensemble seed1   (what the car runs)
   --tag   the run to ship: WORK/TAG/export, WORK/sweep_TAG.json, WORK/eval_TAG*.json
   --name  the file name in models/ (crack-hrsegnet-b16 by default)
   --flips the run goes to models/NAME_single*, its flip-averaged IRs (scored by the
           training script as TAG_FLIPS) to models/NAME*; --flips-only leaves NAME_single*
+  --ensemble TAG2  the run goes to models/NAME_single*, the ensemble of it and run TAG2
+          (scored by the training script as ens) to models/NAME*
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 # the runs of scripts/train_shipped_model, by tag, as the tables name them
 RUNS = {"shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5 (4,512 "
                    "steps)",
+        "seed1": "the same recipe with seed 1 (the ensemble's second member)",
         "quiet": "the same fine-tuned with 30% clear crops, none from UAV (+564 steps; "
                  "QUIET=1)",
         "b448_24ep": "HrSegNet-B16, 448-px crops of at most the photo (no zoom-out; 4,512 "
@@ -126,6 +129,8 @@ RUNS = {"shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT
         "pct": "PoolingCrack-Tiny, no KD (940 steps)",
         "pct_igmsda": "PoolingCrack-Tiny + IGMSDA (940 steps)",
         "pct_frame": "PoolingCrack-Tiny + frame head (940 steps)"}
+
+ENSEMBLES = {"seed1": "seeds 0 and 1 averaged"}  # the ensemble's label, by its second run
 
 
 def sweep_card(sweep: Dict[str, Any], data: str) -> Dict[str, Any]:
@@ -224,6 +229,9 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--name", default=NAME, help=f"name in models/ (default {NAME})")
     ap.add_argument("--flips", choices=["h", "hv"],
                     help="ship the run as NAME_single and its flip-averaged IRs as NAME")
+    ap.add_argument("--ensemble", metavar="TAG2",
+                    help="ship the run as NAME_single and the ensemble of it and WORK/TAG2 "
+                         "(scored by the training script as ens) as NAME")
     ap.add_argument("--flips-only", action="store_true",
                     help="with --flips: keep models/NAME_single* as they are (ship only the "
                          "flip-averaged IRs made from them)")
@@ -233,13 +241,62 @@ def main(argv: List[str]) -> int:
     previous = previous_rows(models / f"{a.name}.yaml",
                              models / f"{a.name}_single.yaml" if a.flips else None,
                              a.work / a.tag / "export" / "student.bin")
-    if not a.flips:
+    if not a.flips and not a.ensemble:
         ship(a.work, a.tag, a.name, previous)
         return 0
     if not a.flips_only:
         ship(a.work, a.tag, f"{a.name}_single", previous)
-    ship_flipped(a.work, a.tag, a.name, a.flips)
+    if a.ensemble:
+        ship_ensemble(a.work, a.tag, a.ensemble, a.name)
+    else:
+        ship_flipped(a.work, a.tag, a.name, a.flips)
     return 0
+
+
+def ship_ensemble(work: Path, tag: str, tag2: str, name: str, run: str = "ens") -> None:
+    """models/NAME*: the ensemble of models/NAME_single* and WORK/TAG2's IRs (FP16 and
+    INT8), its card given the ensemble's validation threshold and test scores
+    (WORK/sweep_RUN.json, WORK/eval_RUN*.json, as the training script writes them), above
+    the flip-averaged rows of TAG (shipped before) and the single-pass rows."""
+    from distill.ir_average import ensemble_ir
+    models = REPO / "models"
+    sweep = json.loads((work / f"sweep_{run}.json").read_text())
+    single = yaml.safe_load((models / f"{name}_single.yaml").read_text())["evaluation"]["models"]
+    first = next(iter(single))
+    label = first.replace(" (shipped)", f", {ENSEMBLES.get(tag2, 'ensemble with ' + tag2)} "
+                                       "(shipped)")
+    rows: Dict[str, Any] = {}
+    for suffix, what in (("", label), ("_int8", f"{label}, INT8 IR")):
+        ev = json.loads((work / f"eval_{run}{suffix}.json").read_text())
+        rows[what] = {"model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+    for suffix, what in (("_h", " + flip averaging (h) (shipped before)"),
+                         ("_h_int8", " + flip averaging (h) (shipped before), INT8 IR")):
+        p = work / f"eval_{tag}{suffix}.json"
+        if p.is_file():
+            ev = json.loads(p.read_text())
+            rows[first.replace(" (shipped)", what)] = {
+                "model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+    rows.update({k.replace(" (shipped)", " (single pass)"): v for k, v in single.items()})
+    steps = [f"crack-distill ensemble models/{name}_single{s}.xml WORK/{tag2}/export/"
+             f"student{s}.xml --out models/{name}{s}.xml" for s in ("", "_int8")]
+    for suffix in ("", "_int8"):
+        xml = models / f"{name}{suffix}.xml"
+        card = ensemble_ir([models / f"{name}_single{suffix}.xml",
+                            work / tag2 / "export" / f"student{suffix}.xml"], xml)
+        card["threshold"] = sweep["best_threshold"]
+        card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
+                                                   "photos), the FP16 ensemble")
+        card["evaluation"]["models"] = rows
+        card["default_ir"] = (f"FP16 ensemble ({name}.xml, 2 runs per frame, as the flip-"
+                              f"averaged model it replaces): the NCS2 runs FP16 only. "
+                              f"{name}_int8.xml is for CPU-only cars; {name}_single*.xml run "
+                              "one student once per frame (half the compute, scores in the "
+                              "card)")
+        card["reproduce"]["steps"] = card["reproduce"]["steps"] + steps
+        xml.with_suffix(".yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+    print(markdown(rows))
+    print(f"\nmodels/{name}.xml and {name}_int8.xml: the ensemble of {name}_single* and "
+          f"{tag2}")
 
 
 def ship_flipped(work: Path, tag: str, name: str, flips: str) -> None:

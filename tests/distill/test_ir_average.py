@@ -90,7 +90,9 @@ def test_ensemble_ir_is_the_mean_of_its_members(source_ir, other_ir, tmp_path):
     a, b = IRModel(source_ir).infer(frame), IRModel(other_ir).infer(frame)
     assert np.abs(a - b).max() > 0.1  # two different students
     card = ensemble_ir([source_ir, other_ir], tmp_path / "ens.xml")
-    got = crack_probability(IRModel(tmp_path / "ens.xml").infer(frame))
+    assert np.abs(IRModel(tmp_path / "ens.xml").infer(frame) - (a + b) / 2).max() < 2e-2
+    ensemble_ir([source_ir, other_ir], tmp_path / "ens_p.xml", average="probabilities")
+    got = crack_probability(IRModel(tmp_path / "ens_p.xml").infer(frame))
     want = (crack_probability(a) + crack_probability(b)) / 2  # probabilities, not logits
     assert np.abs(got - want).max() < 2e-3
     assert np.abs(got - crack_probability((a + b) / 2)).max() > 0.05
@@ -100,7 +102,7 @@ def test_ensemble_ir_is_the_mean_of_its_members(source_ir, other_ir, tmp_path):
     assert "test_time_flips" not in card
     assert yaml.safe_load((tmp_path / "ens.yaml").read_text()) == card
     # with flips: the mean of both members' flip averages
-    ensemble_ir([source_ir, other_ir], tmp_path / "ens_h.xml", "h")
+    ensemble_ir([source_ir, other_ir], tmp_path / "ens_h.xml", "h", "probabilities")
     flip_average_ir(source_ir, tmp_path / "a_h.xml", "h")
     flip_average_ir(other_ir, tmp_path / "b_h.xml", "h")
     src, oth = IRModel(source_ir), IRModel(other_ir)
@@ -113,6 +115,8 @@ def test_ensemble_ir_is_the_mean_of_its_members(source_ir, other_ir, tmp_path):
 
 
 def test_ensemble_refuses_what_it_cannot_do(source_ir, other_ir, tmp_path, cli):
+    with pytest.raises(ValueError, match="unknown average"):
+        ensemble_ir([source_ir, other_ir], tmp_path / "x.xml", average="median")
     with pytest.raises(ValueError, match="at least two"):
         ensemble_ir([source_ir], tmp_path / "x.xml")
     with pytest.raises(ValueError, match="would overwrite"):
