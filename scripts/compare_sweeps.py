@@ -6,9 +6,12 @@ validation split. Printed per run: the recommended threshold, the pooled IoU the
 validation false alarms, each source's IoU and the mean over sources (each source counted
 once). The choice is the highest mean over sources: pooled validation is mostly the large
 sets (CRACK500 crops are 88 of 198 photos), so it lets a run that loses a small set (UAV,
-SUT-Crack) win. Test splits play no part, so a choice made here can be checked on them.
+SUT-Crack) win. With --no-more-alarms, the first SWEEP is the model in use and a run
+whose validation false alarms (crack-free windows, at its threshold) exceed its rate is
+not chosen, however high its IoU: a car that cries crack more often is no upgrade. Test
+splits play no part, so a choice made here can be checked on them.
 
-Usage: .venv/bin/python scripts/compare_sweeps.py WORK/sweep_A.json WORK/sweep_B.json ...
+Usage: .venv/bin/python scripts/compare_sweeps.py [--no-more-alarms] WORK/sweep_A.json ...
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 
 def load(path: Path) -> Dict[str, Any]:
@@ -47,14 +50,20 @@ def table(sweeps: Dict[str, Dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def choose(sweeps: Dict[str, Dict[str, Any]]) -> str:
-    """The run with the highest validation IoU averaged over sources."""
-    return max(sweeps, key=lambda name: sweeps[name]["macro_iou"])
+def choose(sweeps: Dict[str, Dict[str, Any]], alarm_limit: Optional[float] = None) -> str:
+    """The run with the highest validation IoU averaged over sources, among those whose
+    validation false-alarm rate is at most `alarm_limit` when one is given."""
+    allowed = [n for n, sw in sweeps.items() if alarm_limit is None
+               or sw["best"].get("false_alarm", 0.0) <= alarm_limit + 1e-9]
+    return max(allowed, key=lambda name: sweeps[name]["macro_iou"])
 
 
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweeps", type=Path, nargs="+", help="sweep JSON files (--json-out)")
+    ap.add_argument("--no-more-alarms", action="store_true",
+                    help="the first sweep is the model in use: never choose a run with more "
+                         "validation false alarms than it")
     a = ap.parse_args(argv)
     sweeps = {p.stem.removeprefix("sweep_"): load(p) for p in a.sweeps}
     images = {sw["images"] for sw in sweeps.values()}
@@ -62,8 +71,14 @@ def main(argv: List[str]) -> int:
         raise SystemExit(f"the sweeps cover different validation splits ({sorted(images)} "
                          "photos): compare runs on the same data")
     print(table(sweeps))
-    best = choose(sweeps)
-    print(f"\nchoice on validation (mean over sources): {best}")
+    limit = None
+    if a.no_more_alarms:
+        limit = next(iter(sweeps.values()))["best"].get("false_alarm")
+        if limit is None:
+            raise SystemExit(f"{a.sweeps[0]}: no validation false-alarm rate to hold to")
+    best = choose(sweeps, limit)
+    rule = "" if limit is None else f", false alarms at most {limit:.1%}"
+    print(f"\nchoice on validation (mean over sources{rule}): {best}")
     return 0
 
 

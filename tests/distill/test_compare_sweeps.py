@@ -51,3 +51,22 @@ def test_sweeps_of_other_data_or_without_sources_are_refused(tmp_path):
     torn.write_text('{"images": 3')
     with pytest.raises(SystemExit, match="not a readable sweep"):
         compare_sweeps.main([str(a), str(torn)])
+
+
+def test_no_more_alarms_keeps_a_run_that_alarms_more_than_the_model_in_use(tmp_path, capsys):
+    noisy = sweep(0.7, 0.6)
+    noisy["best"]["false_alarm"] = 0.33  # the best IoU, by marking more
+    quieter = sweep(0.62, 0.52)
+    quieter["best"]["false_alarm"] = 0.2
+    files = [write(tmp_path, "in_use", sweep(0.6, 0.5)), write(tmp_path, "noisy", noisy),
+             write(tmp_path, "quieter", quieter)]
+    compare_sweeps.main([str(f) for f in files])
+    assert capsys.readouterr().out.strip().endswith("(mean over sources): noisy")
+    compare_sweeps.main(["--no-more-alarms", *map(str, files)])
+    assert capsys.readouterr().out.strip().endswith(
+        "(mean over sources, false alarms at most 25.0%): quieter")
+    worse = sweep(0.5, 0.4)
+    worse["best"]["false_alarm"] = 0.5
+    compare_sweeps.main(["--no-more-alarms", str(files[0]),
+                         str(write(tmp_path, "worse", worse))])
+    assert capsys.readouterr().out.strip().endswith(": in_use")  # nothing beats it
