@@ -239,7 +239,7 @@ def main(argv: List[str]) -> int:
     # the card being replaced: its rows that WORK did not score are carried over
     models = REPO / "models"
     previous = previous_rows(models / f"{a.name}.yaml",
-                             models / f"{a.name}_single.yaml" if a.flips else None,
+                             models / f"{a.name}_single.yaml" if a.flips or a.ensemble else None,
                              a.work / a.tag / "export" / "student.bin")
     if not a.flips and not a.ensemble:
         ship(a.work, a.tag, a.name, previous)
@@ -277,12 +277,22 @@ def ship_ensemble(work: Path, tag: str, tag2: str, name: str, run: str = "ens") 
             rows[first.replace(" (shipped)", what)] = {
                 "model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
     rows.update({k.replace(" (shipped)", " (single pass)"): v for k, v in single.items()})
-    steps = [f"crack-distill ensemble models/{name}_single{s}.xml WORK/{tag2}/export/"
-             f"student{s}.xml --out models/{name}{s}.xml" for s in ("", "_int8")]
-    for suffix in ("", "_int8"):
+    steps = [f"crack-distill ensemble models/{name}_single{s}.xml models/{name}_{tag2}{s}.xml"
+             f" --out models/{name}{s}.xml" for s in ("", "_int8")]
+    for suffix in ("", "_int8"):  # the second member ships too, so the card's files exist
+        member = models / f"{name}_{tag2}{suffix}.xml"
+        for ext in (".xml", ".bin"):
+            shutil.copyfile((work / tag2 / "export" / f"student{suffix}").with_suffix(ext),
+                            member.with_suffix(ext))
+        card2 = yaml.safe_load((work / tag2 / "export" / f"student{suffix}.yaml").read_text())
+        card2.update({"name": member.stem.replace("_", "-"),
+                      "files": {**card2["files"], "xml": member.name,
+                                "bin": member.with_suffix(".bin").name},
+                      "role": f"second member of {name}{suffix}.xml (an ensemble); its "
+                              "scores alone are in that card"})
+        member.with_suffix(".yaml").write_text(yaml.safe_dump(card2, sort_keys=False, width=90))
         xml = models / f"{name}{suffix}.xml"
-        card = ensemble_ir([models / f"{name}_single{suffix}.xml",
-                            work / tag2 / "export" / f"student{suffix}.xml"], xml)
+        card = ensemble_ir([models / f"{name}_single{suffix}.xml", member], xml)
         card["threshold"] = sweep["best_threshold"]
         card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
                                                    "photos), the FP16 ensemble")
