@@ -62,19 +62,6 @@ def test_default_is_the_mean_of_its_shipped_members():
     assert members[0].stem == DEFAULT_MODEL.stem + "_single"
 
 
-def test_default_is_the_single_pass_model_flip_averaged():
-    flips = CARD.get("test_time_flips")
-    if not flips:
-        pytest.skip("the default model is not flip-averaged")
-    single = IRModel(DEFAULT_MODEL.with_name(flips["made_from"]), "CPU")
-    frame = np.random.default_rng(2).integers(0, 256, (448, 448, 3), dtype=np.uint8)
-    want = (single.infer(frame) + single.infer(np.ascontiguousarray(frame[:, ::-1]))[:, :, ::-1])
-    assert np.abs(IRModel(DEFAULT_MODEL, "CPU").infer(frame) - want / 2).max() < 0.05
-    single_card = yaml.safe_load(DEFAULT_MODEL.with_name(flips["made_from"]).with_suffix(
-        ".yaml").read_text())
-    assert single_card["name"] == DEFAULT_MODEL.stem + "-single"
-
-
 @pytest.fixture(scope="module")
 def model():
     return IRModel(DEFAULT_MODEL, "CPU")
