@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""What test-time flip averaging costs, side by side in one run on one machine:
+"""What test-time flip averaging and two-student ensembles cost, side by side in one run
+on one machine:
 
   CPU frames/s (asynchronous requests on every core) of an IR, of its flip-averaged
-  versions (`crack-distill flips`: h = frame + mirror, hv = four flips), each relative to
-  the plain IR measured in the same run (plain measured twice, first and last, so drift
-  shows), and the car's pipeline fed by an MJPG stream faster than it keeps up, with the h
-  version, relative to that version's raw rate.
+  versions (`crack-distill flips`: h = frame + mirror, hv = four flips) and of its
+  ensemble with a second IR (`crack-distill ensemble`, the car's default), each relative
+  to the plain IR measured in the same run (plain measured twice, first and last, so
+  drift shows), and the car's pipeline fed by an MJPG stream faster than it keeps up,
+  with the ensemble (or h without a second IR), relative to that IR's raw rate.
 
 Usage: .venv/bin/python scripts/bench_flips.py [--model models/crack-hrsegnet-b16_single.xml]
-       [--seconds 8]
+       [--second models/crack-hrsegnet-b16_seed1.xml] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import List
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distill.ir_average import flip_average_ir  # noqa: E402
+from distill.ir_average import ensemble_ir, flip_average_ir  # noqa: E402
 from scripts.bench_car import demo_frames, demo_jpegs, raw_throughput, stream_vs_raw  # noqa: E402
 
 
@@ -30,6 +32,9 @@ def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16_single.xml",
                     help="a single-pass IR (default: the shipped B16 without flips)")
+    ap.add_argument("--second", type=Path,
+                    default=ROOT / "models" / "crack-hrsegnet-b16_seed1.xml",
+                    help="the ensemble's second IR (default: the shipped seed-1 student)")
     ap.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     args = ap.parse_args(argv)
     frames = demo_frames(448)
@@ -38,16 +43,23 @@ def main(argv: List[str]) -> int:
         for flips in ("h", "hv"):
             irs[flips] = Path(tmp) / f"{flips}.xml"
             flip_average_ir(args.model, irs[flips], flips)
+        runs = ["plain", "h", "hv"]
+        if args.second.is_file():
+            irs["ensemble"] = Path(tmp) / "ensemble.xml"
+            ensemble_ir([args.model, args.second], irs["ensemble"])
+            runs.append("ensemble")
         fps = {}
-        for name in ("plain", "h", "hv", "plain again"):
+        for name in (*runs, "plain again"):
             fps[name] = raw_throughput(irs[name.split()[0]], frames, args.seconds)
         base = (fps["plain"] + fps["plain again"]) / 2
         print(f"{args.model.name}, raw asynchronous CPU fps (x plain, the mean of its two runs)")
         for name, v in fps.items():
             print(f"  {name:<12} {v:7.1f}  ({v / base:.2f}x)")
-        raw, summary = stream_vs_raw(irs["h"], demo_jpegs(32), frames, args.seconds)
-        print(f"car pipeline with h, fed faster than it keeps up: {summary['wall_fps']:.1f} fps, "
-              f"{summary['wall_fps'] / raw:.2f} of h's raw {raw:.1f} fps")
+        car = "ensemble" if "ensemble" in irs else "h"
+        raw, summary = stream_vs_raw(irs[car], demo_jpegs(32), frames, args.seconds)
+        print(f"car pipeline with {car}, fed faster than it keeps up: "
+              f"{summary['wall_fps']:.1f} fps, {summary['wall_fps'] / raw:.2f} of its raw "
+              f"{raw:.1f} fps")
     return 0
 
 
