@@ -296,6 +296,9 @@ def ship_ensemble(work: Path, tag: str, tag2: str, name: str, run: str = "ens") 
         card["threshold"] = sweep["best_threshold"]
         card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
                                                    "photos), the FP16 ensemble")
+        if "export_check" in card:  # the first member's; the second's is in its card
+            card["export_check"]["what"] = ("each member's IR against PyTorch; the ensemble "
+                                            "against its members (the shipped-model test)")
         card["evaluation"]["models"] = rows
         card["default_ir"] = (f"FP16 ensemble ({name}.xml, 2 runs per frame, as the flip-"
                               f"averaged model it replaces): the NCS2 runs FP16 only. "
