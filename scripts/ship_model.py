@@ -144,6 +144,16 @@ def sweep_card(sweep: Dict[str, Any], data: str) -> Dict[str, Any]:
     return out
 
 
+def card_row(ev: Dict[str, Any]) -> Dict[str, Any]:
+    """A model's card row from its evaluation (crack-distill eval --json-out)."""
+    return {"model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+
+
+def eval_row(path: Path) -> Dict[str, Any]:
+    """The card row of the eval JSON at PATH."""
+    return card_row(json.loads(path.read_text()))
+
+
 def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
     """Every model's scores found in WORK (eval_*.json from the training script); the
     shipped run first, the classical baseline last."""
@@ -158,7 +168,7 @@ def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
         if not p.is_file():
             continue
         ev = json.loads(p.read_text())
-        found[label] = {"model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+        found[label] = card_row(ev)
         if "baseline" in ev:  # older runs scored the baseline beside each model
             classical = classical or ev["baseline"]
     if classical:
@@ -253,6 +263,21 @@ def main(argv: List[str]) -> int:
     return 0
 
 
+def complete_averaged_card(card: Dict[str, Any], xml: Path, sweep: Dict[str, Any],
+                           swept: str, rows: Dict[str, Any], steps: List[str],
+                           default_ir: str) -> None:
+    """Give the card of an averaged IR (flips or an ensemble) its validation threshold
+    (SWEEP of the model described by SWEPT), the evaluation ROWS, which IR the car uses,
+    the commands that made it, and write it beside XML."""
+    card["threshold"] = sweep["best_threshold"]
+    card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
+                                               f"photos), {swept}")
+    card["evaluation"]["models"] = rows
+    card["default_ir"] = default_ir
+    card["reproduce"]["steps"] = card["reproduce"]["steps"] + steps
+    xml.with_suffix(".yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+
+
 def ship_ensemble(work: Path, tag: str, tag2: str, name: str, run: str = "ens") -> None:
     """models/NAME*: the ensemble of models/NAME_single* and WORK/TAG2's IRs (FP16 and
     INT8), its card given the ensemble's validation threshold and test scores
@@ -267,15 +292,12 @@ def ship_ensemble(work: Path, tag: str, tag2: str, name: str, run: str = "ens") 
                                        "(shipped)")
     rows: Dict[str, Any] = {}
     for suffix, what in (("", label), ("_int8", f"{label}, INT8 IR")):
-        ev = json.loads((work / f"eval_{run}{suffix}.json").read_text())
-        rows[what] = {"model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+        rows[what] = eval_row(work / f"eval_{run}{suffix}.json")
     for suffix, what in (("_h", " + flip averaging (h) (shipped before)"),
                          ("_h_int8", " + flip averaging (h) (shipped before), INT8 IR")):
         p = work / f"eval_{tag}{suffix}.json"
         if p.is_file():
-            ev = json.loads(p.read_text())
-            rows[first.replace(" (shipped)", what)] = {
-                "model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+            rows[first.replace(" (shipped)", what)] = eval_row(p)
     rows.update({k.replace(" (shipped)", " (single pass)"): v for k, v in single.items()})
     steps = [f"crack-distill ensemble models/{name}_single{s}.xml models/{name}_{tag2}{s}.xml"
              f" --out models/{name}{s}.xml" for s in ("", "_int8")]
@@ -293,20 +315,15 @@ def ship_ensemble(work: Path, tag: str, tag2: str, name: str, run: str = "ens") 
         member.with_suffix(".yaml").write_text(yaml.safe_dump(card2, sort_keys=False, width=90))
         xml = models / f"{name}{suffix}.xml"
         card = ensemble_ir([models / f"{name}_single{suffix}.xml", member], xml)
-        card["threshold"] = sweep["best_threshold"]
-        card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
-                                                   "photos), the FP16 ensemble")
         if "export_check" in card:  # the first member's; the second's is in its card
             card["export_check"]["what"] = ("each member's IR against PyTorch; the ensemble "
                                             "against its members (the shipped-model test)")
-        card["evaluation"]["models"] = rows
-        card["default_ir"] = (f"FP16 ensemble ({name}.xml, 2 runs per frame, as the flip-"
-                              f"averaged model it replaces): the NCS2 runs FP16 only. "
-                              f"{name}_int8.xml is for CPU-only cars; {name}_single*.xml run "
-                              "one student once per frame (half the compute, scores in the "
-                              "card)")
-        card["reproduce"]["steps"] = card["reproduce"]["steps"] + steps
-        xml.with_suffix(".yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+        complete_averaged_card(
+            card, xml, sweep, "the FP16 ensemble", rows, steps,
+            f"FP16 ensemble ({name}.xml, 2 runs per frame, as the flip-averaged model it "
+            f"replaces): the NCS2 runs FP16 only. {name}_int8.xml is for CPU-only cars; "
+            f"{name}_single*.xml run one student once per frame (half the compute, scores in "
+            "the card)")
     print(markdown(rows))
     print(f"\nmodels/{name}.xml and {name}_int8.xml: the ensemble of {name}_single* and "
           f"{tag2}")
@@ -327,25 +344,19 @@ def ship_flipped(work: Path, tag: str, name: str, flips: str) -> None:
     label = first.replace(" (shipped)", f" + flip averaging ({flips}) (shipped)")
     rows: Dict[str, Any] = {}
     for suffix, what in (("", label), ("_int8", f"{label}, INT8 IR")):
-        ev = json.loads((work / f"eval_{run}{suffix}.json").read_text())
-        rows[what] = {"model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+        rows[what] = eval_row(work / f"eval_{run}{suffix}.json")
     rows.update({k.replace(" (shipped)", " (single pass)"): v for k, v in single.items()})
     steps = [f"crack-distill flips models/{name}_single{s}.xml --flips {flips} --out "
              f"models/{name}{s}.xml" for s in ("", "_int8")]
     for suffix in ("", "_int8"):
         xml = models / f"{name}{suffix}.xml"
         card = flip_average_ir(models / f"{name}_single{suffix}.xml", xml, flips)
-        card["threshold"] = sweep["best_threshold"]
-        card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} "
-                                                   "photos), the flip-averaged FP16 IR")
-        card["evaluation"]["models"] = rows
         runs = card["test_time_flips"]["runs_per_frame"]
-        card["default_ir"] = (f"FP16 with flip averaging ({name}.xml, {runs} runs per frame): "
-                              f"the NCS2 runs FP16 only. {name}_int8.xml is for CPU-only cars; "
-                              f"{name}_single*.xml run once per frame ({runs}x less compute, "
-                              "scores in the card)")
-        card["reproduce"]["steps"] = card["reproduce"]["steps"] + steps
-        xml.with_suffix(".yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+        complete_averaged_card(
+            card, xml, sweep, "the flip-averaged FP16 IR", rows, steps,
+            f"FP16 with flip averaging ({name}.xml, {runs} runs per frame): the NCS2 runs "
+            f"FP16 only. {name}_int8.xml is for CPU-only cars; {name}_single*.xml run once per "
+            f"frame ({runs}x less compute, scores in the card)")
     print(markdown(rows))
     print(f"\nmodels/{name}.xml and {name}_int8.xml: {name}_single* flip-averaged ({flips})")
 
