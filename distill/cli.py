@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from crack_common import project_version
 from crack_common.logsetup import report_error, setup_logging
-from distill.config import FLIP_SETS, STUDENTS
+from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, STUDENTS
 from distill.serve.settings import ServeSettings
 
 log = logging.getLogger("crack-distill")
@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("models", type=Path, nargs="+", help="single-pass IRs (.xml), 2 or more")
     st.add_argument("--flips", choices=list(FLIP_SETS), default="none",
                     help="also run each on the frame's mirror images (h: 2x, hv: 4x)")
-    st.add_argument("--average", choices=["logits", "probabilities"], default="logits",
+    st.add_argument("--average", choices=ENSEMBLE_AVERAGES, default="logits",
                     help="logits (default), or class probabilities: below a threshold of "
                          "0.5 the ensemble then marks what any member marks (more recall, "
                          "more false alarms)")

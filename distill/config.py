@@ -27,6 +27,7 @@ STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
 # test-time flip sets by name (export.flips, crack-distill flips): the image axes mirrored
 # in each run, () = the frame as it is
 FLIP_SETS = {"none": ((),), "h": ((), ("w",)), "hv": ((), ("w",), ("h",), ("h", "w"))}
+ENSEMBLE_AVERAGES = ("logits", "probabilities")  # what an ensemble IR averages
 # keys (section.key) added after work folders were made, with their defaults
 ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from crack_common.files import atomic_write_text, sha256_file
-from distill.config import FLIP_SETS
+from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS
 from distill.export import ExportError, save_ir
 
 # image axis -> dim: the input is NHWC, the logits NCHW
@@ -142,9 +142,6 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
         "set": flips, "runs_per_frame": len(FLIP_SETS[flips]), "made_from": src.name}})
 
 
-AVERAGES = ("logits", "probabilities")
-
-
 def ensemble_ir(srcs: Sequence[Path], dst: Path, flips: str = "none",
                 average: str = "logits") -> Dict[str, Any]:
     """Write `dst`: several IRs of the same input and output (students of other seeds or
@@ -157,8 +154,9 @@ def ensemble_ir(srcs: Sequence[Path], dst: Path, flips: str = "none",
     threshold 0.45, with 33% false alarms on crack-free windows; averaging logits 0.514 at
     0.75 with 26%). The first IR's card is copied (its threshold too: sweep the ensemble
     on validation photos for its own); returns the new card."""
-    if average not in AVERAGES:
-        raise ValueError(f"unknown average {average!r}; choose {' or '.join(AVERAGES)}")
+    if average not in ENSEMBLE_AVERAGES:
+        raise ValueError(f"unknown average {average!r}; choose "
+                         f"{' or '.join(ENSEMBLE_AVERAGES)}")
     srcs, dst = [Path(s) for s in srcs], Path(dst)
     if len(srcs) < 2:
         raise ValueError("an ensemble needs at least two IRs")
