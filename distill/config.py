@@ -32,6 +32,7 @@ ENSEMBLE_AVERAGES = ("logits", "probabilities")  # what an ensemble IR averages
 ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,
                "student.frame_head": False, "student.refine": False,
+               "student.centre": False,
                "train.frame_weight": 0.2,
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
@@ -87,6 +88,8 @@ class StudentConfig:
     init: Optional[str] = None  # timm or mmsegmentation weights to start from
     frame_head: bool = False  # a frame-level crack/no-crack head: the IR's crack_score
     refine: bool = False  # HrSegNet: a full-resolution edge refiner on the logits
+    centre: bool = False  # HrSegNet: each image's mean colour moved to one grey (robust
+    #                       to a uniformly dimmer or brighter frame)
 
 
 @dataclass

@@ -201,7 +201,10 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
                                         "checkpoint": ckpt.name,
                                         "params": students.inference_parameters(model),
                                         **({"refine": "full-resolution edge refiner"}
-                                           if train_cfg.student.refine else {})},
+                                           if train_cfg.student.refine else {}),
+                                        **({"centre": "each frame's mean colour moved to "
+                                                      "one grey"}
+                                           if train_cfg.student.centre else {})},
                             "teacher": _teacher_info(train_cfg), "training": _training_info(
                                 train_cfg)}
     from distill.nets.frame_score import FRAME_THRESHOLD, ScoredStudent

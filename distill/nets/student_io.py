@@ -8,6 +8,19 @@ import torch
 
 MEAN_RGB = (0.485, 0.456, 0.406)
 STD_RGB = (0.229, 0.224, 0.225)
+# the grey that input centring moves every image's mean colour to: about the mean colour
+# of the public real crack photos, so a student trained without centring starts close
+CENTRE_GREY = 0.53
+
+
+def centre_colours(x: torch.Tensor) -> torch.Tensor:
+    """Normalised (N, 3, H, W) images with each image's own mean colour replaced by
+    CENTRE_GREY: a frame made uniformly darker or brighter (the paper's dim-light case
+    lowers every channel of a grey surface by the same amount) looks the same after it.
+    One ReduceMean, a Subtract and an Add in the IR."""
+    offset = torch.tensor([(CENTRE_GREY - m) / s for m, s in zip(MEAN_RGB, STD_RGB)],
+                          dtype=x.dtype).view(1, 3, 1, 1)
+    return x - x.mean(dim=(2, 3), keepdim=True) + offset
 
 
 def bgr_to_tensor(images: np.ndarray) -> torch.Tensor:

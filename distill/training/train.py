@@ -48,7 +48,8 @@ def build_student(cfg: DistillConfig) -> nn.Module:
     """A fresh student of the configured kind."""
     s = cfg.student
     return students.build(s.name, s.head_kernel, s.width, s.modules, s.blocks,
-                          frame_head=s.frame_head, refine=s.refine)
+                          frame_head=s.frame_head, refine=s.refine,
+                          centre=s.centre)
 
 
 class TeacherTargets(NamedTuple):

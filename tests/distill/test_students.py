@@ -226,11 +226,12 @@ def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, ha
 
 
 @pytest.mark.parametrize("name", ["hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct",
-                                  "hrsegnet_b16+refine"])
+                                  "hrsegnet_b16+refine", "hrsegnet_b16+centre"])
 def test_every_student_exports_to_both_openvino_runtimes(tmp_path, name):
     torch.manual_seed(0)
-    name, _, refine = name.partition("+")
-    model = students.build(name, refine=bool(refine)).eval()
+    name, _, option = name.partition("+")
+    refine = option == "refine"
+    model = students.build(name, refine=refine, centre=option == "centre").eval()
     with torch.no_grad():  # give BN statistics some spread so the logits mean something
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -292,6 +293,39 @@ def test_edge_refiner_starts_from_the_plain_student_and_learns_one_pixel_edges(t
     assert iou(after) > 0.9 > 0.2 > iou(before)
     with pytest.raises(ValueError, match="student.refine is for the HrSegNet students"):
         students.build("pct", refine=True)
+
+
+def test_input_centring_makes_the_ir_blind_to_a_uniformly_dimmer_frame(tmp_path):
+    from crack_common.noise import dim_light
+    from distill.nets.student_weights import load_student_weights
+    from edge_app.model.ir_model import IRModel
+    torch.manual_seed(0)
+    plain = students.build("hrsegnet_b16").eval()
+    with torch.no_grad():  # BN statistics with some spread, so brightness matters to it
+        for m in plain.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.1, 0.3)
+                m.running_mean.uniform_(-0.2, 0.2)
+    torch.save({"model": plain.state_dict()}, tmp_path / "plain.pth")
+    centred = students.build("hrsegnet_b16", centre=True).eval()
+    report = load_student_weights(centred, tmp_path / "plain.pth")
+    assert not report.missing and not report.unplaced  # centring adds no weights
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.integers(80, 200, (64, 64, 1)), 3, axis=2).astype(np.uint8)
+    grey[20:24, :] = 60  # a dark line
+    dim = dim_light(grey, kernel=1)  # the paper's case 1 without its blur
+    assert np.array_equal(dim.astype(int), grey.astype(int) - 50)  # grey: every channel -50
+    runs = {}
+    for name, model in (("plain", plain), ("centred", centred)):
+        ir = IRModel(export_ir(model, tmp_path / name, name, 64)["xml"])
+        runs[name] = ir.infer(grey), ir.infer(dim)
+
+    def change(name: str) -> float:  # largest logit change, relative to the largest logit
+        before, after = runs[name]
+        return float(np.abs(before - after).max() / np.abs(before).max())
+    assert change("centred") < 0.05 < 0.3 < change("plain")  # centred: FP16 rounding only
+    with pytest.raises(ValueError, match="student.centre is for the HrSegNet students"):
+        students.build("pct", centre=True)
 
 
 def test_cli_describes_and_configures_students_by_name(cli):
