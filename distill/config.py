@@ -28,11 +28,13 @@ STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
 # in each run, () = the frame as it is
 FLIP_SETS = {"none": ((),), "h": ((), ("w",)), "hv": ((), ("w",), ("h",), ("h", "w"))}
 ENSEMBLE_AVERAGES = ("logits", "probabilities")  # what an ensemble IR averages
+# input centring of the HrSegNet students (student.centre; distill.nets.student_io)
+CENTRINGS = ("none", "colour", "brightness")
 # keys (section.key) added after work folders were made, with their defaults
 ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.igmsda_alpha": 2.5, "train.igmsda_lambda": 0.5, "train.aux_weight": 0.4,
                "student.frame_head": False, "student.refine": False,
-               "student.centre": False,
+               "student.centre": "none",
                "train.frame_weight": 0.2,
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
@@ -88,8 +90,9 @@ class StudentConfig:
     init: Optional[str] = None  # timm or mmsegmentation weights to start from
     frame_head: bool = False  # a frame-level crack/no-crack head: the IR's crack_score
     refine: bool = False  # HrSegNet: a full-resolution edge refiner on the logits
-    centre: bool = False  # HrSegNet: each image's mean colour moved to one grey (robust
-    #                       to a uniformly dimmer or brighter frame)
+    centre: str = "none"  # HrSegNet: colour (each channel's mean moved to one grey) or
+    #                       brightness (one mean over all channels, colour kept): robust to
+    #                       a uniformly dimmer or brighter frame
 
 
 @dataclass
@@ -217,6 +220,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     need(cfg.cache.batch >= 1, "cache.batch", "at least 1", cfg.cache.batch)
     need(cfg.student.name in STUDENTS, "student.name", "one of " + ", ".join(STUDENTS),
          cfg.student.name)
+    need(cfg.student.centre in CENTRINGS, "student.centre", "one of " + ", ".join(CENTRINGS),
+         cfg.student.centre)
     need(cfg.student.width in (8, 16, 18, 30, 32, 40, 48, 64), "student.width",
          "an HRNet width (18 for W18)", cfg.student.width)
     need(len(cfg.student.modules) == 3 and min(cfg.student.modules) >= 1, "student.modules",

@@ -126,10 +126,14 @@ def stage_sweep(model: Path, cfg: DistillConfig, json_out: Optional[Path] = None
           f"{r['best_threshold']:.2f} (IoU {r['best']['iou']:.4f}, the highest within "
           f"{r['tolerance']} of the best IoU {r['best_iou']:.4f})")
     for name, m in r.get("sources", {}).items():
-        print(f"  {name}: IoU {m['iou']:.4f} on {m['images']} photos (small sources swing "
-              "between runs)")
+        fa = (f", false alarms {m['false_alarm']:.1%} of {m['crack_free_images']} crack-free"
+              if "false_alarm" in m else "")
+        print(f"  {name}: IoU {m['iou']:.4f} on {m['images']} photos{fa} (small sources "
+              "swing between runs)")
     if "macro_iou" in r:
-        print(f"  mean over the {len(r['sources'])} sources: IoU {r['macro_iou']:.4f}")
+        fa = (f", false alarms {r['macro_false_alarm']:.1%}" if "macro_false_alarm" in r
+              else "")
+        print(f"  mean over the {len(r['sources'])} sources: IoU {r['macro_iou']:.4f}{fa}")
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "sweep.json"
     write_json(r, out)
     from distill.evaluation.plots import plot_sweep
@@ -202,9 +206,8 @@ def stage_export(cfg: DistillConfig, checkpoint: Optional[Path] = None, check: b
                                         "params": students.inference_parameters(model),
                                         **({"refine": "full-resolution edge refiner"}
                                            if train_cfg.student.refine else {}),
-                                        **({"centre": "each frame's mean colour moved to "
-                                                      "one grey"}
-                                           if train_cfg.student.centre else {})},
+                                        **({"input_centring": train_cfg.student.centre}
+                                           if train_cfg.student.centre != "none" else {})},
                             "teacher": _teacher_info(train_cfg), "training": _training_info(
                                 train_cfg)}
     from distill.nets.frame_score import FRAME_THRESHOLD, ScoredStudent

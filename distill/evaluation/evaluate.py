@@ -137,13 +137,15 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
     and the recommended threshold: the highest whose mean IoU is within `tolerance` of the
     best (IoU is flat near its peak, and a higher threshold raises fewer false alarms on
     crack-free frames), and at each threshold the false-alarm rate on the crack-free
-    validation photos and the crack-free window of every other one. Run it on validation
-    photos, never on a test set, and give the result to eval (--set eval.threshold=T)
-    and the car's model card."""
+    validation photos and the crack-free window of every other one. On a mixture, each
+    source's IoU and false-alarm rate at the recommended threshold, and their means over
+    sources (each counted once). Run it on validation photos, never on a test set, and
+    give the result to eval (--set eval.threshold=T) and the car's model card."""
     thresholds = [float(t) for t in thresholds]
     accs = {t: MetricAccumulator() for t in thresholds}
     alarms: Dict[float, List[bool]] = {t: [] for t in thresholds}
     by_source: Dict[str, Dict[float, MetricAccumulator]] = {}
+    source_alarms: Dict[str, Dict[float, List[bool]]] = {}
     for i in progress_bar(range(len(dataset)), desc="sweep", unit="img", enabled=progress):
         photo, full_mask = dataset.load(i)
         img, mask = fit(photo, full_mask, size)
@@ -156,8 +158,11 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
         free = prob if not mask.any() else _clear_window_probability(predict, photo,
                                                                      full_mask, i, size)
         if free is not None:
+            mine = source_alarms.setdefault(source_of(dataset.samples[i].name),
+                                            {t: [] for t in thresholds})
             for t in thresholds:
                 alarms[t].append(false_alarm(free > t))
+                mine[t].append(alarms[t][-1])
     rows = {f"{t:.2f}": accs[t].mean() for t in thresholds}
     for t in thresholds:
         if alarms[t]:
@@ -168,11 +173,17 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
            "best": rows[best], "best_iou": top, "tolerance": tolerance,
            "crack_free_images": len(alarms[thresholds[0]])}
     if len(by_source) > 1:  # a mixture: each source at the recommended threshold
-        out["sources"] = {name: {"images": len(a[float(best)]),
-                                 "iou": a[float(best)].mean()["iou"]}
+        t = float(best)
+        out["sources"] = {name: {"images": len(a[t]), "iou": a[t].mean()["iou"],
+                                 **({"false_alarm": float(np.mean(source_alarms[name][t])),
+                                     "crack_free_images": len(source_alarms[name][t])}
+                                    if name in source_alarms else {})}
                           for name, a in sorted(by_source.items())}
         # every source counted once, however many photos it gives validation
         out["macro_iou"] = float(np.mean([m["iou"] for m in out["sources"].values()]))
+        if source_alarms:
+            out["macro_false_alarm"] = float(np.mean([np.mean(a[t]) for a in
+                                                      source_alarms.values()]))
     return out
 
 

@@ -13,14 +13,25 @@ STD_RGB = (0.229, 0.224, 0.225)
 CENTRE_GREY = 0.53
 
 
-def centre_colours(x: torch.Tensor) -> torch.Tensor:
-    """Normalised (N, 3, H, W) images with each image's own mean colour replaced by
-    CENTRE_GREY: a frame made uniformly darker or brighter (the paper's dim-light case
-    lowers every channel of a grey surface by the same amount) looks the same after it.
-    One ReduceMean, a Subtract and an Add in the IR."""
-    offset = torch.tensor([(CENTRE_GREY - m) / s for m, s in zip(MEAN_RGB, STD_RGB)],
-                          dtype=x.dtype).view(1, 3, 1, 1)
-    return x - x.mean(dim=(2, 3), keepdim=True) + offset
+def centre_input(x: torch.Tensor, how: str) -> torch.Tensor:
+    """Normalised (N, 3, H, W) images moved so that their mean sits at CENTRE_GREY: a
+    frame made uniformly darker or brighter (the paper's dim-light case lowers every
+    channel of a grey surface by the same amount) looks the same after it. "colour"
+    moves each channel's own mean (a colour cast goes too); "brightness" moves all three
+    channels by one amount, their mean in 0..255 units (colour kept). "none" leaves x.
+    In the IR: a ReduceMean or two, Multiply, Subtract, Add."""
+    if how == "none":
+        return x
+    std = torch.tensor(STD_RGB, dtype=x.dtype).view(1, 3, 1, 1)
+    offset = (CENTRE_GREY - torch.tensor(MEAN_RGB, dtype=x.dtype).view(1, 3, 1, 1)) / std
+    if how == "colour":
+        return x - x.mean(dim=(2, 3), keepdim=True) + offset
+    if how != "brightness":
+        raise ValueError(f"unknown input centring {how!r}")
+    # the shift in 0..1 units that brings the mean over channels to the grey, per image
+    unit = x * std + torch.tensor(MEAN_RGB, dtype=x.dtype).view(1, 3, 1, 1)
+    shift = CENTRE_GREY - unit.mean(dim=(1, 2, 3), keepdim=True)
+    return x + shift / std
 
 
 def bgr_to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -26,15 +26,15 @@ __all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "coarsest
 
 def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
           modules: Sequence[int] = (1, 4, 3), blocks: int = 4, num_classes: int = 2,
-          frame_head: bool = False, refine: bool = False, centre: bool = False) -> nn.Module:
+          frame_head: bool = False, refine: bool = False, centre: str = "none") -> nn.Module:
     """A fresh student by name (width/modules/blocks/head_kernel shape HRNet only); with
     `frame_head`, wrapped with a frame-level crack/no-crack head on its coarsest features;
     with `refine` (HrSegNet only), a full-resolution edge refiner on its logits; with
-    `centre` (HrSegNet only), each image's mean colour moved to one grey first."""
+    `centre` (HrSegNet only; student_io.centre_input), the input's mean moved to one grey."""
     if refine and name not in HRSEGNET_VARIANTS:
         raise ValueError(f"student.refine is for the HrSegNet students (whose logits come "
                          f"from 1/2 resolution), not {name!r}")
-    if centre and name not in HRSEGNET_VARIANTS:
+    if centre not in ("none", False) and name not in HRSEGNET_VARIANTS:
         raise ValueError(f"student.centre is for the HrSegNet students, not {name!r}")
     if name == "hrnet_w18":
         model: nn.Module = HRNetFCN(num_classes, head_kernel,

@@ -70,3 +70,22 @@ def test_no_more_alarms_keeps_a_run_that_alarms_more_than_the_model_in_use(tmp_p
     compare_sweeps.main(["--no-more-alarms", str(files[0]),
                          str(write(tmp_path, "worse", worse))])
     assert capsys.readouterr().out.strip().endswith(": in_use")  # nothing beats it
+
+
+def test_no_more_alarms_holds_each_source_when_every_sweep_has_them(tmp_path, capsys):
+    # pooled, both alarm on 25% of crack-free images; the new run alarms on twice as many
+    # of the small source's (brick walls, say) and fewer of the big one's
+    in_use, brick = sweep(0.6, 0.5), sweep(0.65, 0.55)
+    in_use["macro_false_alarm"] = (0.25 + 0.25) / 2
+    brick["macro_false_alarm"] = (0.2 + 0.5) / 2
+    files = [write(tmp_path, "in_use", in_use), write(tmp_path, "brick", brick)]
+    compare_sweeps.main(["--no-more-alarms", *map(str, files)])
+    out = capsys.readouterr().out
+    assert out.strip().endswith("(mean over sources, false alarms (mean over sources) at "
+                                "most 25.0%): in_use")
+    assert "| 0.6333 | 25.0% / 35.0% |" in next(
+        line for line in out.splitlines() if line.startswith("| brick |"))
+    del in_use["macro_false_alarm"]  # an older sweep: the pooled rate for all
+    write(tmp_path, "in_use", in_use)
+    compare_sweeps.main(["--no-more-alarms", *map(str, files)])
+    assert capsys.readouterr().out.strip().endswith("false alarms at most 25.0%): brick")

@@ -332,11 +332,22 @@ def test_threshold_sweep_scores_each_source_of_a_mixture(collection):
     def tagged_load(i):
         seen["small"] = mix.samples[i].name.startswith("small/")
         return load(i)
+    def alarms_on_small(img):  # marks every pixel of "small", nothing of "big"
+        return np.full(img.shape[:2], float(seen["small"]), np.float32)
     ev.fit, mix.load = spy, tagged_load
     try:
         r = threshold_sweep(half_right, mix, 64, thresholds=[0.5])
+        loud = threshold_sweep(alarms_on_small, mix, 64, thresholds=[0.5])
     finally:
         ev.fit = original
+    # false alarms per source (crack-free photos and the clear windows of the others),
+    # and their mean with each source counted once
+    big, small = loud["sources"]["big"], loud["sources"]["small"]
+    assert (big["false_alarm"], small["false_alarm"]) == (0.0, 1.0)
+    assert loud["macro_false_alarm"] == 0.5
+    assert loud["best"]["false_alarm"] == pytest.approx(
+        small["crack_free_images"] / (small["crack_free_images"] + big["crack_free_images"]))
+    assert loud["crack_free_images"] == small["crack_free_images"] + big["crack_free_images"]
     src = r["sources"]
     assert set(src) == {"big", "small"} and (src["big"]["images"], src["small"]["images"]) == (
         12, 4)

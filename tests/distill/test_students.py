@@ -226,12 +226,14 @@ def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, ha
 
 
 @pytest.mark.parametrize("name", ["hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct",
-                                  "hrsegnet_b16+refine", "hrsegnet_b16+centre"])
+                                  "hrsegnet_b16+refine", "hrsegnet_b16+colour",
+                                  "hrsegnet_b16+brightness"])
 def test_every_student_exports_to_both_openvino_runtimes(tmp_path, name):
     torch.manual_seed(0)
     name, _, option = name.partition("+")
     refine = option == "refine"
-    model = students.build(name, refine=refine, centre=option == "centre").eval()
+    centre = option if option in ("colour", "brightness") else "none"
+    model = students.build(name, refine=refine, centre=centre).eval()
     with torch.no_grad():  # give BN statistics some spread so the logits mean something
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -307,25 +309,49 @@ def test_input_centring_makes_the_ir_blind_to_a_uniformly_dimmer_frame(tmp_path)
                 m.running_var.uniform_(0.1, 0.3)
                 m.running_mean.uniform_(-0.2, 0.2)
     torch.save({"model": plain.state_dict()}, tmp_path / "plain.pth")
-    centred = students.build("hrsegnet_b16", centre=True).eval()
-    report = load_student_weights(centred, tmp_path / "plain.pth")
-    assert not report.missing and not report.unplaced  # centring adds no weights
+    centred = {how: students.build("hrsegnet_b16", centre=how).eval()
+               for how in ("colour", "brightness")}
+    for model in centred.values():
+        report = load_student_weights(model, tmp_path / "plain.pth")
+        assert not report.missing and not report.unplaced  # centring adds no weights
     rng = np.random.default_rng(0)
     grey = np.repeat(rng.integers(80, 200, (64, 64, 1)), 3, axis=2).astype(np.uint8)
     grey[20:24, :] = 60  # a dark line
     dim = dim_light(grey, kernel=1)  # the paper's case 1 without its blur
     assert np.array_equal(dim.astype(int), grey.astype(int) - 50)  # grey: every channel -50
     runs = {}
-    for name, model in (("plain", plain), ("centred", centred)):
+    for name, model in (("plain", plain), *centred.items()):
         ir = IRModel(export_ir(model, tmp_path / name, name, 64)["xml"])
         runs[name] = ir.infer(grey), ir.infer(dim)
 
     def change(name: str) -> float:  # largest logit change, relative to the largest logit
         before, after = runs[name]
         return float(np.abs(before - after).max() / np.abs(before).max())
-    assert change("centred") < 0.05 < 0.3 < change("plain")  # centred: FP16 rounding only
+    assert max(change("colour"), change("brightness")) < 0.05 < 0.3 < change("plain")
     with pytest.raises(ValueError, match="student.centre is for the HrSegNet students"):
-        students.build("pct", centre=True)
+        students.build("pct", centre="colour")
+    with pytest.raises(ValueError, match="unknown input centring 'contrast'"):
+        students.build("hrsegnet_b16", centre="contrast")
+
+
+def test_brightness_centring_keeps_colour_and_colour_centring_removes_it():
+    from distill.nets.student_io import (
+        CENTRE_GREY,
+        MEAN_RGB,
+        STD_RGB,
+        bgr_to_tensor,
+        centre_input,
+    )
+    brick = np.zeros((8, 8, 3), np.uint8)
+    brick[...] = (60, 80, 170)  # BGR: a reddish wall
+    unit = {}
+    for how in ("colour", "brightness"):
+        x = centre_input(bgr_to_tensor(brick), how)
+        unit[how] = (x * torch.tensor(STD_RGB).view(1, 3, 1, 1)
+                     + torch.tensor(MEAN_RGB).view(1, 3, 1, 1))[0, :, 0, 0].numpy()
+    assert np.allclose(unit["colour"], CENTRE_GREY, atol=1e-5)  # grey: the cast is gone
+    rgb = np.array([170, 80, 60]) / 255
+    assert np.allclose(unit["brightness"], rgb - rgb.mean() + CENTRE_GREY, atol=1e-5)
 
 
 def test_cli_describes_and_configures_students_by_name(cli):
