@@ -22,6 +22,7 @@ import numpy as np
 
 from crack_common.files import atomic_write_text
 from crack_common.metrics import MetricAccumulator
+from crack_common.noise import NOISE_CASES
 from crack_common.progress import bar as progress_bar
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset, DatasetError, open_dataset
@@ -246,8 +247,8 @@ def _export_int8(cfg, model, paths, frames, size, info, quantize_int8) -> Dict[s
     from distill.export import write_card
     from edge_app.model.ir_model import IRModel
     from edge_app.vision.measure import crack_probability
-    calib = _sample_frames(cfg, size, cfg.export.calibration)
-    xml8 = quantize_int8(paths["onnx"], list(calib), paths["xml"].with_name(
+    calib = calibration_frames(_sample_frames(cfg, size, cfg.export.calibration))
+    xml8 = quantize_int8(paths["onnx"], calib, paths["xml"].with_name(
         paths["xml"].stem + "_int8.xml"))
     _, val = open_splits(cfg)
     scores = {}
@@ -261,6 +262,15 @@ def _export_int8(cfg, model, paths, frames, size, info, quantize_int8) -> Dict[s
     write_card(xml8, {**info, "size": size, "precision": "INT8 (NNCF post-training)",
                       "int8_val_iou": scores})
     return {"xml": str(xml8), "val_iou": scores}
+
+
+def calibration_frames(frames: np.ndarray) -> List[np.ndarray]:
+    """INT8 calibration frames: a third each clean, under noise case 1 and case 2, so the
+    quantiser's ranges hold for the dim and blurred frames the car meets too (calibrated
+    on clean frames only, the colour-centred ensemble's INT8 IR clipped the dim frames'
+    mean and kept 21% of its UAV IoU under case 1, against 63% in FP16)."""
+    cases = ("clean", "case1", "case2")
+    return [NOISE_CASES[cases[i % 3]](f) for i, f in enumerate(frames)]
 
 
 def _sample_frames(cfg: DistillConfig, size: int, n: int = 4) -> np.ndarray:

@@ -30,7 +30,7 @@ from torch import nn
 
 from distill.nets.hrnet import Upsample
 from distill.nets.refine import EdgeRefiner
-from distill.nets.student_io import centre_input
+from distill.nets.student_io import InputCentring
 
 VARIANTS = {"hrsegnet_b16": 16, "hrsegnet_b32": 32, "hrsegnet_b48": 48}
 
@@ -97,10 +97,10 @@ class HrSegNet(nn.Module):
                  centre: str = "none"):
         super().__init__()
         self.base = base
-        # input centring (student_io.centre_input; True = "colour", as first written): no
-        # weights, so a checkpoint loads with it on or off
-        self.centre = {True: "colour", False: "none"}.get(centre, centre)
-        centre_input(torch.zeros(1, 3, 1, 1), self.centre)  # refuses an unknown one
+        # input centring (student_io.centre_input): no weights, so a checkpoint loads
+        # with it on or off
+        self.centre = centre
+        self.centring = InputCentring(centre)
         self.stem = nn.Sequential(_cbr(3, base // 2, 2), _cbr(base // 2, base, 2))
         self.blocks = nn.ModuleList(SegBlock(base, i) for i in (1, 2, 3))
         self.head = SegHead(base, num_classes, aux=False)
@@ -122,7 +122,7 @@ class HrSegNet(nn.Module):
         outputs."""
         if not torch.jit.is_tracing() and (x.shape[-1] % 32 or x.shape[-2] % 32):
             raise ValueError(f"input size must be a multiple of 32, got {tuple(x.shape[-2:])}")
-        h = self.stem(centre_input(x, self.centre))
+        h = self.stem(self.centring(x))
         highs, lows = [], []
         for block in self.blocks:
             h, low = block(h)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from distill.config import CENTRINGS
+
 MEAN_RGB = (0.485, 0.456, 0.406)
 STD_RGB = (0.229, 0.224, 0.225)
 # the grey that input centring moves every image's mean colour to: about the mean colour
@@ -13,25 +15,39 @@ STD_RGB = (0.229, 0.224, 0.225)
 CENTRE_GREY = 0.53
 
 
-def centre_input(x: torch.Tensor, how: str) -> torch.Tensor:
+class InputCentring(torch.nn.Module):
     """Normalised (N, 3, H, W) images moved so that their mean sits at CENTRE_GREY: a
     frame made uniformly darker or brighter (the paper's dim-light case lowers every
     channel of a grey surface by the same amount) looks the same after it. "colour"
     moves each channel's own mean (a colour cast goes too); "brightness" moves all three
-    channels by one amount, their mean in 0..255 units (colour kept). "none" leaves x.
-    In the IR: a ReduceMean or two, Multiply, Subtract, Add."""
-    if how == "none":
+    channels by one amount, their mean in 0..255 units (colour kept); "none" passes x.
+    No weights; in an exported graph its ops carry the name `centring` (a ReduceMean,
+    Subtract, Add; brightness adds a Multiply), which INT8 quantisation leaves in float."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        if how not in CENTRINGS:
+            raise ValueError(f"unknown input centring {how!r}; choose one of "
+                             f"{', '.join(CENTRINGS)}")
+        self.how = how
+        std = torch.tensor(STD_RGB).view(1, 3, 1, 1)
+        mean = torch.tensor(MEAN_RGB).view(1, 3, 1, 1)
+        self.register_buffer("std", std, persistent=False)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("offset", (CENTRE_GREY - mean) / std, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "colour":
+            return x - x.mean(dim=(2, 3), keepdim=True) + self.offset
+        if self.how == "brightness":  # the shift (0..1 units) that brings the mean to grey
+            shift = CENTRE_GREY - (x * self.std + self.mean).mean(dim=(1, 2, 3), keepdim=True)
+            return x + shift / self.std
         return x
-    std = torch.tensor(STD_RGB, dtype=x.dtype).view(1, 3, 1, 1)
-    offset = (CENTRE_GREY - torch.tensor(MEAN_RGB, dtype=x.dtype).view(1, 3, 1, 1)) / std
-    if how == "colour":
-        return x - x.mean(dim=(2, 3), keepdim=True) + offset
-    if how != "brightness":
-        raise ValueError(f"unknown input centring {how!r}")
-    # the shift in 0..1 units that brings the mean over channels to the grey, per image
-    unit = x * std + torch.tensor(MEAN_RGB, dtype=x.dtype).view(1, 3, 1, 1)
-    shift = CENTRE_GREY - unit.mean(dim=(1, 2, 3), keepdim=True)
-    return x + shift / std
+
+
+def centre_input(x: torch.Tensor, how: str) -> torch.Tensor:
+    """x through InputCentring(how)."""
+    return InputCentring(how).to(x.dtype)(x)
 
 
 def bgr_to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -34,7 +34,7 @@ def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
     if refine and name not in HRSEGNET_VARIANTS:
         raise ValueError(f"student.refine is for the HrSegNet students (whose logits come "
                          f"from 1/2 resolution), not {name!r}")
-    if centre not in ("none", False) and name not in HRSEGNET_VARIANTS:
+    if centre != "none" and name not in HRSEGNET_VARIANTS:
         raise ValueError(f"student.centre is for the HrSegNet students, not {name!r}")
     if name == "hrnet_w18":
         model: nn.Module = HRNetFCN(num_classes, head_kernel,

@@ -211,6 +211,18 @@ def test_int8_export_reports_iou_before_and_after(assets, tmp_path):
     assert "FakeQuantize" in Path(xml8).read_text()
 
 
+def test_int8_calibration_sees_both_noise_cases():
+    from crack_common.noise import dim_light, low_resolution
+    from distill.pipeline import calibration_frames
+    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    calib = calibration_frames(frames)
+    assert len(calib) == 6
+    for i in (0, 3):
+        assert np.array_equal(calib[i], frames[i])
+        assert np.array_equal(calib[i + 1], dim_light(frames[i + 1]))
+        assert np.array_equal(calib[i + 2], low_resolution(frames[i + 2]))
+
+
 def test_flip_averaged_export_is_mirror_symmetric_in_both_runtimes(assets, tmp_path):
     root, data, teacher = assets
     cfg = tiny_config(tmp_path / "w", teacher, data, train={"kd": False, "epochs": 1},

@@ -334,6 +334,38 @@ def test_input_centring_makes_the_ir_blind_to_a_uniformly_dimmer_frame(tmp_path)
         students.build("hrsegnet_b16", centre="contrast")
 
 
+def test_int8_quantisation_leaves_input_centring_in_float(tmp_path):
+    from crack_common.noise import dim_light
+    from distill.export import export_onnx, quantize_int8
+    from edge_app.model.ir_model import IRModel
+    torch.manual_seed(0)
+    model = students.build("hrsegnet_b16", centre="colour").eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.1, 0.3)
+                m.running_mean.uniform_(-0.2, 0.2)
+    rng = np.random.default_rng(0)
+
+    def grey_frame(low: int, high: int) -> np.ndarray:
+        frame = np.repeat(rng.integers(low, high, (64, 64, 1)), 3, axis=2).astype(np.uint8)
+        frame[30:33, :] //= 2  # a dark line
+        return frame
+    # calibrated on bright frames (a few black and white pixels give the input its full
+    # range): a dimmed frame's mean lies below all of theirs
+    calibration = [grey_frame(150, 230) for _ in range(8)]
+    for frame in calibration:
+        frame[0, :8], frame[1, :8] = 0, 255
+    xml = quantize_int8(export_onnx(model, tmp_path / "c.onnx", 64), calibration,
+                        tmp_path / "c_int8.xml")
+    ir = IRModel(xml)
+    frame = grey_frame(150, 230)
+    before, after = ir.infer(frame), ir.infer(dim_light(frame, drop=100, kernel=1))
+    # INT8 rounding moves the logits by about 0.13 of their largest; with the mean
+    # quantised to the calibration frames' range, by 0.5
+    assert np.abs(before - after).max() / np.abs(before).max() < 0.25
+
+
 def test_brightness_centring_keeps_colour_and_colour_centring_removes_it():
     from distill.nets.student_io import (
         CENTRE_GREY,
