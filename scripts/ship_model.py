@@ -10,13 +10,14 @@ are carried over, its shipped rows relabelled "shipped before".
 It prints the same table in Markdown for the README.
 
 Usage: .venv/bin/python scripts/ship_model.py WORK [--tag pct_long --name crack-pct]
-       .venv/bin/python scripts/ship_model.py WORK --ensemble seed1   (what the car runs)
+       .venv/bin/python scripts/ship_model.py WORK --tag ft0 --ensemble ft1
+                                                     (what the car runs)
   --tag   the run to ship: WORK/TAG/export, WORK/sweep_TAG.json, WORK/eval_TAG*.json
   --name  the file name in models/ (crack-hrsegnet-b16 by default)
   --flips the run goes to models/NAME_single*, its flip-averaged IRs (scored by the
           training script as TAG_FLIPS) to models/NAME*; --flips-only leaves NAME_single*
   --ensemble TAG2  the run goes to models/NAME_single*, the ensemble of it and run TAG2
-          (scored by the training script as ens) to models/NAME*
+          (scored by the training script under the name ENSEMBLES gives it) to models/NAME*
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import yaml
 
@@ -103,9 +104,12 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # the runs of scripts/train_shipped_model, by tag, as the tables name them
-RUNS = {"shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5 (4,512 "
+RUNS = {"ft0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
+               "fine-tuned at lr 3e-4 (4,512 + 1,128 steps)",
+        "ft1": "the same recipe with seed 1 (the ensemble's second member)",
+        "shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5 (4,512 "
                    "steps)",
-        "seed1": "the same recipe with seed 1 (the ensemble's second member)",
+        "seed1": "the same recipe with seed 1",
         "quiet": "the same fine-tuned with 30% clear crops, none from UAV (+564 steps; "
                  "QUIET=1)",
         "b448_24ep": "HrSegNet-B16, 448-px crops of at most the photo (no zoom-out; 4,512 "
@@ -130,7 +134,27 @@ RUNS = {"shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT
         "pct_igmsda": "PoolingCrack-Tiny + IGMSDA (940 steps)",
         "pct_frame": "PoolingCrack-Tiny + frame head (940 steps)"}
 
-ENSEMBLES = {"seed1": "seeds 0 and 1 averaged"}  # the ensemble's label, by its second run
+
+class Ensemble(NamedTuple):
+    """How scripts/train_shipped_model scored an ensemble (WORK/sweep_RUN.json,
+    WORK/eval_RUN*.json), what its rows add to the first member's label, the name its
+    second member ships under (models/NAME_MEMBER*), and the rows of the model it replaced
+    (eval_BEFORE*.json, labelled BEFORE_LABEL; {single} in either stands for the first
+    member's label)."""
+
+    run: str
+    label: str
+    member: str
+    before: str
+    before_label: str
+
+
+# the ensembles by their second run
+ENSEMBLES = {
+    "ft1": Ensemble("ensft", "seeds 0 and 1 averaged", "seed1", "ens",
+                    f"{RUNS['shipped']}, seeds 0 and 1 averaged (shipped before)"),
+    "seed1": Ensemble("ens", "seeds 0 and 1 averaged", "seed1", "{tag}_h",
+                      "{single} + flip averaging (h) (shipped before)")}
 
 
 def sweep_card(sweep: Dict[str, Any], data: str) -> Dict[str, Any]:
@@ -178,11 +202,13 @@ def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
 
 def carried_rows(found: Dict[str, Any], previous: Dict[str, Any]) -> Dict[str, Any]:
     """FOUND (this WORK's rows) followed by the rows of the card being replaced that WORK
-    did not score (KD, teacher and older runs of an earlier work folder), its shipped rows
+    did not score (KD, teacher and older runs of an earlier work folder; a row with the
+    same scores as one of FOUND is the same model under an older label), its shipped rows
     relabelled as shipped before; the classical baseline stays last."""
     out = {k: v for k, v in found.items() if k != BASELINE}
+    scored = list(found.values())
     for label, row in previous.items():
-        if label in found:  # shipped again: this WORK scored it
+        if label in found or row in scored:  # this WORK scored it (perhaps renamed since)
             continue
         label = label.replace("(shipped)", "(shipped before)").replace(
             "(single pass)", "(single pass, shipped before)")
@@ -239,7 +265,7 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--name", default=NAME, help=f"name in models/ (default {NAME})")
     ap.add_argument("--flips", choices=["h", "hv"],
                     help="ship the run as NAME_single and its flip-averaged IRs as NAME")
-    ap.add_argument("--ensemble", metavar="TAG2",
+    ap.add_argument("--ensemble", metavar="TAG2", choices=sorted(ENSEMBLES),
                     help="ship the run as NAME_single and the ensemble of it and WORK/TAG2 "
                          "(scored by the training script as ens) as NAME")
     ap.add_argument("--flips-only", action="store_true",
@@ -278,35 +304,37 @@ def complete_averaged_card(card: Dict[str, Any], xml: Path, sweep: Dict[str, Any
     xml.with_suffix(".yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
 
 
-def ship_ensemble(work: Path, tag: str, tag2: str, name: str, run: str = "ens") -> None:
+def ship_ensemble(work: Path, tag: str, tag2: str, name: str) -> None:
     """models/NAME*: the ensemble of models/NAME_single* and WORK/TAG2's IRs (FP16 and
-    INT8), its card given the ensemble's validation threshold and test scores
-    (WORK/sweep_RUN.json, WORK/eval_RUN*.json, as the training script writes them), above
-    the flip-averaged rows of TAG (shipped before) and the single-pass rows."""
+    INT8), its card given the ensemble's validation threshold and test scores (as the
+    training script writes them, ENSEMBLES[TAG2]), above the rows of the model it replaced
+    and the single-pass rows."""
     from distill.ir_average import ensemble_ir
     models = REPO / "models"
-    sweep = json.loads((work / f"sweep_{run}.json").read_text())
+    spec = ENSEMBLES[tag2]
+    sweep = json.loads((work / f"sweep_{spec.run}.json").read_text())
     single = yaml.safe_load((models / f"{name}_single.yaml").read_text())["evaluation"]["models"]
     first = next(iter(single))
-    label = first.replace(" (shipped)", f", {ENSEMBLES.get(tag2, 'ensemble with ' + tag2)} "
-                                       "(shipped)")
+    label = first.replace(" (shipped)", f", {spec.label} (shipped)")
     rows: Dict[str, Any] = {}
     for suffix, what in (("", label), ("_int8", f"{label}, INT8 IR")):
-        rows[what] = eval_row(work / f"eval_{run}{suffix}.json")
-    for suffix, what in (("_h", " + flip averaging (h) (shipped before)"),
-                         ("_h_int8", " + flip averaging (h) (shipped before), INT8 IR")):
-        p = work / f"eval_{tag}{suffix}.json"
+        rows[what] = eval_row(work / f"eval_{spec.run}{suffix}.json")
+    before = spec.before_label.format(single=first.replace(" (shipped)", ""))
+    for suffix, what in (("", before), ("_int8", f"{before}, INT8 IR")):
+        p = work / f"eval_{spec.before.format(tag=tag)}{suffix}.json"
         if p.is_file():
-            rows[first.replace(" (shipped)", what)] = eval_row(p)
+            rows[what] = eval_row(p)
     rows.update({k.replace(" (shipped)", " (single pass)"): v for k, v in single.items()})
-    steps = [f"crack-distill ensemble models/{name}_single{s}.xml models/{name}_{tag2}{s}.xml"
-             f" --out models/{name}{s}.xml" for s in ("", "_int8")]
+    steps = [f"crack-distill ensemble models/{name}_single{s}.xml models/{name}_{spec.member}"
+             f"{s}.xml --out models/{name}{s}.xml" for s in ("", "_int8")]
     for suffix in ("", "_int8"):  # the second member ships too, so the card's files exist
-        member = models / f"{name}_{tag2}{suffix}.xml"
+        member = models / f"{name}_{spec.member}{suffix}.xml"
         for ext in (".xml", ".bin"):
             shutil.copyfile((work / tag2 / "export" / f"student{suffix}").with_suffix(ext),
                             member.with_suffix(ext))
         card2 = yaml.safe_load((work / tag2 / "export" / f"student{suffix}.yaml").read_text())
+        training = card2.get("training", {})
+        training["data"] = dataset_names(training.get("data", []))
         card2.update({"name": member.stem.replace("_", "-"),
                       "files": {**card2["files"], "xml": member.name,
                                 "bin": member.with_suffix(".bin").name},

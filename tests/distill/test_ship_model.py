@@ -53,3 +53,10 @@ def test_shipping_the_same_run_again_replaces_its_rows_instead_of_carrying_them(
     bin_.write_bytes(b"retrained weights")  # another run: the shipped rows are carried
     assert ship_model.previous_rows(card, single, bin_) == rows
     assert ship_model.previous_rows(tmp_path / "none.yaml", None, bin_) == {}
+
+
+def test_a_row_the_work_folder_scored_again_under_a_new_label_is_not_carried():
+    found = {"ft (shipped)": row(0.7), "seed 1": row(0.6)}
+    previous = {"seed 1 (the ensemble's second member)": row(0.6), "teacher": row(0.3)}
+    assert list(ship_model.carried_rows(found, previous)) == ["ft (shipped)", "seed 1",
+                                                              "teacher"]
