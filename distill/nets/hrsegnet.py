@@ -97,9 +97,9 @@ class HrSegNet(nn.Module):
                  centre: str = "none"):
         super().__init__()
         self.base = base
-        # input centring (student_io.centre_input): no weights, so a checkpoint loads
+        # input centring (student_io.InputCentring; its exported ops are named after this
+        # attribute, which INT8 export keeps in float): no weights, so a checkpoint loads
         # with it on or off
-        self.centre = centre
         self.centring = InputCentring(centre)
         self.stem = nn.Sequential(_cbr(3, base // 2, 2), _cbr(base // 2, base, 2))
         self.blocks = nn.ModuleList(SegBlock(base, i) for i in (1, 2, 3))

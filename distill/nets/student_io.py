@@ -21,8 +21,9 @@ class InputCentring(torch.nn.Module):
     channel of a grey surface by the same amount) looks the same after it. "colour"
     moves each channel's own mean (a colour cast goes too); "brightness" moves all three
     channels by one amount, their mean in 0..255 units (colour kept); "none" passes x.
-    No weights; in an exported graph its ops carry the name `centring` (a ReduceMean,
-    Subtract, Add; brightness adds a Multiply), which INT8 quantisation leaves in float."""
+    No weights; in an exported graph its ops (a ReduceMean, Subtract, Add; brightness
+    adds a Multiply) carry HrSegNet's attribute name `centring`, which INT8 quantisation
+    leaves in float."""
 
     def __init__(self, how: str):
         super().__init__()
@@ -43,11 +44,6 @@ class InputCentring(torch.nn.Module):
             shift = CENTRE_GREY - (x * self.std + self.mean).mean(dim=(1, 2, 3), keepdim=True)
             return x + shift / self.std
         return x
-
-
-def centre_input(x: torch.Tensor, how: str) -> torch.Tensor:
-    """x through InputCentring(how)."""
-    return InputCentring(how).to(x.dtype)(x)
 
 
 def bgr_to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -30,7 +30,7 @@ def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
     """A fresh student by name (width/modules/blocks/head_kernel shape HRNet only); with
     `frame_head`, wrapped with a frame-level crack/no-crack head on its coarsest features;
     with `refine` (HrSegNet only), a full-resolution edge refiner on its logits; with
-    `centre` (HrSegNet only; student_io.centre_input), the input's mean moved to one grey."""
+    `centre` (HrSegNet only; student_io.InputCentring), the input's mean moved to one grey."""
     if refine and name not in HRSEGNET_VARIANTS:
         raise ValueError(f"student.refine is for the HrSegNet students (whose logits come "
                          f"from 1/2 resolution), not {name!r}")
