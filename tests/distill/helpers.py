@@ -20,6 +20,16 @@ from distill.training.losses import hard_loss
 TINY_STUDENT = {"width": 8, "modules": [1, 1, 1], "blocks": 1}
 
 
+def spread_batchnorm(model: torch.nn.Module, var: tuple = (0.5, 2.0)) -> None:
+    """Give an untrained net's BatchNorm statistics some spread (running variance drawn
+    from `var`, mean from -0.2..0.2), so its logits depend on the image."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(*var)
+                m.running_mean.uniform_(-0.2, 0.2)
+
+
 def tiny_teacher_config(size: int = 64) -> SamConfig:
     return SamConfig(encoder="custom", embed_dim=32, depth=2, num_heads=2,
                      global_attn_indexes=(1,), img_size=size, window_size=2, prompt_dim=32,

@@ -13,6 +13,7 @@ from distill.ir_average import ensemble_ir, flip_average_ir
 from distill.nets import students
 from distill.pipeline import legacy_python
 from edge_app.model.ir_model import IRModel
+from tests.distill.helpers import spread_batchnorm
 
 
 def _skewed_ir(out, name: str, seed: int, size: int = 64, threshold: float = 0.35,
@@ -20,11 +21,8 @@ def _skewed_ir(out, name: str, seed: int, size: int = 64, threshold: float = 0.3
     """A B16 IR whose logits are far from mirror-symmetric, with a card."""
     torch.manual_seed(seed)
     model = students.build("hrsegnet_b16").eval()
+    spread_batchnorm(model)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.5, 2.0)
-                m.running_mean.uniform_(-0.2, 0.2)
         torch.nn.init.normal_(model.head.classifier.weight, std=spread)
     xml = export_ir(model, out, name, size)["xml"]
     write_card(xml, {"size": size, "threshold": threshold, "student": {"arch": "hrsegnet_b16"}})

@@ -21,7 +21,7 @@ from distill.training.losses import (
     igmsda_loss,
 )
 from distill.training.train import Trainer, load_student
-from tests.distill.helpers import make_data, tiny_config, train_teacher
+from tests.distill.helpers import make_data, spread_batchnorm, tiny_config, train_teacher
 
 
 def _cbr(cin: int, cout: int) -> int:
@@ -234,12 +234,9 @@ def test_every_student_exports_to_both_openvino_runtimes(tmp_path, name):
     refine = option == "refine"
     centre = option if option in ("colour", "brightness") else "none"
     model = students.build(name, refine=refine, centre=centre).eval()
-    with torch.no_grad():  # give BN statistics some spread so the logits mean something
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.5, 2.0)
-                m.running_mean.uniform_(-0.2, 0.2)
-        if refine:  # a refiner that changes the logits, so the IR must carry it
+    spread_batchnorm(model)  # so the logits mean something
+    if refine:  # a refiner that changes the logits, so the IR must carry it
+        with torch.no_grad():
             torch.nn.init.normal_(model.refine.out.weight, std=0.5)
     paths = export_ir(model, tmp_path, name, 64)
     ops = opsets_of(paths["xml"])
@@ -303,11 +300,7 @@ def test_input_centring_makes_the_ir_blind_to_a_uniformly_dimmer_frame(tmp_path)
     from edge_app.model.ir_model import IRModel
     torch.manual_seed(0)
     plain = students.build("hrsegnet_b16").eval()
-    with torch.no_grad():  # BN statistics with some spread, so brightness matters to it
-        for m in plain.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.1, 0.3)
-                m.running_mean.uniform_(-0.2, 0.2)
+    spread_batchnorm(plain, var=(0.1, 0.3))  # so brightness matters to it
     torch.save({"model": plain.state_dict()}, tmp_path / "plain.pth")
     centred = {how: students.build("hrsegnet_b16", centre=how).eval()
                for how in ("colour", "brightness")}
@@ -340,11 +333,7 @@ def test_int8_quantisation_leaves_input_centring_in_float(tmp_path):
     from edge_app.model.ir_model import IRModel
     torch.manual_seed(0)
     model = students.build("hrsegnet_b16", centre="colour").eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.1, 0.3)
-                m.running_mean.uniform_(-0.2, 0.2)
+    spread_batchnorm(model, var=(0.1, 0.3))
     rng = np.random.default_rng(0)
 
     def grey_frame(low: int, high: int) -> np.ndarray:
@@ -371,14 +360,14 @@ def test_brightness_centring_keeps_colour_and_colour_centring_removes_it():
         CENTRE_GREY,
         MEAN_RGB,
         STD_RGB,
+        InputCentring,
         bgr_to_tensor,
-        centre_input,
     )
     brick = np.zeros((8, 8, 3), np.uint8)
     brick[...] = (60, 80, 170)  # BGR: a reddish wall
     unit = {}
     for how in ("colour", "brightness"):
-        x = centre_input(bgr_to_tensor(brick), how)
+        x = InputCentring(how)(bgr_to_tensor(brick))
         unit[how] = (x * torch.tensor(STD_RGB).view(1, 3, 1, 1)
                      + torch.tensor(MEAN_RGB).view(1, 3, 1, 1))[0, :, 0, 0].numpy()
     assert np.allclose(unit["colour"], CENTRE_GREY, atol=1e-5)  # grey: the cast is gone
