@@ -267,7 +267,8 @@ def main(argv: List[str]) -> int:
                     help="ship the run as NAME_single and its flip-averaged IRs as NAME")
     ap.add_argument("--ensemble", metavar="TAG2", choices=sorted(ENSEMBLES),
                     help="ship the run as NAME_single and the ensemble of it and WORK/TAG2 "
-                         "(scored by the training script as ens) as NAME")
+                         "(scored by the training script under the name ENSEMBLES gives "
+                         "it) as NAME")
     ap.add_argument("--flips-only", action="store_true",
                     help="with --flips: keep models/NAME_single* as they are (ship only the "
                          "flip-averaged IRs made from them)")
@@ -348,10 +349,9 @@ def ship_ensemble(work: Path, tag: str, tag2: str, name: str) -> None:
                                             "against its members (the shipped-model test)")
         complete_averaged_card(
             card, xml, sweep, "the FP16 ensemble", rows, steps,
-            f"FP16 ensemble ({name}.xml, 2 runs per frame, as the flip-averaged model it "
-            f"replaces): the NCS2 runs FP16 only. {name}_int8.xml is for CPU-only cars; "
-            f"{name}_single*.xml run one student once per frame (half the compute, scores in "
-            "the card)")
+            f"FP16 ensemble ({name}.xml, 2 runs per frame): the NCS2 runs FP16 only. "
+            f"{name}_int8.xml is for CPU-only cars; {name}_single*.xml run one student once "
+            "per frame (half the compute, scores in the card)")
     print(markdown(rows))
     print(f"\nmodels/{name}.xml and {name}_int8.xml: the ensemble of {name}_single* and "
           f"{tag2}")
