@@ -143,7 +143,7 @@ def _cmd_teacher_train(args: argparse.Namespace) -> int:
     crop = CropSpec(*args.crop_area, *args.crop_aspect)
     r = train_teacher(cfg, ds, args.out, args.steps, args.batch, args.lr, args.warmup,
                       args.power, args.seed, args.device, args.init, args.noise_mix,
-                      not args.quiet, crop, args.car_size, args.save_every)
+                      not args.quiet, crop, args.car_size, args.save_every, args.bf16)
     log.info("wrote %s after %d steps (loss %.4f, %.0f s%s)", args.out, r["steps"],
              r["final_loss"], r["seconds"],
              f", resumed at step {r['resumed_at']}" if r["resumed_at"] else "")
@@ -676,6 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="share of views with a noise case 1/2 (default 0)")
     tt.add_argument("--seed", type=int, default=0, help="data order and init seed (default 0)")
     tt.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    tt.add_argument("--bf16", action="store_true",
+                    help="forward pass under bfloat16 autocast: faster on CPUs with "
+                         "AVX512-BF16 or AMX, slower on others (weights stay float32)")
     tt.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=_cmd_teacher_train)

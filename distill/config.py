@@ -39,7 +39,7 @@ ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
                "crop.clear_share": 0.0, "crop.clear_max_area": 0.25, "crop.clear_skip": [],
-               "export.flips": "none"}
+               "export.flips": "none", "train.bf16": False}
 
 
 @dataclass
@@ -118,6 +118,8 @@ class TrainConfig:
     epoch_size: int = 0  # samples drawn per epoch by the dataset weights (0: one pass)
     fresh_views: bool = False  # no-KD only: new crops/transforms/noise every epoch
     channels_last: bool = True  # NHWC tensors (faster convolutions on CPU)
+    bf16: bool = False  # forward pass under bfloat16 autocast (faster where the CPU has
+    # AVX512-BF16 or AMX; weights, gradients and losses stay float32)
     photometric: float = 0.0  # share of training images re-lit each epoch (brightness,
     # contrast, gamma, saturation, hue, colour cast); geometry and teacher logits unchanged
     hard_loss: str = "ce_dice"  # ce_dice: 0.2 CE + 0.8 Dice; igmsda: the CE term replaced by

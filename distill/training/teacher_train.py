@@ -28,6 +28,7 @@ from distill.nets.sam.checkpoints import load_teacher, save_merged
 from distill.nets.sam.cracksam import CrackSAM, SamConfig
 from distill.nets.student_io import bgr_to_unit_rgb
 from distill.training.losses import hard_loss
+from distill.training.mixed_precision import as_float, forward_autocast, warn_if_slow
 from distill.training.train import lr_factor
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,11 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
                   seed: int = 0, device: str = "cpu", init: Optional[Path] = None,
                   noise_mix: float = 0.0, progress: bool = True,
                   crop: Optional[CropSpec] = None, car_size: int = 448,
-                  save_every: int = 100) -> Dict[str, float]:
+                  save_every: int = 100, bf16: bool = False) -> Dict[str, float]:
     """Fit a teacher for `steps` batches and write it (merged format) to `out`. Photos
     are drawn by the dataset's weights (a mixture's), cropped by `crop`; a run
-    interrupted at any point continues from its last saved state (`resume_path`)."""
+    interrupted at any point continues from its last saved state (`resume_path`); `bf16`
+    runs the forward pass under bfloat16 autocast (see distill.training.mixed_precision)."""
     torch.manual_seed(seed)
     model = load_teacher(init) if init else CrackSAM(cfg)
     if init and cfg.delta.kind != "none":
@@ -61,6 +63,9 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
                 "seed": seed, "noise_mix": noise_mix, "size": size, "init": str(init or ""),
                 "crop": (crop or CropSpec()).settings(), "car_size": car_size,
                 "samples": [s.name for s in dataset.samples]}
+    if bf16:  # only when on, so that float32 runs saved before keep resuming
+        settings["bf16"] = True
+    warn_if_slow(bf16, device)
     start, losses = _resume(resume_path(out), settings, model, opt, rng)
     bar = progress_bar(total=steps, desc="teacher", unit="it", enabled=progress)
     bar.update(start)
@@ -76,7 +81,9 @@ def train_teacher(cfg: SamConfig, dataset: CrackDataset, out: Path, steps: int,
             masks.append(mask)
         for g in opt.param_groups:
             g["lr"] = lr * lr_factor(step, steps, warmup, power)
-        logits, _ = model(bgr_to_unit_rgb(np.stack(imgs)).to(device))
+        with forward_autocast(bf16, device):
+            logits, _ = model(bgr_to_unit_rgb(np.stack(imgs)).to(device))
+        logits = as_float(logits)
         loss = hard_loss(logits, torch.from_numpy(np.stack(masks)).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -39,6 +39,7 @@ from distill.nets.student_io import bgr_to_tensor
 from distill.nets.student_weights import load_student_weights, read_checkpoint
 from distill.training.cache import CacheError, Entry, TeacherCache, plan
 from distill.training.losses import IGMSDA, DistillLoss, FeatureAdapter, Temperature, hard_loss
+from distill.training.mixed_precision import all_float, as_float, forward_autocast, warn_if_slow
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "crack-car/student"
@@ -254,6 +255,7 @@ class Trainer:
         self.model.to(self.device)
         if t.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        warn_if_slow(t.bf16, self.device)
         dynamic = t.temperature == "dynamic"
         temp = Temperature(3.0 if dynamic else float(t.temperature), dynamic, t.t_min, t.t_max)
         self.igmsda = None
@@ -396,22 +398,23 @@ class Trainer:
         teacher_feats = None
         if isinstance(teacher, TeacherTargets):
             teacher, teacher_feats = teacher.logits, teacher.features.to(self.device)
-        logits = self.net(x.to(self.device))
+        t = self.cfg.train
+        with forward_autocast(t.bf16, self.device):
+            logits = as_float(self.net(x.to(self.device)))
         extra = {}
         if self.igmsda is not None:
-            extra = {"features": self._feats, "progress": self._progress(),
+            extra = {"features": as_float(self._feats), "progress": self._progress(),
                      "weight": students.classifier(self.model).weight}
         parts = self.loss(logits, y, None if teacher is None else teacher.to(self.device),
                           **extra)
-        t = self.cfg.train
         if teacher_feats is not None and t.feature_weight:
-            parts["feature"] = self.loss.feature_adapter(self._coarse, teacher_feats)
+            parts["feature"] = self.loss.feature_adapter(as_float(self._coarse), teacher_feats)
             parts["total"] = parts["total"] + t.feature_weight * parts["feature"]
-        aux = getattr(self.model, "aux_logits", None)
+        aux = all_float(getattr(self.model, "aux_logits", None))
         if aux and t.aux_weight:
             parts["aux"] = sum(hard_loss(a, y) for a in aux)
             parts["total"] = parts["total"] + t.aux_weight * parts["aux"]
-        frame = getattr(self.model, "frame_logits", None)
+        frame = as_float(getattr(self.model, "frame_logits", None))
         if frame is not None and t.frame_weight:
             parts["frame"] = self._frame_loss(frame, y)
             parts["total"] = parts["total"] + t.frame_weight * parts["frame"]
@@ -428,7 +431,7 @@ class Trainer:
         label = (share >= max(self.cfg.train.frame_min_share, 1e-9)).long()[:, None, None]
         if self.frame_igmsda is not None:
             head = self.model.frame_head
-            return self.frame_igmsda(frame, label, head.pooled, head.classifier.weight,
+            return self.frame_igmsda(frame, label, as_float(head.pooled), head.classifier.weight,
                                      self._progress())
         return F.cross_entropy(frame, label)
 
