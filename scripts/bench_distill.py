@@ -8,9 +8,11 @@ so they survive a noisy machine):
   4. the student's training loop, images/s: the real-data recipe's path (256-px crops,
      channels-last, the next batch read while this one trains) / the old path (whole
      photos at 448, NCHW, reading in the loop), and each change on its own
+  5. bfloat16 autocast / float32: the shipped student's loop (HrSegNet-B16, 448-px
+     views, batch 8) and a step of the small CrackSAM teacher (256 px, batch 8)
 
 Usage: .venv/bin/python scripts/bench_distill.py [--steps 6] [--seconds 10] [--size 448]
-       [--only-train]
+       [--only-train | --only-bf16]
 """
 
 from __future__ import annotations
@@ -125,18 +127,68 @@ def torch_throughput(model, frames: np.ndarray, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def bf16_paths(tmp: Path, steps: int) -> None:
+    """float32 against bfloat16 autocast, each measured twice, interleaved."""
+    import yaml
+
+    from distill.data.mixture import open_mixture
+    from distill.training.losses import hard_loss
+    from distill.training.mixed_precision import bf16_native, forward_autocast
+    write_dataset(tmp / "views", 16, size=448, seed=3, workers=1, progress=False)
+    ds = open_mixture([str(tmp / "views")])
+    crop = {"min_area": 0.3, "max_area": 3.0, "min_aspect": 0.7, "max_aspect": 1.8}
+    rates: dict = {False: [], True: []}
+    for bf16 in (False, True, False, True):
+        work = tmp / f"bf16_{bf16}_{len(rates[bf16])}"
+        cfg = load_config(overrides=[{
+            "size": 448, "crop": crop, "work": str(work), "student": {"name": "hrsegnet_b16"},
+            "data": {"root": str(tmp / "views"), "val_ratio": 0.1},
+            "train": {"kd": False, "batch": 8, "epochs": 1, "epoch_size": 8 * steps,
+                      "warmup_iters": 0, "fresh_views": True, "photometric": 0.5,
+                      "bf16": bf16}}])
+        rates[bf16].append(loop_rate(cfg, ds, work, steps, True))
+    fp32, bf = max(rates[False]), max(rates[True])
+    print(f"bf16 native on this CPU: {bf16_native()}")
+    print(f"student loop (HrSegNet-B16, 448 px, batch 8): float32 {fp32:.2f} images/s, "
+          f"bf16 {bf:.2f} images/s -> x{bf / fp32:.2f}")
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "models" /
+                          "teacher-small.yaml").read_text())
+    torch.manual_seed(0)
+    teacher = CrackSAM(SamConfig.from_dict({**cfg, "img_size": 256})).train()
+    opt = torch.optim.AdamW(teacher.parameters(), 1e-4)
+    x, y = torch.rand(8, 3, 256, 256) * 255, torch.randint(0, 2, (8, 256, 256))
+    secs: dict = {False: [], True: []}
+    for bf16 in (False, True, False, True):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            with forward_autocast(bf16, "cpu"):
+                logits, _ = teacher(x)
+            loss = hard_loss(logits.float(), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        secs[bf16].append((time.perf_counter() - t0) / steps)
+    a, b = min(secs[False]), min(secs[True])
+    print(f"teacher step (teacher-small, 256 px, batch 8): float32 {a:.3f} s, bf16 {b:.3f} s "
+          f"-> x{a / b:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", type=int, default=448)
     ap.add_argument("--only-train", action="store_true", help="only the training-loop paths")
+    ap.add_argument("--only-bf16", action="store_true", help="only bfloat16 against float32")
     args = ap.parse_args()
     s = args.size
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        train_paths(tmp, args.steps)
-        if args.only_train:
+        if not args.only_bf16:
+            train_paths(tmp, args.steps)
+        if not args.only_train:
+            bf16_paths(tmp, args.steps)
+        if args.only_train or args.only_bf16:
             return 0
         write_dataset(tmp / "data", 6, size=s, seed=1, workers=1, progress=False)
         ds = open_dataset(tmp / "data")
