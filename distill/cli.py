@@ -677,10 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--seed", type=int, default=0, help="data order and init seed (default 0)")
     tt.add_argument("--device", default="cpu", help="torch device (default cpu)")
     tt.add_argument("--bf16", action="store_true",
-                    help="forward pass under bfloat16 autocast: about twice as fast on "
-                         "CPUs with AVX512-BF16 or AMX, slower on others (weights stay "
-                         "float32). Watch the loss: the small teacher trained from scratch "
-                         "diverged with it after about 1,000 steps")
+                    help="forward pass under bfloat16 autocast: faster on CPUs with "
+                         "AVX512-BF16 or AMX, slower on others (weights stay float32)")
     tt.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=_cmd_teacher_train)
