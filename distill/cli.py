@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from crack_common import project_version
 from crack_common.logsetup import report_error, setup_logging
-from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, STUDENTS
+from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, HARD_LOSSES, STUDENTS
 from distill.serve.settings import ServeSettings
 
 log = logging.getLogger("crack-distill")
@@ -382,8 +382,9 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> 
     add("--student", choices=STUDENTS, help="student network (default hrnet_w18)")
     add("--student-init", type=Path, help="timm/mmsegmentation weights to start from "
         "(hrnet_w18)")
-    add("--hard-loss", choices=["ce_dice", "igmsda"],
-        help="hard loss: 0.2 CE + 0.8 Dice (default), or with IGMSDA in place of CE")
+    add("--hard-loss", choices=HARD_LOSSES,
+        help="hard loss: 0.2 CE + 0.8 Dice (default), IGMSDA in place of CE, or the "
+        "Lovasz hinge in place of Dice")
     add("--int8", action="store_true", help="also export an INT8 IR")
     add("--quiet", action="store_true", help="no progress bars")
     add("-v", "--verbose", action="store_true", help="debug logging and tracebacks")

@@ -22,6 +22,8 @@ from crack_common.yamlconfig import ConfigError, load, need, parse_override
 __all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "validate"]
 
 
+# the hard losses by name (train.hard_loss)
+HARD_LOSSES = ("ce_dice", "igmsda", "ce_lovasz")
 # the students by name (built by distill.nets.students)
 STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
 # test-time flip sets by name (export.flips, crack-distill flips): the image axes mirrored
@@ -123,7 +125,8 @@ class TrainConfig:
     photometric: float = 0.0  # share of training images re-lit each epoch (brightness,
     # contrast, gamma, saturation, hue, colour cast); geometry and teacher logits unchanged
     hard_loss: str = "ce_dice"  # ce_dice: 0.2 CE + 0.8 Dice; igmsda: the CE term replaced by
-    # the IGMSDA bound over class-conditional feature augmentations of the pixel classifier
+    # the IGMSDA bound over class-conditional feature augmentations of the pixel classifier;
+    # ce_lovasz: the Dice term replaced by the Lovasz hinge (a convex surrogate of 1 - IoU)
     igmsda_alpha: float = 2.5  # IGMSDA gradient-modulation constant alpha_0
     igmsda_lambda: float = 0.5  # IGMSDA augmentation strength, reached linearly by the end
     aux_weight: float = 0.4  # weight of each auxiliary head's hard loss (HrSegNet)
@@ -243,7 +246,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          t.hard_weight)
     need(t.kd_mode in ("cwd", "rfkd"), "train.kd_mode", "cwd or rfkd", t.kd_mode)
     need(t.feature_weight >= 0, "train.feature_weight", "0 or more", t.feature_weight)
-    need(t.hard_loss in ("ce_dice", "igmsda"), "train.hard_loss", "ce_dice or igmsda",
+    need(t.hard_loss in HARD_LOSSES, "train.hard_loss", " or ".join(HARD_LOSSES),
          t.hard_loss)
     need(t.igmsda_alpha > 0 and t.igmsda_lambda >= 0, "train.igmsda_alpha/igmsda_lambda",
          "alpha > 0, lambda >= 0", (t.igmsda_alpha, t.igmsda_lambda))

@@ -8,6 +8,8 @@
   layer, so it moves to make distillation harder while the student minimises the loss.
 - IGMSDA (`train.hard_loss: igmsda`): the CE term becomes a closed-form upper bound of
   the expected gradient-modulated loss over implicit feature augmentations (below).
+- `train.hard_loss: ce_lovasz`: the Dice term becomes the Lovasz hinge (Berman et al.,
+  CVPR 2018), the tight convex surrogate of each image's 1 - IoU, the metric scored.
 """
 
 from __future__ import annotations
@@ -28,11 +30,39 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
     return (1 - (2 * inter + eps) / (denom + eps)).mean()
 
 
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The Lovasz hinge of the crack class over each image, averaged.
+
+    Each pixel's hinge error is 1 - margin * sign (margin: crack logit minus background
+    logit; sign +1 on crack, -1 elsewhere). Sorted from the worst, the errors are weighted
+    by the steps of the Jaccard loss as the pixels join the mispredicted set one by one:
+    the Lovasz extension of 1 - IoU, so where the errors are 0 or 1 it equals 1 - IoU of
+    the mask with the erring pixels flipped.
+    """
+    margin = (logits[:, 1] - logits[:, 0]).flatten(1)
+    truth = target.flatten(1).float()
+    errors, order = (1 - margin * (2 * truth - 1)).sort(dim=1, descending=True)
+    return (F.relu(errors) * _jaccard_steps(truth.gather(1, order))).sum(1).mean()
+
+
+def _jaccard_steps(truth_sorted: torch.Tensor) -> torch.Tensor:
+    """The Jaccard loss's increments along each row's error order (the Lovasz gradient)."""
+    crack = truth_sorted.sum(1, keepdim=True)
+    inter = crack - truth_sorted.cumsum(1)
+    union = crack + (1 - truth_sorted).cumsum(1)  # at least 1 from the first pixel on
+    jaccard = 1 - inter / union
+    return torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
+
+
+REGION_LOSSES = {"dice": dice_loss, "lovasz": lovasz_hinge}
+
+
 def hard_loss(logits: torch.Tensor, target: torch.Tensor, ce_weight: float = 0.2,
-              dice_weight: float = 0.8) -> torch.Tensor:
-    """0.2 CE + 0.8 Dice against the ground-truth mask (N, H, W) of 0/1."""
+              dice_weight: float = 0.8, region: str = "dice") -> torch.Tensor:
+    """0.2 CE + 0.8 Dice (or, with region="lovasz", the Lovasz hinge) against the
+    ground-truth mask (N, H, W) of 0/1."""
     return ce_weight * F.cross_entropy(logits, target.long()) + \
-        dice_weight * dice_loss(logits, target)
+        dice_weight * REGION_LOSSES[region](logits, target)
 
 
 def cwd_loss(student: torch.Tensor, teacher: torch.Tensor,
@@ -178,14 +208,15 @@ class Temperature(nn.Module):
 class DistillLoss(nn.Module):
     """L = hard + kd_weight * CWD(T); `hard_weight=0` gives the soft-only loss. With
     `igmsda`, the hard loss's CE term is the IGMSDA bound (needs the classifier's input
-    features and weight)."""
+    features and weight); `region` names the hard loss's overlap term (REGION_LOSSES)."""
 
     def __init__(self, kd_weight: float = 5.0, temperature: Temperature | None = None,
                  hard_weight: float = 1.0, ce_weight: float = 0.2, dice_weight: float = 0.8,
-                 igmsda: IGMSDA | None = None):
+                 igmsda: IGMSDA | None = None, region: str = "dice"):
         super().__init__()
         self.kd_weight, self.hard_weight = kd_weight, hard_weight
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
+        self.region = region
         self.temperature = temperature or Temperature()
         self.igmsda = igmsda
 
@@ -202,7 +233,8 @@ class DistillLoss(nn.Module):
                              + self.dice_weight * dice_loss(student, target))
             total = total + self.hard_weight * parts["hard"]
         elif self.hard_weight:
-            parts["hard"] = hard_loss(student, target, self.ce_weight, self.dice_weight)
+            parts["hard"] = hard_loss(student, target, self.ce_weight, self.dice_weight,
+                                      self.region)
             total = total + self.hard_weight * parts["hard"]
         if teacher is not None and self.kd_weight:
             if teacher.shape[-2:] != student.shape[-2:]:

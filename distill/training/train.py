@@ -271,7 +271,9 @@ class Trainer:
             self.frame_igmsda = IGMSDA(head.in_channels, head.out_channels, t.igmsda_alpha,
                                        t.igmsda_lambda).to(self.device)
         self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight,
-                                igmsda=self.igmsda).to(self.device)
+                                igmsda=self.igmsda,
+                                region="lovasz" if t.hard_loss == "ce_lovasz" else "dice"
+                                ).to(self.device)
         if self.frame_igmsda is not None:  # its class statistics go into the checkpoints
             self.loss.frame_igmsda = self.frame_igmsda
         if self.data.features:  # RFKD: the adapter trains with the student, saved with it

@@ -1,0 +1,81 @@
+"""The Lovasz hinge (train.hard_loss: ce_lovasz): it is 1 - IoU where the errors are 0 or
+1, it drives free logits to the true mask, and the trainer uses it in place of Dice."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distill.config import ConfigError, load_config
+from distill.data.datasets import open_dataset
+from distill.training.losses import dice_loss, lovasz_hinge
+from distill.training.train import Trainer
+from tests.distill.helpers import make_data, tiny_config
+
+
+def logits_of(margin: torch.Tensor) -> torch.Tensor:
+    """Two-class logits (N, 2, H, W) whose crack-minus-background margin is `margin`."""
+    return torch.stack([torch.zeros_like(margin), margin], dim=1)
+
+
+def iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    inter = (pred & truth).sum().item()
+    union = (pred | truth).sum().item()
+    return inter / union if union else 1.0
+
+
+def test_lovasz_equals_one_minus_iou_of_the_flipped_mask():
+    truth = torch.zeros(2, 6, 6, dtype=torch.bool)
+    truth[0, 2, :] = True  # a 6-pixel crack
+    truth[0, 3, 1:3] = True  # and 2 more: 8 in all
+    # image 0: 2 crack pixels missed, 3 background pixels marked; image 1 has no crack
+    wrong = torch.zeros_like(truth)
+    wrong[0, 2, :2] = True
+    wrong[0, 0, 4:] = True
+    wrong[0, 5, 0] = True
+    wrong[1, 1, 1] = True
+    sign = truth.float() * 2 - 1
+    margin = torch.where(wrong, torch.zeros(()), sign)  # error 1 where wrong, 0 elsewhere
+    loss = lovasz_hinge(logits_of(margin), truth.long())
+    flipped = truth ^ wrong
+    # by hand: image 0 keeps 6 of 8 crack pixels and adds 3: IoU 6/11; image 1 has no
+    # crack, so any marked pixel makes its IoU 0
+    assert iou(flipped[0], truth[0]) == pytest.approx(6 / 11)
+    expected = ((1 - 6 / 11) + (1 - 0)) / 2
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    # every pixel right by a margin of at least 1: no loss
+    assert lovasz_hinge(logits_of(sign * 2), truth.long()).item() == 0
+
+
+def test_lovasz_drives_free_logits_to_the_mask():
+    torch.manual_seed(0)
+    truth = torch.zeros(1, 16, 16, dtype=torch.long)
+    truth[0, 7:9, 2:14] = 1  # a thin crack on a wide background
+    margin = torch.randn(1, 16, 16, requires_grad=True)
+    opt = torch.optim.SGD([margin], lr=1.0)
+    start = iou(margin.detach() > 0, truth.bool())
+    for _ in range(200):
+        opt.zero_grad()
+        lovasz_hinge(logits_of(margin), truth).backward()
+        opt.step()
+    assert start < 0.2
+    assert iou(margin.detach() > 0, truth.bool()) == 1.0
+
+
+def test_trainer_uses_lovasz_in_place_of_dice(tmp_path):
+    data = make_data(tmp_path / "data", count=4)
+    cfg = tiny_config(tmp_path / "w", tmp_path / "no-teacher.pth", data,
+                      student={"name": "hrsegnet_b16"},
+                      train={"kd": False, "hard_loss": "ce_lovasz", "batch": 4,
+                             "aux_weight": 0.0})
+    ds = open_dataset(data)
+    tr = Trainer(cfg, ds, ds.subset([]), tmp_path / "w", progress=False)
+    x, y, t = tr.data.batch([0, 1, 2, 3], 0)
+    parts = tr._losses(x, y, t)
+    with torch.no_grad():
+        logits = tr.net(x)
+    want = 0.2 * F.cross_entropy(logits, y.long()) + 0.8 * lovasz_hinge(logits, y)
+    dice = 0.2 * F.cross_entropy(logits, y.long()) + 0.8 * dice_loss(logits, y)
+    assert parts["hard"].item() == pytest.approx(want.item(), rel=1e-4)
+    assert abs(parts["hard"].item() - dice.item()) > 1e-3
+    with pytest.raises(ConfigError, match="train.hard_loss"):
+        load_config(overrides=[{"train": {"hard_loss": "lovasz"}}])
