@@ -382,7 +382,7 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> 
     add("--student", choices=STUDENTS, help="student network (default hrnet_w18)")
     add("--student-init", type=Path, help="timm/mmsegmentation weights to start from "
         "(hrnet_w18)")
-    add("--hard-loss", choices=HARD_LOSSES,
+    add("--hard-loss", choices=list(HARD_LOSSES),
         help="hard loss: 0.2 CE + 0.8 Dice (default), IGMSDA in place of CE, or the "
         "Lovasz hinge in place of Dice")
     add("--int8", action="store_true", help="also export an INT8 IR")

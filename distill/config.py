@@ -22,8 +22,9 @@ from crack_common.yamlconfig import ConfigError, load, need, parse_override
 __all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "validate"]
 
 
-# the hard losses by name (train.hard_loss)
-HARD_LOSSES = ("ce_dice", "igmsda", "ce_lovasz")
+# the hard losses by name (train.hard_loss), as the model card states them
+HARD_LOSSES = {"ce_dice": "(0.2 CE + 0.8 Dice)", "igmsda": "(0.2 IGMSDA + 0.8 Dice)",
+               "ce_lovasz": "(0.2 CE + 0.8 Lovasz hinge)"}
 # the students by name (built by distill.nets.students)
 STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
 # test-time flip sets by name (export.flips, crack-distill flips): the image axes mirrored
@@ -41,7 +42,7 @@ ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
                "crop.clear_share": 0.0, "crop.clear_max_area": 0.25, "crop.clear_skip": [],
-               "export.flips": "none", "train.bf16": False}
+               "export.flips": "none", "train.bf16": False, "train.teacher_ir": ""}
 
 
 @dataclass
@@ -118,7 +119,10 @@ class TrainConfig:
     device: str = "cpu"
     save_every: int = 0  # also checkpoint every N iterations (0: at epoch ends only)
     epoch_size: int = 0  # samples drawn per epoch by the dataset weights (0: one pass)
-    fresh_views: bool = False  # no-KD only: new crops/transforms/noise every epoch
+    fresh_views: bool = False  # new crops/transforms/noise every epoch (no-KD, or KD from
+    # train.teacher_ir: a cached teacher's logits exist for the cached views only)
+    teacher_ir: str = ""  # KD from an OpenVINO IR of the car's contract (e.g. an ensemble
+    # of students) run on each training view as it is drawn, in place of the cache
     channels_last: bool = True  # NHWC tensors (faster convolutions on CPU)
     bf16: bool = False  # forward pass under bfloat16 autocast (faster where the CPU has
     # AVX512-BF16 or AMX; weights, gradients and losses stay float32)
@@ -215,9 +219,13 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          "a multiple of 32, at least 64", c.car_size)
     need(cfg.data.val_limit >= 0, "data.val_limit", "0 or more", cfg.data.val_limit)
     need(cfg.train.epoch_size >= 0, "train.epoch_size", "0 or more", cfg.train.epoch_size)
-    need(not (cfg.train.fresh_views and cfg.train.kd), "train.fresh_views",
-         "false while train.kd is true (the teacher's logits exist for cached views only)",
+    need(not (cfg.train.fresh_views and cfg.train.kd and not cfg.train.teacher_ir),
+         "train.fresh_views", "false while train.kd is true and the teacher is cached (its "
+         "logits exist for cached views only; train.teacher_ir sees every view)",
          cfg.train.fresh_views)
+    need(not (cfg.train.teacher_ir and cfg.train.kd_mode == "rfkd"), "train.teacher_ir",
+         "unset with train.kd_mode rfkd (an IR gives logits, not the teacher's features)",
+         cfg.train.teacher_ir)
     need(cfg.cache.views >= 1, "cache.views", "at least 1", cfg.cache.views)
     need(0 <= cfg.cache.noise_mix <= 1, "cache.noise_mix", "between 0 and 1",
          cfg.cache.noise_mix)

@@ -20,11 +20,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from crack_common.files import atomic_write_text
+from crack_common.files import atomic_write_text, sha256_file
 from crack_common.metrics import MetricAccumulator
 from crack_common.noise import NOISE_CASES
 from crack_common.progress import bar as progress_bar
-from distill.config import DistillConfig
+from distill.config import HARD_LOSSES, DistillConfig
 from distill.data.datasets import CrackDataset, DatasetError, open_dataset
 from distill.data.mixture import open_mixture
 from distill.data.views import fit
@@ -287,6 +287,9 @@ def _sample_frames(cfg: DistillConfig, size: int, n: int = 4) -> np.ndarray:
 def _teacher_info(cfg: DistillConfig) -> Dict[str, Any]:
     if not cfg.train.kd:
         return {"none": "trained without distillation"}
+    if cfg.train.teacher_ir:  # the IR's name and digest (no machine's path)
+        ir = Path(cfg.train.teacher_ir)
+        return {"file": ir.name, "sha256": sha256_file(ir), "kind": "OpenVINO IR, run live"}
     cache = Path(cfg.work) / "cache" / "index.json"
     if cache.is_file():
         s = json.loads(cache.read_text())["settings"]
@@ -299,7 +302,8 @@ def _teacher_info(cfg: DistillConfig) -> Dict[str, Any]:
 def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
     t = cfg.train
     info = {"data": cfg.source_texts(), "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
-            "loss": f"{t.hard_weight} x (0.2 CE + 0.8 Dice) + {t.kd_weight if t.kd else 0} x "
+            "loss": f"{t.hard_weight} x {HARD_LOSSES[t.hard_loss]} + "
+                    f"{t.kd_weight if t.kd else 0} x "
                     f"CWD(T={t.temperature})", "views": cfg.cache.views,
             "noise_mix": cfg.cache.noise_mix, "photometric": t.photometric, "seed": t.seed,
             "lr": t.lr, "clear_share": cfg.crop.clear_share,
@@ -317,7 +321,7 @@ def run_all(cfg: DistillConfig, check: bool = True, progress: bool = True) -> Di
     open_splits(cfg)  # a broken dataset stops the job before anything is written
     save_config(cfg)
     summary: Dict[str, Any] = {}
-    if cfg.train.kd:
+    if cfg.train.kd and not cfg.train.teacher_ir:
         summary["cache"] = stage_cache(cfg, progress)
     summary["train"] = stage_train(cfg, progress)
     best = Path(cfg.work) / "checkpoints" / "best.pth"

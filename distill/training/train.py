@@ -1,6 +1,7 @@
 """Train a student (HRNet-W18 by default; see distill.nets.students):
-L = hard + kd_weight * CWD(T) against the cached teacher logits (or the hard loss alone
-with train.kd false, the no-KD baseline).
+L = hard + kd_weight * CWD(T) against the cached teacher logits, or those of an OpenVINO IR
+run on each view as it is drawn (train.teacher_ir), or the hard loss alone with train.kd
+false (the no-KD baseline).
 
 AdamW with linear warm-up then poly decay; a checkpoint at every epoch end (and every
 `save_every` iterations), `best.pth` on validation IoU, and `last.pth` to resume from:
@@ -72,12 +73,28 @@ def _check_clear_skip(crop: CropSpec, names: List[str]) -> None:
                          f"training mix ({', '.join(sources) or 'a single dataset'})")
 
 
+class LiveTeacher:
+    """An OpenVINO IR of the car's contract as the teacher: its logits on each training
+    view, computed as the view is drawn (so fresh views every epoch work with KD)."""
+
+    def __init__(self, path: Path, size: int):
+        from edge_app.model.ir_model import IRModel
+        self.model = IRModel(Path(path), "CPU")
+        if self.model.size != size:
+            raise ValueError(f"train.teacher_ir {path} takes {self.model.size}-px frames; "
+                             f"the student trains on {size}-px views (set size to match)")
+
+    def __call__(self, images: List[np.ndarray]) -> torch.Tensor:
+        """(N, 2, S, S) float32 logits of BGR u8 views (S, S, 3)."""
+        return torch.from_numpy(np.stack([self.model.infer(img) for img in images]))
+
+
 class TrainData:
-    """Training samples: (normalised image, mask, teacher 1/4 logits or None)."""
+    """Training samples: (normalised image, mask, teacher logits or None)."""
 
     def __init__(self, dataset: CrackDataset, cfg: DistillConfig,
-                 cache: Optional[TeacherCache]):
-        self.dataset, self.size, self.cache = dataset, cfg.size, cache
+                 cache: Optional[TeacherCache], live: Optional[LiveTeacher] = None):
+        self.dataset, self.size, self.cache, self.live = dataset, cfg.size, cache, live
         self.photometric, self.seed = cfg.train.photometric, cfg.train.seed
         self.car_size, self.crop = cfg.crop.car_size, cfg.crop_spec()
         self.views, self.noise_mix, self.data_seed = (cfg.cache.views, cfg.cache.noise_mix,
@@ -149,6 +166,8 @@ class TrainData:
                 if self.features:
                     feats.append(torch.from_numpy(self.cache.features(i).astype(np.float32)))
         teacher = torch.stack(logits) if logits else None
+        if self.live is not None:  # the views as the student sees them, re-lit ones too
+            teacher = self.live(imgs)
         if feats:
             teacher = TeacherTargets(teacher, torch.stack(feats))
         return bgr_to_tensor(np.stack(imgs)), torch.from_numpy(np.stack(masks)).long(), teacher
@@ -192,10 +211,10 @@ def validate(model: nn.Module, dataset: CrackDataset, size: int, device: str,
 def calibrate_offsets(model: nn.Module, data: TrainData, device: str, limit: int = 32) -> float:
     """Soft-only training: CWD cannot see a constant added to a channel (a softmax over
     positions is blind to it), so the crack-vs-background offset of the student's logits
-    is left undetermined. Set it from the cached teacher logits alone: the shift of the
+    is left undetermined. Set it from the teacher's logits alone: the shift of the
     student's logit difference that best reproduces the teacher's masks (IoU over up to
     `limit` views). Returns the shift applied to the head's biases."""
-    if data.cache is None:
+    if data.cache is None and data.live is None:
         return 0.0
     x, _, teacher = data.batch(list(range(min(limit, len(data)))))
     if isinstance(teacher, TeacherTargets):
@@ -244,8 +263,9 @@ class Trainer:
             dist.init_process_group(backend)
             if t.device.startswith("cuda"):
                 self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        cache = TeacherCache(self.work / "cache") if t.kd else None
-        self.data = TrainData(train_ds, cfg, cache)
+        live = LiveTeacher(Path(t.teacher_ir), cfg.size) if t.kd and t.teacher_ir else None
+        cache = TeacherCache(self.work / "cache") if t.kd and live is None else None
+        self.data = TrainData(train_ds, cfg, cache, live)
         self.val_ds = val_ds
         torch.manual_seed(t.seed)
         self.model = build_student(cfg)
