@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from crack_common import project_version
 from crack_common.logsetup import report_error, setup_logging
-from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, HARD_LOSSES, STUDENTS
+from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, HARD_LOSSES, KD_MODES, STUDENTS
 from distill.serve.settings import ServeSettings
 
 log = logging.getLogger("crack-distill")
@@ -377,8 +377,9 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> 
     add("--device", help="torch device of the student")
     add("--temperature", type=_temperature, help="KD temperature or 'dynamic'")
     add("--no-kd", action="store_true", help="baseline without distillation")
-    add("--kd", choices=["cwd", "rfkd"], dest="kd_mode",
-        help="cwd: the teacher's logits (default); rfkd: also its features")
+    add("--kd", choices=KD_MODES, dest="kd_mode",
+        help="cwd: channel-wise on the teacher's logits (default); rfkd: also its "
+        "features; pixel: Hinton's KD at every pixel")
     add("--student", choices=STUDENTS, help="student network (default hrnet_w18)")
     add("--student-init", type=Path, help="timm/mmsegmentation weights to start from "
         "(hrnet_w18)")

@@ -22,6 +22,9 @@ from crack_common.yamlconfig import ConfigError, load, need, parse_override
 __all__ = ["ConfigError", "DistillConfig", "load_config", "parse_override", "validate"]
 
 
+# the distillation modes (train.kd_mode): channel-wise (the paper's), channel-wise with
+# the teacher's features, pixel-wise KD
+KD_MODES = ("cwd", "rfkd", "pixel")
 # the hard losses by name (train.hard_loss), as the model card states them
 HARD_LOSSES = {"ce_dice": "(0.2 CE + 0.8 Dice)", "igmsda": "(0.2 IGMSDA + 0.8 Dice)",
                "ce_lovasz": "(0.2 CE + 0.8 Lovasz hinge)"}
@@ -107,9 +110,10 @@ class TrainConfig:
     warmup_iters: int = 100  # linear warm-up, then poly decay
     poly_power: float = 0.9
     kd: bool = True  # False: the no-KD baseline (hard loss only, no cache needed)
-    kd_weight: float = 5.0  # weight of the CWD loss
+    kd_weight: float = 5.0  # weight of the distillation loss
     kd_mode: str = "cwd"  # cwd: logits only; rfkd: also the teacher's features (the cache
-    # stores them), matched through a 1x1 adapter on the student's coarsest features
+    # stores them), matched through a 1x1 adapter on the student's coarsest features;
+    # pixel: Hinton's KD at every pixel (KL of the class distributions at T) in place of CWD
     feature_weight: float = 1.0  # weight of RFKD's feature loss
     hard_weight: float = 1.0  # weight of 0.2 CE + 0.8 Dice (0: soft loss only)
     temperature: Union[float, str] = 3.0  # a number, or "dynamic"
@@ -252,7 +256,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          "not negative", (t.kd_weight, t.hard_weight))
     need(t.kd or t.hard_weight > 0, "train.hard_weight", "positive when train.kd is false",
          t.hard_weight)
-    need(t.kd_mode in ("cwd", "rfkd"), "train.kd_mode", "cwd or rfkd", t.kd_mode)
+    need(t.kd_mode in KD_MODES, "train.kd_mode", " or ".join(KD_MODES), t.kd_mode)
     need(t.feature_weight >= 0, "train.feature_weight", "0 or more", t.feature_weight)
     need(t.hard_loss in HARD_LOSSES, "train.hard_loss", " or ".join(HARD_LOSSES),
          t.hard_loss)

@@ -301,10 +301,11 @@ def _teacher_info(cfg: DistillConfig) -> Dict[str, Any]:
 
 def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
     t = cfg.train
+    soft = "pixel KD" if t.kd_mode == "pixel" else "CWD"
     info = {"data": cfg.source_texts(), "size": cfg.size, "epochs": t.epochs, "kd": t.kd,
             "loss": f"{t.hard_weight} x {HARD_LOSSES[t.hard_loss]} + "
-                    f"{t.kd_weight if t.kd else 0} x "
-                    f"CWD(T={t.temperature})", "views": cfg.cache.views,
+                    f"{t.kd_weight if t.kd else 0} x {soft}(T={t.temperature})",
+            "views": cfg.cache.views,
             "noise_mix": cfg.cache.noise_mix, "photometric": t.photometric, "seed": t.seed,
             "lr": t.lr, "clear_share": cfg.crop.clear_share,
             "crop_area": [cfg.crop.min_area, cfg.crop.max_area],

@@ -6,6 +6,8 @@
   KL(teacher || student) summed over positions, times T^2 / C, averaged over the batch.
 - `--temperature dynamic`: T is learnt within [t_min, t_max] through a gradient-reversal
   layer, so it moves to make distillation harder while the student minimises the loss.
+- `train.kd_mode: pixel`: Hinton's KD at every pixel instead (KL of the class
+  distributions at T, times T^2, averaged over positions).
 - IGMSDA (`train.hard_loss: igmsda`): the CE term becomes a closed-form upper bound of
   the expected gradient-modulated loss over implicit feature augmentations (below).
 - `train.hard_loss: ce_lovasz`: the Dice term becomes the Lovasz hinge (Berman et al.,
@@ -74,6 +76,18 @@ def cwd_loss(student: torch.Tensor, teacher: torch.Tensor,
     t_log = F.log_softmax(t, dim=1)
     kl = (t_log.exp() * (t_log - F.log_softmax(s, dim=1))).sum()
     return kl * temperature ** 2 / (c * n)
+
+
+def pixel_kd_loss(student: torch.Tensor, teacher: torch.Tensor,
+                  temperature: torch.Tensor | float) -> torch.Tensor:
+    """Pixel-wise distillation (Hinton's KD at every position): KL(teacher || student)
+    of the class distributions at temperature T, times T^2, averaged over positions."""
+    t_log = F.log_softmax(teacher / temperature, dim=1)
+    kl = (t_log.exp() * (t_log - F.log_softmax(student / temperature, dim=1))).sum(1)
+    return kl.mean() * temperature ** 2
+
+
+SOFT_LOSSES = {"cwd": cwd_loss, "pixel": pixel_kd_loss}
 
 
 class FeatureStats(nn.Module):
@@ -208,12 +222,14 @@ class Temperature(nn.Module):
 class DistillLoss(nn.Module):
     """L = hard + kd_weight * CWD(T); `hard_weight=0` gives the soft-only loss. With
     `igmsda`, the hard loss's CE term is the IGMSDA bound (needs the classifier's input
-    features and weight); `region` names the hard loss's overlap term (REGION_LOSSES)."""
+    features and weight); `region` names the hard loss's overlap term (REGION_LOSSES),
+    `soft` the distillation term (SOFT_LOSSES: CWD, or pixel-wise KD)."""
 
     def __init__(self, kd_weight: float = 5.0, temperature: Temperature | None = None,
                  hard_weight: float = 1.0, ce_weight: float = 0.2, dice_weight: float = 0.8,
-                 igmsda: IGMSDA | None = None, region: str = "dice"):
+                 igmsda: IGMSDA | None = None, region: str = "dice", soft: str = "cwd"):
         super().__init__()
+        self.soft = SOFT_LOSSES[soft]
         self.kd_weight, self.hard_weight = kd_weight, hard_weight
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
         self.region = region
@@ -241,7 +257,7 @@ class DistillLoss(nn.Module):
                 teacher = F.interpolate(teacher.float(), size=student.shape[-2:],
                                         mode="bilinear", align_corners=False)
             t = self.temperature()
-            parts["soft"] = cwd_loss(student, teacher.float(), t)
+            parts["soft"] = self.soft(student, teacher.float(), t)
             parts["temperature"] = t.detach()
             total = total + self.kd_weight * parts["soft"]
         parts["total"] = total

@@ -292,7 +292,8 @@ class Trainer:
                                        t.igmsda_lambda).to(self.device)
         self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight,
                                 igmsda=self.igmsda,
-                                region="lovasz" if t.hard_loss == "ce_lovasz" else "dice"
+                                region="lovasz" if t.hard_loss == "ce_lovasz" else "dice",
+                                soft="pixel" if t.kd_mode == "pixel" else "cwd"
                                 ).to(self.device)
         if self.frame_igmsda is not None:  # its class statistics go into the checkpoints
             self.loss.frame_igmsda = self.frame_igmsda

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from distill.config import ConfigError, load_config
 from distill.data.datasets import open_dataset
 from distill.nets.student_io import MEAN_RGB, STD_RGB
 from distill.pipeline import stage_export
+from distill.training.losses import cwd_loss, pixel_kd_loss
 from distill.training.train import Trainer, predict_probs
 from edge_app.model.ir_model import IRModel
 from tests.distill.helpers import make_data, tiny_config
@@ -60,6 +62,19 @@ def test_targets_are_the_irs_logits_on_the_views_drawn(teacher_ir, tmp_path):
     x1, _, _ = tr.data.batch([0], 1)
     x2, _, _ = tr.data.batch([0], 2)
     assert not np.allclose(x1.numpy(), x2.numpy())  # the views really are new
+
+
+def test_pixel_kd_from_the_ir_in_the_trainer(teacher_ir, tmp_path):
+    data, xml = teacher_ir
+    cfg = student_config(tmp_path / "s", data, xml, kd_mode="pixel", aux_weight=0.0)
+    ds = open_dataset(data)
+    tr = Trainer(cfg, ds, ds.subset([]), tmp_path / "s", progress=False)
+    x, y, t = tr.data.batch([0, 1, 2, 3], 1)
+    parts = tr._losses(x, y, t)
+    with torch.no_grad():
+        logits = tr.net(x)
+    assert parts["soft"].item() == pytest.approx(pixel_kd_loss(logits, t, 3.0).item(), rel=1e-4)
+    assert parts["soft"].item() != pytest.approx(cwd_loss(logits, t, 3.0).item(), rel=1e-2)
 
 
 def test_soft_loss_alone_learns_the_irs_masks(teacher_ir, tmp_path):

@@ -1,5 +1,8 @@
-"""The Lovasz hinge (train.hard_loss: ce_lovasz): it is 1 - IoU where the errors are 0 or
-1, it drives free logits to the true mask, and the trainer uses it in place of Dice."""
+"""The loss variants: the Lovasz hinge (train.hard_loss: ce_lovasz) is 1 - IoU where the
+errors are 0 or 1, drives free logits to the true mask and replaces Dice in the trainer;
+pixel-wise KD (train.kd_mode: pixel) is Hinton's KD at every pixel and replaces CWD."""
+
+import math
 
 import pytest
 import torch
@@ -7,7 +10,7 @@ import torch.nn.functional as F
 
 from distill.config import ConfigError, load_config
 from distill.data.datasets import open_dataset
-from distill.training.losses import dice_loss, lovasz_hinge
+from distill.training.losses import DistillLoss, cwd_loss, dice_loss, lovasz_hinge, pixel_kd_loss
 from distill.training.train import Trainer
 from tests.distill.helpers import make_data, tiny_config
 
@@ -79,3 +82,30 @@ def test_trainer_uses_lovasz_in_place_of_dice(tmp_path):
     assert abs(parts["hard"].item() - dice.item()) > 1e-3
     with pytest.raises(ConfigError, match="train.hard_loss"):
         load_config(overrides=[{"train": {"hard_loss": "lovasz"}}])
+
+
+def test_pixel_kd_is_hintons_kd_at_every_pixel():
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 2, 3, 4), torch.randn(2, 2, 3, 4)
+    T = 3.0
+    want = 0.0
+    for n in range(2):
+        for i in range(3):
+            for j in range(4):
+                p = [math.exp(v / T) for v in t[n, :, i, j].tolist()]
+                q = [math.exp(v / T) for v in s[n, :, i, j].tolist()]
+                p = [v / sum(p) for v in p]
+                q = [v / sum(q) for v in q]
+                want += sum(a * math.log(a / b) for a, b in zip(p, q))
+    assert pixel_kd_loss(s, t, T).item() == pytest.approx(want / 24 * T * T, rel=1e-5)
+    assert pixel_kd_loss(t, t, T).item() == pytest.approx(0, abs=1e-6)
+    # a constant added to one channel everywhere: CWD cannot see it, pixel KD can
+    shifted = s.clone()
+    shifted[:, 1] += 2.0
+    assert cwd_loss(shifted, t, T).item() == pytest.approx(cwd_loss(s, t, T).item(), rel=1e-5)
+    assert pixel_kd_loss(shifted, t, T).item() != pytest.approx(pixel_kd_loss(s, t, T).item())
+    y = torch.zeros(2, 3, 4, dtype=torch.long)
+    parts = DistillLoss(5.0, soft="pixel")(s, y, t)
+    assert parts["soft"].item() == pytest.approx(pixel_kd_loss(s, t, T).item())
+    with pytest.raises(ConfigError, match="train.kd_mode"):
+        load_config(overrides=[{"train": {"kd_mode": "pixels"}}])
