@@ -79,6 +79,8 @@ class LiveTeacher:
 
     def __init__(self, path: Path, size: int):
         from edge_app.model.ir_model import IRModel
+        if not Path(path).is_file():
+            raise ValueError(f"train.teacher_ir {path}: no such model file")
         self.model = IRModel(Path(path), "CPU")
         if self.model.size != size:
             raise ValueError(f"train.teacher_ir {path} takes {self.model.size}-px frames; "

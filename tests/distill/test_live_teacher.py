@@ -108,6 +108,11 @@ def test_ir_teacher_errors_are_named(teacher_ir, tmp_path):
                           train={"kd": True, "teacher_ir": str(xml)})
         ds = open_dataset(data)
         Trainer(cfg, ds, ds.subset([]), tmp_path / "s", progress=False)
+    with pytest.raises(ValueError, match="train.teacher_ir .*nope.xml: no such model file"):
+        cfg = student_config(tmp_path / "s", data, tmp_path / "nope.xml")
+        ds = open_dataset(data)
+        Trainer(cfg, ds, ds.subset([]), tmp_path / "s", progress=False)
+    assert not (tmp_path / "s" / "checkpoints").exists()
     with pytest.raises(ConfigError, match="train.teacher_ir"):
         load_config(overrides=[{"train": {"teacher_ir": str(xml), "kd_mode": "rfkd"}}])
     with pytest.raises(ConfigError, match="train.fresh_views"):
