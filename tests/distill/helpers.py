@@ -16,6 +16,7 @@ from distill.nets.sam.image_encoder import DeltaSpec
 from distill.nets.student_io import bgr_to_unit_rgb
 from distill.synth.writer import write_dataset
 from distill.training.losses import hard_loss
+from distill.training.train import Trainer
 
 TINY_STUDENT = {"width": 8, "modules": [1, 1, 1], "blocks": 1}
 
@@ -85,3 +86,15 @@ def cli_sets(cfg: DistillConfig) -> list:
                 flat.extend(["--set", f"{prefix}{k}={json.dumps(v)}"])
     walk("", cfg.to_dict())
     return flat
+
+
+def batch_losses(cfg: DistillConfig, data: Path, epoch: int = 0) -> tuple:
+    """(loss parts, logits, masks, teacher logits) of one training batch of the first 4
+    views under `cfg`, the logits from the same weights without gradients."""
+    ds = open_dataset(data)
+    tr = Trainer(cfg, ds, ds.subset([]), Path(cfg.work), progress=False)
+    x, y, t = tr.data.batch([0, 1, 2, 3], epoch)
+    parts = tr._losses(x, y, t)
+    with torch.no_grad():
+        logits = tr.net(x)
+    return parts, logits, y, t

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from distill.config import ConfigError, load_config
@@ -17,7 +16,7 @@ from distill.pipeline import stage_export
 from distill.training.losses import cwd_loss, pixel_kd_loss
 from distill.training.train import Trainer, predict_probs
 from edge_app.model.ir_model import IRModel
-from tests.distill.helpers import make_data, tiny_config
+from tests.distill.helpers import batch_losses, make_data, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +66,7 @@ def test_targets_are_the_irs_logits_on_the_views_drawn(teacher_ir, tmp_path):
 def test_pixel_kd_from_the_ir_in_the_trainer(teacher_ir, tmp_path):
     data, xml = teacher_ir
     cfg = student_config(tmp_path / "s", data, xml, kd_mode="pixel", aux_weight=0.0)
-    ds = open_dataset(data)
-    tr = Trainer(cfg, ds, ds.subset([]), tmp_path / "s", progress=False)
-    x, y, t = tr.data.batch([0, 1, 2, 3], 1)
-    parts = tr._losses(x, y, t)
-    with torch.no_grad():
-        logits = tr.net(x)
+    parts, logits, _, t = batch_losses(cfg, data, epoch=1)
     assert parts["soft"].item() == pytest.approx(pixel_kd_loss(logits, t, 3.0).item(), rel=1e-4)
     assert parts["soft"].item() != pytest.approx(cwd_loss(logits, t, 3.0).item(), rel=1e-2)
 

@@ -9,10 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from distill.config import ConfigError, load_config
-from distill.data.datasets import open_dataset
 from distill.training.losses import DistillLoss, cwd_loss, dice_loss, lovasz_hinge, pixel_kd_loss
-from distill.training.train import Trainer
-from tests.distill.helpers import make_data, tiny_config
+from tests.distill.helpers import batch_losses, make_data, tiny_config
 
 
 def logits_of(margin: torch.Tensor) -> torch.Tensor:
@@ -70,12 +68,7 @@ def test_trainer_uses_lovasz_in_place_of_dice(tmp_path):
                       student={"name": "hrsegnet_b16"},
                       train={"kd": False, "hard_loss": "ce_lovasz", "batch": 4,
                              "aux_weight": 0.0})
-    ds = open_dataset(data)
-    tr = Trainer(cfg, ds, ds.subset([]), tmp_path / "w", progress=False)
-    x, y, t = tr.data.batch([0, 1, 2, 3], 0)
-    parts = tr._losses(x, y, t)
-    with torch.no_grad():
-        logits = tr.net(x)
+    parts, logits, y, _ = batch_losses(cfg, data)
     want = 0.2 * F.cross_entropy(logits, y.long()) + 0.8 * lovasz_hinge(logits, y)
     dice = 0.2 * F.cross_entropy(logits, y.long()) + 0.8 * dice_loss(logits, y)
     assert parts["hard"].item() == pytest.approx(want.item(), rel=1e-4)
