@@ -87,7 +87,8 @@ def pixel_kd_loss(student: torch.Tensor, teacher: torch.Tensor,
     return kl.mean() * temperature ** 2
 
 
-SOFT_LOSSES = {"cwd": cwd_loss, "pixel": pixel_kd_loss}
+# the distillation term of each train.kd_mode (RFKD adds its feature term to CWD's)
+SOFT_LOSSES = {"cwd": cwd_loss, "rfkd": cwd_loss, "pixel": pixel_kd_loss}
 
 
 class FeatureStats(nn.Module):
@@ -223,7 +224,7 @@ class DistillLoss(nn.Module):
     """L = hard + kd_weight * CWD(T); `hard_weight=0` gives the soft-only loss. With
     `igmsda`, the hard loss's CE term is the IGMSDA bound (needs the classifier's input
     features and weight); `region` names the hard loss's overlap term (REGION_LOSSES),
-    `soft` the distillation term (SOFT_LOSSES: CWD, or pixel-wise KD)."""
+    `soft` the train.kd_mode whose distillation term it uses (SOFT_LOSSES)."""
 
     def __init__(self, kd_weight: float = 5.0, temperature: Temperature | None = None,
                  hard_weight: float = 1.0, ce_weight: float = 0.2, dice_weight: float = 0.8,

@@ -79,9 +79,10 @@ class LiveTeacher:
 
     def __init__(self, path: Path, size: int):
         from edge_app.model.ir_model import IRModel
-        if not Path(path).is_file():
-            raise ValueError(f"train.teacher_ir {path}: no such model file")
-        self.model = IRModel(Path(path), "CPU")
+        try:
+            self.model = IRModel(Path(path), "CPU")
+        except ValueError as e:  # a missing file or another contract: named by its key
+            raise ValueError(f"train.teacher_ir {e}") from e
         if self.model.size != size:
             raise ValueError(f"train.teacher_ir {path} takes {self.model.size}-px frames; "
                              f"the student trains on {size}-px views (set size to match)")
@@ -295,7 +296,7 @@ class Trainer:
         self.loss = DistillLoss(t.kd_weight if t.kd else 0.0, temp, t.hard_weight,
                                 igmsda=self.igmsda,
                                 region="lovasz" if t.hard_loss == "ce_lovasz" else "dice",
-                                soft="pixel" if t.kd_mode == "pixel" else "cwd"
+                                soft=t.kd_mode
                                 ).to(self.device)
         if self.frame_igmsda is not None:  # its class statistics go into the checkpoints
             self.loss.frame_igmsda = self.frame_igmsda
