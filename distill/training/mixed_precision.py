@@ -6,7 +6,7 @@ float32's range, so no loss scaling is needed).
 It pays only where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX: recent
 Xeon and EPYC); elsewhere oneDNN emulates it and a step gets slower, so `warn_if_slow`
 says so rather than refusing. Results differ from float32 in the last bits, as another
-machine's do; `scripts/bench_distill.py` measures both side by side.
+machine's do; `scripts/bench/bench_distill.py` measures both side by side.
 """
 
 from __future__ import annotations

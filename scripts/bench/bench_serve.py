@@ -8,7 +8,7 @@
       inference of the same IR (on one machine both share the CPU: a remote server with its
       own cores is the deployment this measures the overhead of).
 
-Usage: .venv/bin/python scripts/bench_serve.py [--model IR.xml] [--seconds 8]
+Usage: .venv/bin/python scripts/bench/bench_serve.py [--model IR.xml] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from distill.serve.backends import load_batch_model  # noqa: E402
 from edge_app.config import DEFAULT_MODEL  # noqa: E402
 from edge_app.model.remote_infer import RemoteClient  # noqa: E402
-from scripts.bench_car import MemorySource, demo_frames, demo_jpegs, pipeline_fps  # noqa: E402
+from scripts.bench.bench_car import MemorySource, demo_frames, demo_jpegs, pipeline_fps  # noqa: E402
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@
   (d) with --students: (b) for each student of the menu (untrained weights: their masks
       are dense noise, the measuring stage's worst case), goal >= 0.9 for every one.
 
-Usage: .venv/bin/python scripts/bench_car.py [--seconds 10] [--model IR.xml]
+Usage: .venv/bin/python scripts/bench/bench_car.py [--seconds 10] [--model IR.xml]
        [--students hrnet_w18,hrsegnet_b16,hrsegnet_b32,hrsegnet_b48,pct]
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from edge_app.config import load_car_config  # noqa: E402

@@ -3,7 +3,7 @@
 masks, a detection every 20 frames, telemetry every 30), then times the HTML report and
 the review page's start, and prints the report's size.
 
-Usage: .venv/bin/python scripts/bench_review.py [--frames 10000]
+Usage: .venv/bin/python scripts/bench/bench_review.py [--frames 10000]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from edge_app.recorder import RecordConfig, Recorder  # noqa: E402
 from edge_app.review.report import write_report  # noqa: E402

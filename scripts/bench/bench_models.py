@@ -10,7 +10,7 @@
 Speed does not depend on the weights, so untrained students are exported here; the IoU
 columns come from trained ones: pass `--eval NAME=EVAL.json` for each.
 
-Usage: .venv/bin/python scripts/bench_models.py [--seconds 8] [--students a,b]
+Usage: .venv/bin/python scripts/bench/bench_models.py [--seconds 8] [--students a,b]
        [--eval hrnet_w18=work/real/eval_nokd.json --eval pct=work/real/eval_pct.json]
 """
 
@@ -26,13 +26,13 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from distill.config import STUDENTS  # noqa: E402
 from distill.export import export_ir, quantize_int8  # noqa: E402
 from distill.nets import students  # noqa: E402
-from scripts.bench_car import demo_frames, raw_throughput  # noqa: E402
+from scripts.bench.bench_car import demo_frames, raw_throughput  # noqa: E402
 
 NEGATIVES = ("negatives_test", "synth_test")
 

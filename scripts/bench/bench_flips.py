@@ -9,7 +9,7 @@ on one machine:
   drift shows), and the car's pipeline fed by an MJPG stream faster than it keeps up,
   with the ensemble (or h without a second IR), relative to that IR's raw rate.
 
-Usage: .venv/bin/python scripts/bench_flips.py [--model models/crack-hrsegnet-b16_single.xml]
+Usage: .venv/bin/python scripts/bench/bench_flips.py [--model models/crack-hrsegnet-b16_single.xml]
        [--second models/crack-hrsegnet-b16_seed1.xml] [--seconds 8]
 """
 
@@ -21,11 +21,11 @@ import tempfile
 from pathlib import Path
 from typing import List
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from distill.ir_average import ensemble_ir, flip_average_ir  # noqa: E402
-from scripts.bench_car import demo_frames, demo_jpegs, raw_throughput, stream_vs_raw  # noqa: E402
+from scripts.bench.bench_car import demo_frames, demo_jpegs, raw_throughput, stream_vs_raw  # noqa: E402
 
 
 def main(argv: List[str]) -> int:

@@ -11,7 +11,7 @@ so they survive a noisy machine):
   5. bfloat16 autocast / float32: the shipped student's loop (HrSegNet-B16, 448-px
      views, batch 8) and a step of the small CrackSAM teacher (256 px, batch 8)
 
-Usage: .venv/bin/python scripts/bench_distill.py [--steps 6] [--seconds 10] [--size 448]
+Usage: .venv/bin/python scripts/bench/bench_distill.py [--steps 6] [--seconds 10] [--size 448]
        [--only-train | --only-bf16]
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from distill.config import load_config  # noqa: E402
 from distill.data.datasets import open_dataset  # noqa: E402
@@ -151,7 +151,7 @@ def bf16_paths(tmp: Path, steps: int) -> None:
     print(f"bf16 native on this CPU: {bf16_native()}")
     print(f"student loop (HrSegNet-B16, 448 px, batch 8): float32 {fp32:.2f} images/s, "
           f"bf16 {bf:.2f} images/s -> x{bf / fp32:.2f}")
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "models" /
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "models" /
                           "teacher-small.yaml").read_text())
     torch.manual_seed(0)
     teacher = CrackSAM(SamConfig.from_dict({**cfg, "img_size": 256})).train()
