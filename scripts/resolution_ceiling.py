@@ -19,23 +19,20 @@ from typing import List, Sequence
 import cv2
 import numpy as np
 
+from crack_common.metrics import confusion
 from distill.data.datasets import open_dataset, read_mask
 
 THRESHOLDS = (0.3, 0.4, 0.5)
 
 
 def ceiling_iou(mask: np.ndarray, size: int, stride: int) -> List[float]:
-    """IoU of the oracle's mask against `mask` (0/1, any size) at each threshold."""
+    """IoU of the oracle's mask against `mask` (0/1, any size) at each threshold, by the
+    metric the model cards use."""
     truth = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
     coarse = cv2.resize(truth.astype(np.float32), (size // stride, size // stride),
                         interpolation=cv2.INTER_AREA)
     up = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_LINEAR)
-    out = []
-    for t in THRESHOLDS:
-        pred = up > t
-        union = (pred | truth).sum()
-        out.append(float((pred & truth).sum() / union) if union else 1.0)
-    return out
+    return [confusion(up > t, truth).iou for t in THRESHOLDS]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
