@@ -324,7 +324,7 @@ def _cmd_average(args: argparse.Namespace) -> int:
     from distill.training.averaging import average_checkpoints
     if args.bn_batches < 0:
         raise ValueError(f"--bn-batches must be 0 or more, got {args.bn_batches}")
-    r = average_checkpoints(args.checkpoints, args.out, args.bn_batches)
+    r = average_checkpoints(args.checkpoints, args.out, args.bn_batches, args.soup)
     print(f"{r['out']}: the mean of {len(r['checkpoints'])} checkpoints, BatchNorm "
           f"statistics from {r['bn_views']} training views (export it with "
           f"crack-distill export --checkpoint {r['out']})")
@@ -484,8 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Average the weights of several epoch checkpoints of one "
                                     "run (e.g. checkpoints/epoch_01[1-5].pth) and measure the "
                                     "BatchNorm statistics again on the run's training views; "
-                                    "the result exports and evaluates like any checkpoint.")
-    st.add_argument("checkpoints", type=Path, nargs="+", help="epoch_*.pth of one run")
+                                    "the result exports and evaluates like any checkpoint. "
+                                    "With --soup, the last.pth of several fine-tunes of one "
+                                    "start (a uniform model soup).")
+    st.add_argument("checkpoints", type=Path, nargs="+",
+                    help="epoch_*.pth of one run (with --soup: fine-tunes of one start)")
+    st.add_argument("--soup", action="store_true",
+                    help="average runs fine-tuned from the same student.init with different "
+                         "settings (BatchNorm views from the last checkpoint's run)")
     st.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
     st.add_argument("--bn-batches", type=int, default=64,
                     help="training batches for the BatchNorm statistics (0: keep the mean "

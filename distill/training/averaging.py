@@ -1,5 +1,6 @@
 """Average the weights of several epoch checkpoints of one run (stochastic weight
-averaging after the fact), then re-estimate the BatchNorm statistics on training views.
+averaging after the fact), or the last checkpoints of several fine-tunes of one start (a
+uniform model soup), then re-estimate the BatchNorm statistics on training views.
 
 A student trained on a small, mixed set swings from epoch to epoch (validation IoU moves
 by several points between neighbouring epochs); the mean of the last few epochs' weights
@@ -59,18 +60,33 @@ def training_views(cfg: DistillConfig, batches: int) -> Iterator[torch.Tensor]:
         yield x
 
 
-def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 64
-                        ) -> Dict[str, Any]:
-    """Write the mean of `paths` (epoch checkpoints of one run) to `out`, with BatchNorm
-    statistics measured on `bn_batches` training batches (0: the mean statistics)."""
+def _check_one_start(cks: Sequence[Dict[str, Any]]) -> None:
+    """A soup averages fine-tunes of one start: the same student network, begun from the
+    same weights (`student.init`); weights of unrelated starts do not average."""
+    students = [dict(ck["config"].get("student") or {}) for ck in cks]
+    if any(not s.get("init") for s in students):
+        raise ValueError("a soup averages fine-tunes of one start, but a checkpoint has no "
+                         "student.init (it was trained from scratch)")
+    if any(s != students[0] for s in students[1:]):
+        raise ValueError("the checkpoints are not fine-tunes of one start (their student "
+                         "settings or student.init differ); a soup needs both equal")
+
+
+def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 64,
+                        soup: bool = False) -> Dict[str, Any]:
+    """Write the mean of `paths` to `out`, with BatchNorm statistics measured on
+    `bn_batches` training views of the last checkpoint's run (0: the mean statistics).
+    `paths` are epoch checkpoints of one run, or with `soup` the checkpoints of runs
+    fine-tuned from one start with different settings."""
     from distill.training.train import CHECKPOINT_FORMAT, build_student, student_config
     if len(paths) < 2:
         raise ValueError("give at least two checkpoints to average")
     cks: List[Dict[str, Any]] = [_read(Path(p)) for p in paths]
-    digests = {ck.get("digest") for ck in cks}
-    if len(digests) != 1:
+    if soup:
+        _check_one_start(cks)
+    elif len({ck.get("digest") for ck in cks}) != 1:
         raise ValueError("the checkpoints come from runs with different settings; average "
-                         "the epochs of one run")
+                         "the epochs of one run, or fine-tunes of one start with --soup")
     cfg = student_config(cks[-1])
     model = build_student(cfg)
     model.load_state_dict(mean_weights([ck["model"] for ck in cks]))
@@ -86,7 +102,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path, bn_batches: int = 64
     payload = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
                "state": cks[-1].get("state"), "config": cks[-1]["config"],
                "digest": cks[-1]["digest"],
-               "averaged_from": [Path(p).name for p in paths],
+               "averaged_from": [str(p) for p in paths],
                "bn_views": refreshed}
     atomic_write(Path(out), lambda tmp: torch.save(payload, str(tmp)))
     log.info("averaged %d checkpoints into %s (BatchNorm statistics from %d training views)",

@@ -8,7 +8,7 @@ import torch
 from distill.pipeline import stage_train
 from distill.training.averaging import training_views
 from distill.training.train import load_student
-from tests.distill.helpers import make_data, tiny_config
+from tests.distill.helpers import TINY_STUDENT, make_data, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,41 @@ def test_bad_inputs_are_refused_and_nothing_is_written(run, cli, tmp_path):
                            str(other / "checkpoints" / "epoch_001.pth"), "--out", str(out)])
     assert r.returncode != 0 and "different settings" in r.stderr
     assert not out.exists() and not list(tmp_path.glob(".avg.pth*"))
+
+
+def _fine_tune(root, start, data, work, **train):
+    cfg = tiny_config(root / work, root / "unused-teacher.pth", data,
+                      student={**TINY_STUDENT, "init": str(start)},
+                      train={"epochs": 1, "kd": False, "fresh_views": True, **train})
+    stage_train(cfg, progress=False)
+    return root / work / "checkpoints" / "last.pth"
+
+
+def test_soup_averages_fine_tunes_of_one_start_and_refuses_other_starts(run, cli, tmp_path):
+    cfg, ck = run
+    data = cfg.data.root
+    start = ck / "last.pth"
+    a = _fine_tune(tmp_path, start, data, "a", lr=1e-3)
+    b = _fine_tune(tmp_path, start, data, "b", lr=3e-4, seed=1)
+    out = tmp_path / "soup.pth"
+    r = cli("distill.cli", ["average", str(a), str(b), "--out", str(out), "--bn-batches", "0"])
+    assert r.returncode != 0 and "--soup" in r.stderr and not out.exists()
+
+    r = cli("distill.cli", ["average", str(a), str(b), "--soup", "--out", str(out),
+                           "--bn-batches", "1"])
+    assert r.returncode == 0, r.stderr
+    states = [torch.load(str(p), weights_only=False)["model"] for p in (a, b)]
+    got, _ = load_student(out)
+    convs = [k for k, v in got.state_dict().items() if k.endswith(".weight") and v.dim() == 4]
+    for k in convs:
+        torch.testing.assert_close(got.state_dict()[k], (states[0][k] + states[1][k]) / 2)
+    assert any(not torch.equal(states[0][k], states[1][k]) for k in convs)
+
+    # another start (the first epoch), or a run from scratch: not one start, refused
+    other = _fine_tune(tmp_path, ck / "epoch_001.pth", data, "c")
+    bad = tmp_path / "bad.pth"
+    r = cli("distill.cli", ["average", str(a), str(other), "--soup", "--out", str(bad)])
+    assert r.returncode != 0 and "not fine-tunes of one start" in r.stderr
+    r = cli("distill.cli", ["average", str(a), str(start), "--soup", "--out", str(bad)])
+    assert r.returncode != 0 and "trained from scratch" in r.stderr
+    assert not bad.exists()
