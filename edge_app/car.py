@@ -66,6 +66,7 @@ class CarServices:
         m = r.measured
         present = bool(m.cracks) and m.crack_ratio >= self.cfg.detections.min_ratio
         self.drive.cracks_in_view(present)
+        self._watch_view(r)
         if self.recorder is not None:
             self.recorder.frame(r.frame.seq, r.frame.encoded(), r.frame.wall_time,
                                 r.frame.t_arrival, r.mask if self.cfg.record.masks else None)
@@ -95,7 +96,8 @@ class CarServices:
                 "gps": self.gps.fix() if self.gps is not None else None,
                 "crack_ratio": round(m.crack_ratio, 6), "severity": m.severity,
                 "cracks": [c.to_dict() for c in m.cracks[:50]],
-                "mask_size": list(r.mask.shape), "snapshot": snapshot, **self.model_info}
+                "mask_size": list(r.mask.shape), "snapshot": snapshot,
+                **r.view.to_dict(), **self.model_info}
         if r.crack_score is not None:
             base["crack_score"] = round(r.crack_score, 4)
         base["inference"] = r.path
@@ -110,10 +112,28 @@ class CarServices:
         if self.recorder is not None:
             self.recorder.detection({**base, "seq": seq})
 
+    def _watch_view(self, r: Result) -> None:
+        """Record the view's state changes; with view.on_degraded: stop, a cruise does not
+        go on while the view is degraded."""
+        if r.view.changed:
+            self.event("view", r.view.to_dict())
+        if r.view.state != "ok" and self._cruise_blocked() and self.drive.mode == "cruise":
+            self.drive.stop(f"view {r.view.state}")
+
+    def _cruise_blocked(self) -> bool:
+        return self.cfg.view.on_degraded == "stop" and self.pipeline is not None \
+            and self.pipeline.view.state != "ok"
+
     # ------------------------------------------------------------ commands
     def command(self, cmd: Dict[str, Any]) -> None:
         name = cmd["cmd"]
         d = self.drive
+        wants_cruise = (name == "start" and cmd.get("mode", "cruise") == "cruise") or \
+            (name == "mode" and cmd.get("mode") == "cruise")
+        if wants_cruise and self._cruise_blocked():
+            raise PermissionError(f"cannot cruise while the view is "
+                                  f"{self.pipeline.view.state} (view.on_degraded: stop); "
+                                  "clear the camera's view or drive in manual mode")
         if name == "estop":
             d.estop()
         elif name == "stop":
@@ -145,6 +165,9 @@ class CarServices:
         t.update(self.drive.status())
         t.update({"cpu_temp_c": cpu_temperature(), "throttled": throttled(),
                   "detections": self.detections,
+                  "view": self.pipeline.view.state if self.pipeline is not None else None,
+                  "view_degraded_frames": self.pipeline.view.degraded_frames
+                  if self.pipeline is not None else None,
                   "spool_depth": self.mqtt.spool_depth if self.mqtt else None,
                   "spool_dropped": self.mqtt.spool.dropped if self.mqtt else None,
                   "spool_errors": self.mqtt.spool.errors if self.mqtt else None,

@@ -66,6 +66,18 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_view_check(args: argparse.Namespace) -> int:
+    from crack_common.yamlconfig import parse_override
+    from edge_app.config import load_car_config
+    from edge_app.tools.view_check import run, table
+    cfg = load_car_config(args.config, [parse_override(t) for t in (args.set or [])])
+    if args.limit < 0:
+        raise ValueError(f"--limit must be 0 (all) or more, got {args.limit}")
+    results = run(args.paths, cfg.view, args.size, args.limit)
+    print(json.dumps(results, indent=1) if args.json else table(results, cfg.view))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import signal
 
@@ -195,6 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--schema", action="store_true",
                    help="print the configuration's JSON schema (for editors) instead")
     c.set_defaults(func=_cmd_config)
+
+    vc = sub.add_parser("view-check", help="how the view gauges judge photos or a run",
+                        description="Gauge the sharpness and brightness of photos (a folder, "
+                                    "image files) or a recorded run as the car does, as they "
+                                    "are and under the paper's two noise cases, and report "
+                                    "the share the car would flag as blurred or dark with "
+                                    "the configured view thresholds.")
+    vc.add_argument("paths", nargs="+", type=Path, help="image folder, image file or run folder")
+    vc.add_argument("--config", type=Path, help="YAML config file (its view section)")
+    vc.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override one key, e.g. view.min_sharpness=20")
+    vc.add_argument("--size", type=int, default=448, help="the model's input side (448)")
+    vc.add_argument("--limit", type=int, default=0,
+                    help="at most this many photos per path, evenly spread (0: all)")
+    vc.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    vc.set_defaults(func=_cmd_view_check)
 
     v = sub.add_parser("review", help="an HTML report of recorded runs, or a review page",
                        description="Write a self-contained HTML report of one or more "

@@ -15,6 +15,7 @@ from edge_app.links.gps import GpsConfig
 from edge_app.links.mqtt_link import MqttConfig
 from edge_app.motion.drive import MODES, DriveConfig
 from edge_app.recorder import RecordConfig
+from edge_app.vision.view_quality import ACTIONS, ViewConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "crack-hrsegnet-b16.xml"
@@ -88,6 +89,7 @@ class CarConfig:
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     detections: DetectionConfig = field(default_factory=DetectionConfig)
+    view: ViewConfig = field(default_factory=ViewConfig)
     drive: DriveConfig = field(default_factory=DriveConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
@@ -164,6 +166,11 @@ def validate(cfg: CarConfig) -> CarConfig:
     need(len(o.color) == 3 and all(0 <= c <= 255 for c in o.color), "overlay.color",
          "three values 0-255 (BGR)", o.color)
     need(1 <= o.jpeg_quality <= 100, "overlay.jpeg_quality", "1 to 100", o.jpeg_quality)
+    v = cfg.view
+    need(v.min_sharpness >= 0, "view.min_sharpness", "0 or more", v.min_sharpness)
+    need(0 <= v.min_brightness <= 255, "view.min_brightness", "0 to 255", v.min_brightness)
+    need(v.hold_frames >= 1, "view.hold_frames", "at least 1", v.hold_frames)
+    need(v.on_degraded in ACTIONS, "view.on_degraded", " or ".join(ACTIONS), v.on_degraded)
     need(0 <= cfg.server.port <= 65535, "server.port", "0 to 65535", cfg.server.port)
     d = cfg.drive
     need(d.motors in ("auto", "gpio", "sim"), "drive.motors", "auto, gpio or sim", d.motors)

@@ -60,8 +60,15 @@ def timeline_svg(d: RunData, by: str = "time", w: int = 640, h: int = 170) -> st
     marks = "".join(f'<line class="det" x1="{40 + (w - 50) * x / xmax:.1f}" y1="10" '
                     f'x2="{40 + (w - 50) * x / xmax:.1f}" y2="{h - 25}" stroke="#c00" '
                     'stroke-opacity="0.35"/>' for x in det_x)
+    bands = ""
+    if by == "time":  # stretches the car could not inspect, shaded grey
+        bands = "".join(
+            f'<rect class="degraded" data-view="{_e(state)}" x="{40 + (w - 50) * a / xmax:.1f}" '
+            f'y="10" width="{max(1.0, (w - 50) * (b - a) / xmax):.1f}" height="{h - 35}" '
+            f'fill="#888" fill-opacity="0.25"><title>view {_e(state)}</title></rect>'
+            for a, b, state in d.stats.get("degraded_view", {}).get("spans", []))
     return (f'<svg class="timeline" data-by="{by}" width="{w}" height="{h}" '
-            f'viewBox="0 0 {w} {h}">{marks}<polyline fill="none" stroke="#06c" '
+            f'viewBox="0 0 {w} {h}">{bands}{marks}<polyline fill="none" stroke="#06c" '
             f'stroke-width="1.2" points="{pts}"/><text x="40" y="{h - 6}" font-size="11">0'
             f'</text><text x="{w - 60}" y="{h - 6}" font-size="11">{xmax:.1f} {unit}</text>'
             f'<text x="2" y="14" font-size="11">{ymax:.3f}</text><text x="2" y="{h - 25}" '
@@ -170,6 +177,21 @@ def _table(rows: List[List[Any]], head: List[str], cls: str = "") -> str:
             + "</table>")
 
 
+def _degraded_text(v: Dict[str, Any]) -> str:
+    """'none', or how long the view was blurred or dark: those stretches were not
+    inspected, whatever the crack ratio says there."""
+    spans = v.get("spans") or []
+    if not spans:
+        return "none"
+    by: Dict[str, float] = {}
+    for a, b, state in spans:
+        by[state] = by.get(state, 0.0) + b - a
+    parts = ", ".join(f"{k} {t:.1f} s" for k, t in sorted(by.items()))
+    return (f'{v.get("seconds", 0.0):.1f} s ({v.get("share", 0.0):.0%} of the run) in '
+            f"{len(spans)} stretch{'es' if len(spans) > 1 else ''}: {parts}; not inspected "
+            "(grey on the timeline)")
+
+
 def run_section(d: RunData) -> str:
     s = d.stats
     reader = RunReader(d.dir)
@@ -181,6 +203,7 @@ def run_section(d: RunData) -> str:
                       ["by severity", ", ".join(f"{k} {v}" for k, v in s["by_severity"].items())],
                       ["model", f'{s["model"]} ({(s["model_sha256"] or "")[:12]})'],
                       ["source", s["source"]],
+                      ["degraded view", _degraded_text(s.get("degraded_view") or {})],
                       ["malformed records skipped", s.get("malformed_records", 0)]],
                      ["", "value"], "summary")
     scores = ""

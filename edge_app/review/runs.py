@@ -130,6 +130,29 @@ def load_run(run_dir: Path) -> RunData:
     return data
 
 
+def degraded_view(d: RunData) -> Dict[str, Any]:
+    """The stretches where the car's view was not fit for inspection (its `view` events:
+    blurred or dark until the next one, or the run's last frame): spans as (start s from
+    the first frame, end s, state), total seconds and their share of the run."""
+    if not d.frame_times:
+        return {"spans": [], "seconds": 0.0, "share": 0.0}
+    t0, t_end = d.frame_times[0], d.frame_times[-1]
+    changes = sorted((t, str(e.get("view"))) for e in d.events if e.get("event") == "view"
+                     for t in [finite_number(e.get("t"))] if t is not None)
+    spans = []
+    for i, (t, state) in enumerate(changes):
+        if state == "ok":
+            continue
+        end = changes[i + 1][0] if i + 1 < len(changes) else t_end
+        start, end = max(t, t0) - t0, min(max(end, t0), t_end) - t0
+        if end > start:
+            spans.append((round(start, 2), round(end, 2), state))
+    seconds = sum(e - s for s, e, _ in spans)
+    duration = t_end - t0
+    return {"spans": spans, "seconds": round(seconds, 1),
+            "share": round(seconds / duration, 4) if duration > 0 else 0.0}
+
+
 def _stats(d: RunData) -> Dict[str, Any]:
     duration = (d.frame_times[-1] - d.frame_times[0]) if len(d.frame_times) > 1 else 0.0
     last_t = d.telemetry[-1] if d.telemetry else {}
@@ -149,6 +172,7 @@ def _stats(d: RunData) -> Dict[str, Any]:
             "model": card.get("name") or (d.detections[0].get("model") if d.detections else None),
             "model_sha256": (card.get("files") or {}).get("bin_sha256"),
             "source": _source_label(d.info.get("source")),
+            "degraded_view": degraded_view(d),
             "faults": [e for e in d.events if e.get("event") == "stop" and
                        e.get("reason") not in ("shutdown", "command")]}
 

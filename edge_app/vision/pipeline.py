@@ -1,8 +1,9 @@
 """The car's vision pipeline as plain stages with explicit queues:
 
-  source thread --(newest-frame slot)--> main loop: decode, resize, submit
-  --(OpenVINO async requests)--> result queue --> output thread: reorder, threshold,
-  measure, hooks (drive, MQTT, recording), overlay for the live view, statistics.
+  source thread --(newest-frame slot)--> main loop: decode, resize, gauge the view,
+  submit --(OpenVINO async requests)--> result queue --> output thread: reorder, view
+  state, threshold, measure, hooks (drive, MQTT, recording), overlay for the live view,
+  statistics.
 
 Capture, inference and output overlap; a slow stage makes the camera's older frames drop
 (counted), never grows a queue."""
@@ -27,6 +28,7 @@ from edge_app.vision.frames import Frame, LatestSlot, squeeze
 from edge_app.vision.measure import FrameMeasure, crack_mask, measure
 from edge_app.vision.overlay import draw_overlay
 from edge_app.vision.stats import PipelineStats
+from edge_app.vision.view_quality import NOT_GAUGED, ViewMonitor, ViewReading, gauge
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Result:
     crack_score: Optional[float] = None  # the model's frame-level score, when it has one
     suppressed: bool = False  # the mask was dropped: the frame scored below frame_threshold
     path: str = "local"  # which inference produced it: "local" or "remote"
+    view: ViewReading = NOT_GAUGED  # the view's gauges and state at this frame
 
 
 Hook = Callable[[Result], None]
@@ -72,6 +75,7 @@ class CarPipeline:
         self.hud = hud or (lambda: {})
         self.on_fault = on_fault
         self.stats = PipelineStats()
+        self.view = ViewMonitor(cfg.view)
         self.stop_event = threading.Event()
         self.fault: Optional[str] = None
         self.slot = LatestSlot(block_put=not getattr(source, "realtime", True)
@@ -93,7 +97,7 @@ class CarPipeline:
     # -------------------------------------------------------------- callbacks
     def _on_result(self, tag: tuple, logits: np.ndarray, score: Optional[float],
                    path: str = "local") -> None:
-        self._results.put((tag[0], tag[1], tag[2], logits, score, path))
+        self._results.put((tag[0], tag[1], tag[2], tag[3], logits, score, path))
 
     def _on_error(self, e: BaseException) -> None:
         self.stats.count("inference_failed")
@@ -117,7 +121,8 @@ class CarPipeline:
         if img is None:
             self.stats.count("decode_failed")
             return None
-        return img, squeeze(img, self.size)
+        small = squeeze(img, self.size)
+        return img, small, gauge(small) if self.cfg.view.enabled else (0.0, 0.0)
 
     def _output_loop(self) -> None:
         pending: List[tuple] = []
@@ -128,16 +133,18 @@ class CarPipeline:
                 break
             heapq.heappush(pending, item[:1] + (id(item),) + item[1:])
             while pending and pending[0][0] == nxt:
-                _, _, frame, image, logits, score, path = heapq.heappop(pending)
+                _, _, frame, image, gauges, logits, score, path = heapq.heappop(pending)
                 try:
-                    self._emit(nxt, frame, image, logits, score, path)
+                    self._emit(nxt, frame, image, logits, score, path,
+                               self.view.update(*gauges))
                 except Exception as e:  # noqa: BLE001 - any failure here is a fault
                     log.exception("output stage failed")
                     self.fail(f"output stage failed: {e}")
                 nxt += 1
 
     def _emit(self, index: int, frame: Frame, image: np.ndarray, logits: np.ndarray,
-              score: Optional[float] = None, path: str = "local") -> None:
+              score: Optional[float] = None, path: str = "local",
+              view: ViewReading = NOT_GAUGED) -> None:
         c = self.cfg
         mask = crack_mask(logits, self.threshold)
         suppressed = score is not None and score < self.frame_threshold and bool(mask.any())
@@ -146,8 +153,10 @@ class CarPipeline:
             mask = np.zeros_like(mask)
             self.stats.count("masks_suppressed")
         measured = measure(mask, c.measure.min_area_px, c.measure.severity_px)
+        if view.state != "ok":
+            self.stats.count(f"view_{view.state}_frames")
         result = Result(index, frame, image, mask, measured, time.monotonic(), score,
-                        suppressed, path)
+                        suppressed, path, view)
         self.last_frame_at = result.t_done
         for hook in self.hooks:
             hook(result)
@@ -155,6 +164,8 @@ class CarPipeline:
             snap = self.stats.snapshot()
             hud = {"fps": snap["fps"], "lat": f"{snap['latency_ms_p50']}ms",
                    "cracks": len(measured.cracks), **self.hud()}
+            if view.state != "ok":  # the inspector sees why nothing is marked
+                hud["VIEW"] = view.state.upper()
             over = draw_overlay(image, mask, measured, hud, c.overlay.color, c.overlay.alpha)
             ok, buf = cv2.imencode(".jpg", over, [cv2.IMWRITE_JPEG_QUALITY,
                                                   c.overlay.jpeg_quality])
@@ -185,7 +196,8 @@ class CarPipeline:
                 prepared = self._prepare(frame)
                 if prepared is None:
                     continue
-                self.infer.submit((self._submitted, frame, prepared[0]), prepared[1])
+                self.infer.submit((self._submitted, frame, prepared[0], prepared[2]),
+                                  prepared[1])
                 self._submitted += 1
         finally:
             self.stop_event.set()

@@ -2,7 +2,9 @@
 """Benchmark of the car's pipeline, side by side in one run:
 
   (a) pipeline capacity: frames/s of `crack-car run` with a trivial contract model at 448
-      (decode, resize, inference, threshold, measure), frames fed as fast as taken;
+      (decode, resize, view gauges, inference, threshold, measure), frames fed as fast as
+      taken, and the same without the view gauges (`view.enabled: false`): their ratio is
+      what gauging every frame costs;
   (b) end-to-end frames/s of the pipeline with the HRNet-W18 IR on CPU, fed by a real MJPG
       stream faster than it can keep up, divided by the raw asynchronous throughput of the
       same IR on the same device;
@@ -75,9 +77,9 @@ def demo_frames(size: int = 448, n: int = 8) -> np.ndarray:
                                 interpolation=cv2.INTER_AREA) for j in demo_jpegs(n)])
 
 
-def pipeline_fps(model: Path, source, max_frames=None, hook=None) -> dict:
+def pipeline_fps(model: Path, source, max_frames=None, hook=None, view: bool = True) -> dict:
     cfg = load_car_config(None, [{"inference": {"model": str(model)},
-                                  "server": {"enabled": False}}])
+                                  "server": {"enabled": False}, "view": {"enabled": view}}])
     pipe = CarPipeline(cfg, source, hooks=[hook] if hook else None)
     t0 = time.monotonic()
     s = pipe.run(max_frames)
@@ -142,6 +144,9 @@ def main() -> int:
         a = pipeline_fps(ident, MemorySource(jpegs, args.seconds))
         print(f"(a) pipeline capacity, trivial model (level {args.level}), {w}x{h} JPEG -> 448: "
               f"{a['wall_fps']:.0f} frames/s (goal >= 200); latency p50 {a['latency_ms_p50']} ms")
+        off = pipeline_fps(ident, MemorySource(jpegs, args.seconds), view=False)
+        print(f"    without the view gauges {off['wall_fps']:.0f} frames/s -> with / without "
+              f"{a['wall_fps'] / off['wall_fps']:.3f}")
         model = args.model
         if model is None:
             import torch
