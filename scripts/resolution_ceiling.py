@@ -28,7 +28,8 @@ THRESHOLDS = (0.3, 0.4, 0.5)
 def ceiling_iou(mask: np.ndarray, size: int, stride: int) -> List[float]:
     """IoU of the oracle's mask against `mask` (0/1, any size) at each threshold, by the
     metric the model cards use."""
-    truth = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+    truth = cv2.resize(mask.astype(np.uint8), (size, size),
+                       interpolation=cv2.INTER_NEAREST_EXACT) > 0
     coarse = cv2.resize(truth.astype(np.float32), (size // stride, size // stride),
                         interpolation=cv2.INTER_AREA)
     up = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_LINEAR)

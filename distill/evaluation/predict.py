@@ -153,7 +153,7 @@ def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
         metrics = None
         if truth is not None:
             if truth.shape != mask.shape:
-                truth = cv2.resize(truth, mask.shape[::-1], interpolation=cv2.INTER_NEAREST)
+                truth = cv2.resize(truth, mask.shape[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
             metrics = confusion(mask, truth).scores()
             if tolerance > 0:
                 metrics.update(tolerant_scores(mask, truth, tolerance))

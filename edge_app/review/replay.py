@@ -47,7 +47,8 @@ def replay(run_dir: Path, model: Optional[Path], device: str = "CPU", threshold:
         if old is None:
             continue
         if old.shape != new.shape:
-            new = cv2.resize(new, (old.shape[1], old.shape[0]), interpolation=cv2.INTER_NEAREST)
+            new = cv2.resize(new, (old.shape[1], old.shape[0]),
+                             interpolation=cv2.INTER_NEAREST_EXACT)
         union = np.logical_or(old, new).sum()
         ious.append(float(np.logical_and(old, new).sum() / union) if union else 1.0)
         had = bool(measure(old, min_area_px).cracks)

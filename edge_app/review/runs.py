@@ -108,7 +108,7 @@ def load_run(run_dir: Path) -> RunData:
         if acc is not None and m is not None and 1 <= seq <= len(truth["tops"]):
             top = truth["tops"][seq - 1]
             t = truth["strip"][top:top + truth["height"]]
-            t = cv2.resize(t, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_NEAREST)
+            t = cv2.resize(t, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
             acc.add(m, t > 0)
     raw = reader.jsonl("detections.jsonl")
     dets = [c for c in (clean_detection(d) for d in raw) if c is not None]
@@ -184,7 +184,7 @@ def overlay_jpeg(jpeg: bytes, mask: Optional[np.ndarray], width: int = 0,
     if img is None:
         return jpeg
     if mask is not None:
-        big = cv2.resize(mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+        big = cv2.resize(mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
         sel = big > 0
         img[sel] = (img[sel] * 0.5 + np.array([0, 0, 255]) * 0.5).astype(np.uint8)
     if width and img.shape[1] > width:

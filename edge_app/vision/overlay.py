@@ -19,7 +19,7 @@ def draw_overlay(image: np.ndarray, mask: np.ndarray, measured: Optional[FrameMe
     out = image.copy()
     h, w = out.shape[:2]
     mh, mw = mask.shape
-    big = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST) if (mh, mw) != (h, w) \
+    big = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST_EXACT) if (mh, mw) != (h, w) \
         else mask
     sel = big.astype(bool)
     if sel.any():
