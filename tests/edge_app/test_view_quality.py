@@ -125,6 +125,13 @@ def test_a_blurred_stretch_is_flagged_stops_the_cruise_and_shows_in_the_review(
     assert "degraded view" in page and "blurred" in page and "not inspected" in page
     assert page.count('class="degraded"') == 1
 
+    # view-check reads the recorded run: a third of its frames came through a blurred lens
+    r = cli("edge_app.cli", ["view-check", summary["run_dir"], "--json"])
+    assert r.returncode == 0, r.stderr
+    got = next(iter(json.loads(r.stdout).values()))
+    assert got["clean"]["frames"] == 60 and got["clean"]["blurred"] == pytest.approx(1 / 3)
+    assert got["case2"]["blurred"] == 1.0
+
     # flag only (the default): the same drive is flagged, and the cruise goes on
     summary, run = _run(cli, dark_model, video, tmp_path / "runs2")
     events = run.jsonl("events.jsonl")
