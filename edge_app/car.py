@@ -117,7 +117,8 @@ class CarServices:
         go on while the view is degraded."""
         if r.view.changed:
             self.event("view", r.view.to_dict())
-        if r.view.state != "ok" and self._cruise_blocked() and self.drive.mode == "cruise":
+        if r.view.state != "ok" and self.cfg.view.on_degraded == "stop" and \
+                self.drive.mode == "cruise":
             self.drive.stop(f"view {r.view.state}")
 
     def _cruise_blocked(self) -> bool:

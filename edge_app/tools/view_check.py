@@ -100,4 +100,8 @@ def table(results: Dict[str, Dict[str, Dict]], cfg: ViewConfig) -> str:
 
 def run(paths: Sequence[Path], cfg: ViewConfig, size: int = 448,
         limit: int = 0) -> Dict[str, Dict[str, Dict]]:
-    return {Path(p).name or str(p): check(Path(p), cfg, size, limit) for p in paths}
+    """Each path's results under its name, or its whole path where two share a name
+    (train/DeepCrack and test/DeepCrack), so no result hides another."""
+    names = [Path(p).name for p in paths]
+    return {(n if n and names.count(n) == 1 else str(p)): check(Path(p), cfg, size, limit)
+            for n, p in zip(names, paths)}

@@ -97,7 +97,7 @@ class CarPipeline:
     # -------------------------------------------------------------- callbacks
     def _on_result(self, tag: tuple, logits: np.ndarray, score: Optional[float],
                    path: str = "local") -> None:
-        self._results.put((tag[0], tag[1], tag[2], tag[3], logits, score, path))
+        self._results.put((*tag, logits, score, path))  # (index, frame, image, gauges, ...)
 
     def _on_error(self, e: BaseException) -> None:
         self.stats.count("inference_failed")
@@ -153,8 +153,6 @@ class CarPipeline:
             mask = np.zeros_like(mask)
             self.stats.count("masks_suppressed")
         measured = measure(mask, c.measure.min_area_px, c.measure.severity_px)
-        if view.state != "ok":
-            self.stats.count(f"view_{view.state}_frames")
         result = Result(index, frame, image, mask, measured, time.monotonic(), score,
                         suppressed, path, view)
         self.last_frame_at = result.t_done
@@ -223,4 +221,5 @@ class CarPipeline:
         snap = self.stats.snapshot()
         return {"frames_processed": self.processed, "frames_submitted": self._submitted,
                 "stale_dropped": self.slot.dropped, "source": dict(self.source.counts),
-                "fault": self.fault, **snap}
+                "fault": self.fault, **snap,
+                **{f"view_{state}_frames": n for state, n in self.view.frames_in.items() if n}}

@@ -12,7 +12,7 @@ sharpness is the variance of the grey image's Laplacian, brightness its mean (0-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ ACTIONS = ("flag", "stop")
 class ViewConfig:
     enabled: bool = True  # gauge every frame's view (false: every view counts as ok)
     min_sharpness: float = 15.0  # variance of the Laplacian of the grey model input; below
-    # it the view is blurred (scripts/view_quality_check.py measures the rates it gives)
+    # it the view is blurred (`crack-car view-check` measures the rates it gives)
     min_brightness: float = 40.0  # mean grey level 0-255 of the model input; below: dark
     hold_frames: int = 5  # a new state must hold this many frames in a row to be taken
     on_degraded: str = "flag"  # flag: events, telemetry, marked detections; stop: also
@@ -70,14 +70,15 @@ def classify(sharpness: float, brightness: float, cfg: ViewConfig) -> str:
 
 class ViewMonitor:
     """The view's state with hysteresis: a new state is taken when `hold_frames` frames in
-    a row point to it, so one odd frame neither raises nor clears a flag. Called from one
-    thread (the pipeline's output stage); `state` and `degraded_frames` may be read from
-    others."""
+    a row point to it, so one odd frame neither raises nor clears a flag, and the frames
+    processed in each degraded state. Called from one thread (the pipeline's output
+    stage); `state`, `frames_in` and `degraded_frames` may be read from others (the
+    counters' keys are fixed, so a reader never sees the dict change size)."""
 
     def __init__(self, cfg: ViewConfig):
         self.cfg = cfg
         self.state = "ok"
-        self.degraded_frames = 0  # frames processed while the state was not ok
+        self.frames_in: Dict[str, int] = {s: 0 for s in STATES if s != "ok"}
         self._candidate: Optional[str] = None
         self._streak = 0
 
@@ -95,5 +96,10 @@ class ViewMonitor:
                 self.state, changed = seen, True
                 self._candidate, self._streak = None, 0
         if self.state != "ok":
-            self.degraded_frames += 1
+            self.frames_in[self.state] += 1
         return ViewReading(sharpness, brightness, self.state, changed)
+
+    @property
+    def degraded_frames(self) -> int:
+        """Frames processed while the state was not ok."""
+        return sum(self.frames_in.values())
