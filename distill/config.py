@@ -45,7 +45,8 @@ ADDED_LATER = {"student.name": "hrnet_w18", "train.hard_loss": "ce_dice",
                "train.frame_min_share": 0.001,
                "train.kd_mode": "cwd", "train.feature_weight": 1.0,
                "crop.clear_share": 0.0, "crop.clear_max_area": 0.25, "crop.clear_skip": [],
-               "export.flips": "none", "train.bf16": False, "train.teacher_ir": ""}
+               "export.flips": "none", "train.bf16": False, "train.teacher_ir": "",
+               "data.register": []}
 
 
 @dataclass
@@ -57,6 +58,9 @@ class DataConfig:
     val_ratio: float = 0.1  # share of the pairs held out for validation (per dataset)
     val_limit: int = 0  # validate on at most this many held-out pairs (0: all)
     seed: int = 0  # seed of the split
+    register: List[str] = field(default_factory=list)  # sources whose training masks are
+    # moved onto the cracks their photos show, each by its own offset within 2 px (see
+    # `crack-distill data check --registration`); validation and test masks stay as given
 
 
 @dataclass

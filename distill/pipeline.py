@@ -312,6 +312,8 @@ def _training_info(cfg: DistillConfig) -> Dict[str, Any]:
             "crop_aspect": [cfg.crop.min_aspect, cfg.crop.max_aspect]}
     if cfg.crop.clear_skip:
         info["clear_skip"] = list(cfg.crop.clear_skip)
+    if cfg.data.register:
+        info["register"] = list(cfg.data.register)
     if cfg.student.init:  # the run it continues (the last folders: no machine's path)
         info["init"] = "/".join(Path(cfg.student.init).parts[-3:])
     return info

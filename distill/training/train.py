@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -33,7 +33,8 @@ from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
 from distill.data.mixture import source_of
 from distill.data.photometric import jitter, jitter_rng
-from distill.data.views import CropSpec, fit, plan_view, render_view
+from distill.data.registration import REGISTER_RADIUS, best_offset, shift_mask
+from distill.data.views import fit, plan_view, render_view
 from distill.nets import students
 from distill.nets.hrnet import HRNetFCN
 from distill.nets.student_io import bgr_to_tensor
@@ -61,15 +62,13 @@ class TeacherTargets(NamedTuple):
     features: torch.Tensor
 
 
-def _check_clear_skip(crop: CropSpec, names: List[str]) -> None:
-    """crop.clear_skip must name sources of the mixture: a misspelt name would silently
-    leave that set's clear crops in."""
-    if not crop.clear_share or not crop.clear_skip:
-        return
+def _check_sources(key: str, named: Sequence[str], names: List[str]) -> None:
+    """A config key listing sources (crop.clear_skip, data.register) must name sources of
+    the mixture: a misspelt name would silently leave that set as it is."""
     sources = sorted({source_of(n) for n in names} - {""})
-    unknown = sorted(set(crop.clear_skip) - set(sources))
+    unknown = sorted(set(named) - set(sources))
     if unknown:
-        raise ValueError(f"crop.clear_skip names {', '.join(unknown)}, not a source of the "
+        raise ValueError(f"{key} names {', '.join(unknown)}, not a source of the "
                          f"training mix ({', '.join(sources) or 'a single dataset'})")
 
 
@@ -108,7 +107,11 @@ class TrainData:
             raise CacheError(f"cache {cache.folder} holds no teacher features; RFKD needs a "
                              "cache made with train.kd_mode rfkd (use another work folder)")
         names = [s.name for s in dataset.samples]
-        _check_clear_skip(self.crop, names)
+        if self.crop.clear_share:
+            _check_sources("crop.clear_skip", self.crop.clear_skip, names)
+        _check_sources("data.register", cfg.data.register, names)
+        self.register = set(cfg.data.register)
+        self.offsets: Dict[int, Tuple[int, int]] = {}  # per image, measured once
         if cache is not None:
             s = cache.settings
             if (s["names"] != names or s["size"] != cfg.size
@@ -147,6 +150,16 @@ class TrainData:
                                                        self.crop.for_sample(e.name)))
         return e
 
+    def photo(self, index: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
+        """(image, mask) of a training photo; the mask moved onto its cracks when its source
+        is in data.register."""
+        img, mask = self.dataset.load(index)
+        if self.register and source_of(name) in self.register:
+            if index not in self.offsets:
+                self.offsets[index] = best_offset(img, mask, REGISTER_RADIUS)
+            mask = shift_mask(mask, *self.offsets[index])
+        return img, mask
+
     def batch(self, indices: List[int], epoch: Optional[int] = None
               ) -> Tuple[torch.Tensor, torch.Tensor,
                          Union[None, torch.Tensor, TeacherTargets]]:
@@ -156,7 +169,7 @@ class TrainData:
         imgs, masks, logits, feats = [], [], [], []
         for i in indices:
             entry = self.entry(i, epoch)
-            img, mask = render_view(*self.dataset.load(entry.image_index), entry.view,
+            img, mask = render_view(*self.photo(entry.image_index, entry.name), entry.view,
                                     self.size, self.car_size)
             if epoch is not None and self.photometric > 0:
                 rng = jitter_rng(self.seed, epoch, i)
