@@ -3,7 +3,9 @@
 
 Each argument is EPOCHS:SWEEP, a `crack-distill eval MODEL --sweep ... --json-out SWEEP`
 of a run trained from scratch for EPOCHS epochs with one recipe (several sweeps may share
-a length: seeds are averaged in the table and each counts once in the fit). Printed: each
+a length: seeds are averaged in the table and each counts once in the fit), or
+EPOCHS:EVAL, a `crack-distill eval MODEL DATA... --json-out EVAL` of test sets (its clean
+IoU per set; a crack-free set adds its false-alarm rate as "SET false alarms"). Printed: each
 source's IoU per length, then per source a least-squares line IoU = a + b * log2(epochs)
 (the gain per doubling of training) and, for each --goal SOURCE=IOU, the length at which
 that line reaches the goal, in epochs and, with --minutes-per-epoch, in hours. The line is
@@ -17,6 +19,7 @@ Usage: .venv/bin/python scripts/training_scaling.py 24:W/sweep_a.json 72:W/sweep
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections import defaultdict
@@ -43,13 +46,34 @@ def parse_point(text: str) -> Tuple[float, Path]:
     return value, Path(path)
 
 
-def points_by_source(runs: List[Tuple[float, dict]]) -> Dict[str, List[Point]]:
-    """Each source's (epochs, IoU) of every run, plus the mean over sources as "mean"."""
+def read_scores(path: Path) -> Dict[str, float]:
+    """IoU per source (and "mean") of a validation sweep or a test evaluation."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: not a readable sweep or evaluation ({e})") from None
+    if "model" not in data:  # a sweep
+        sweep = load(path)
+        return {**{s: v["iou"] for s, v in sweep["sources"].items()},
+                "mean": sweep["macro_iou"]}
+    scores: Dict[str, float] = {}
+    for name, d in data["model"].get("datasets", {}).items():
+        if "false_alarm" in d:
+            scores[f"{name} false alarms"] = d["false_alarm"]
+        else:
+            scores[name] = d["clean"]["iou"]
+    cracked = [v for k, v in scores.items() if not k.endswith(" false alarms")]
+    if not cracked:
+        raise SystemExit(f"{path}: no scored crack set")
+    return {**scores, "mean": float(np.mean(cracked))}
+
+
+def points_by_source(runs: List[Tuple[float, Dict[str, float]]]) -> Dict[str, List[Point]]:
+    """Each source's (epochs, score) of every run."""
     points: Dict[str, List[Point]] = defaultdict(list)
-    for epochs, sweep in runs:
-        for source, scores in sweep["sources"].items():
-            points[source].append((epochs, scores["iou"]))
-        points["mean"].append((epochs, sweep["macro_iou"]))
+    for epochs, scores in runs:
+        for source, value in scores.items():
+            points[source].append((epochs, value))
     return dict(points)
 
 
@@ -89,13 +113,14 @@ def table(points: Dict[str, List[Point]]) -> str:
 
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="EPOCHS:SWEEP of a run trained from scratch")
+    ap.add_argument("runs", nargs="+",
+                    help="EPOCHS:SWEEP or EPOCHS:EVAL of a run trained from scratch")
     ap.add_argument("--goal", action="append", default=[], metavar="SOURCE=IOU",
                     help="a validation source and the IoU it should reach (repeatable)")
     ap.add_argument("--minutes-per-epoch", type=float, default=None,
                     help="measured training time of one epoch, to turn epochs into hours")
     a = ap.parse_args(argv)
-    runs = [(epochs, load(path)) for epochs, path in map(parse_point, a.runs)]
+    runs = [(epochs, read_scores(path)) for epochs, path in map(parse_point, a.runs)]
     points = points_by_source(runs)
     print(table(points))
     for goal in a.goal:

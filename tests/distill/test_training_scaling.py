@@ -53,3 +53,20 @@ def test_bad_arguments_are_refused_by_name(tmp_path):
         training_scaling.main([f"8:{good}", f"8:{good}", "--goal", "growing=0.6"])
     with pytest.raises(SystemExit, match="not a readable sweep"):
         training_scaling.main([f"8:{tmp_path / 'missing.json'}"])
+
+
+def test_test_evaluations_are_read_too_with_false_alarms_kept_apart(tmp_path, capsys):
+    def evaluation(name, crack, alarms):
+        p = tmp_path / f"eval_{name}.json"
+        p.write_text(json.dumps({"model": {"what": "IR", "size": 448, "datasets": {
+            "Road": {"images": 9, "clean": {"iou": crack}},
+            "Wall": {"images": 9, "clean": {"iou": 0.5}},
+            "negatives": {"images": 9, "clean": {"iou": 0.9}, "false_alarm": alarms}}}}))
+        return p
+    runs = [f"10:{evaluation('a', 0.40, 0.2)}", f"20:{evaluation('b', 0.42, 0.1)}"]
+    assert training_scaling.main([*runs, "--goal", "Road=0.46"]) == 0
+    out = capsys.readouterr().out
+    assert "| Road | 0.400 | 0.420 | +0.020 |" in out
+    assert "| negatives false alarms | 0.200 | 0.100 | -0.100 |" in out
+    assert "| mean | 0.450 | 0.460 | +0.010 |" in out  # crack sets only
+    assert "Road 0.460: reached at about 80 epochs" in out
