@@ -59,7 +59,7 @@ def read_scores(path: Path) -> Dict[str, float]:
     scores: Dict[str, float] = {}
     for name, d in data["model"].get("datasets", {}).items():
         if "false_alarm" in d:
-            scores[f"{name} false alarms"] = d["false_alarm"]
+            scores[f"{name} false alarms"] = d["false_alarm"]["rate"]
         else:
             scores[name] = d["clean"]["iou"]
     cracked = [v for k, v in scores.items() if not k.endswith(" false alarms")]

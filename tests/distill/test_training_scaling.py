@@ -61,7 +61,9 @@ def test_test_evaluations_are_read_too_with_false_alarms_kept_apart(tmp_path, ca
         p.write_text(json.dumps({"model": {"what": "IR", "size": 448, "datasets": {
             "Road": {"images": 9, "clean": {"iou": crack}},
             "Wall": {"images": 9, "clean": {"iou": 0.5}},
-            "negatives": {"images": 9, "clean": {"iou": 0.9}, "false_alarm": alarms}}}}))
+            "negatives": {"images": 9, "clean": {"iou": 0.9},
+                          "false_alarm": {"crack_free_images": 9, "rate": alarms,
+                                          "min_component_share": 0.001}}}}}))
         return p
     runs = [f"10:{evaluation('a', 0.40, 0.2)}", f"20:{evaluation('b', 0.42, 0.1)}"]
     assert training_scaling.main([*runs, "--goal", "Road=0.46"]) == 0
