@@ -52,7 +52,7 @@ def read_scores(path: Path) -> Dict[str, float]:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise SystemExit(f"{path}: not a readable sweep or evaluation ({e})") from None
-    if "model" not in data:  # a sweep
+    if not isinstance(data.get("model"), dict):  # a sweep (its "model" names the file)
         sweep = load(path)
         return {**{s: v["iou"] for s, v in sweep["sources"].items()},
                 "mean": sweep["macro_iou"]}

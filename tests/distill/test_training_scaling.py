@@ -18,7 +18,7 @@ sys.path.remove(str(SCRIPT.parent))  # the script puts its folder first to impor
 def write(tmp_path: Path, name: str, growing: float, flat: float) -> Path:
     p = tmp_path / f"sweep_{name}.json"
     p.write_text(json.dumps({
-        "images": 20, "best_threshold": 0.5, "best": {"iou": growing},
+        "images": 20, "best_threshold": 0.5, "best": {"iou": growing}, "model": "IR x.xml",
         "sources": {"growing": {"images": 10, "iou": growing},
                     "flat": {"images": 10, "iou": flat}},
         "macro_iou": (growing + flat) / 2}))
