@@ -17,10 +17,13 @@ crack drawn wider than it is; on a test set it caps the IoU any model can score.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Tuple
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from distill.data.datasets import CrackDataset
 
 REGISTER_RADIUS = 2  # px: how far data.register moves a training mask at most
 
@@ -72,7 +75,7 @@ def shift_mask(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return out
 
 
-def survey(dataset, radius: int = 3, limit: int = 0) -> Dict[str, object]:
+def survey(dataset: CrackDataset, radius: int = 3, limit: int = 0) -> Dict[str, object]:
     """How a dataset's masks sit on their photos: the share at (0, 0), the share off by 2 px
     or more, the median offset and the commonest offsets, over its masks with cracks (the
     first `limit` of them when given)."""
