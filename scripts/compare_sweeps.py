@@ -31,6 +31,11 @@ def load(path: Path) -> Dict[str, Any]:
         sweep = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise SystemExit(f"{path}: not a readable sweep ({e})") from None
+    return with_sources(path, sweep)
+
+
+def with_sources(path: Path, sweep: Dict[str, Any]) -> Dict[str, Any]:
+    """The sweep read from `path`, or SystemExit if it holds no per-source scores."""
     if "macro_iou" not in sweep:
         raise SystemExit(f"{path}: no per-source scores (sweep a mixture of datasets with "
                          "crack-distill eval --sweep and several --data)")

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_sweeps import load  # noqa: E402
+from compare_sweeps import with_sources  # noqa: E402
 
 Point = Tuple[float, float]  # (epochs, IoU)
 
@@ -53,7 +53,7 @@ def read_scores(path: Path) -> Dict[str, float]:
     except (OSError, ValueError) as e:
         raise SystemExit(f"{path}: not a readable sweep or evaluation ({e})") from None
     if not isinstance(data.get("model"), dict):  # a sweep (its "model" names the file)
-        sweep = load(path)
+        sweep = with_sources(path, data)  # already read: checked, not read again
         return {**{s: v["iou"] for s, v in sweep["sources"].items()},
                 "mean": sweep["macro_iou"]}
     scores: Dict[str, float] = {}

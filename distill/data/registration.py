@@ -35,7 +35,7 @@ def line_kernel(mask: np.ndarray) -> int:
     return int(np.clip(2 * round(width) + 3, 9, 61)) | 1
 
 
-def dark_lines(image: np.ndarray, size: int = 15) -> np.ndarray:
+def dark_lines(image: np.ndarray, size: int) -> np.ndarray:
     """The photo's black-hat response (float32, mean removed): high on dark lines narrower
     than `size` px."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
@@ -75,18 +75,15 @@ def shift_mask(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return out
 
 
-def survey(dataset: CrackDataset, radius: int = 3, limit: int = 0) -> Dict[str, object]:
+def survey(dataset: CrackDataset, radius: int = 3) -> Dict[str, object]:
     """How a dataset's masks sit on their photos: the share at (0, 0), the share off by 2 px
-    or more, the median offset and the commonest offsets, over its masks with cracks (the
-    first `limit` of them when given)."""
+    or more, the median offset and the commonest offsets, over its masks with cracks."""
     offsets = []
     for i in range(len(dataset)):
         image, mask = dataset.load(i)
         if not mask.any():
             continue
         offsets.append(best_offset(image, mask, radius))
-        if limit and len(offsets) >= limit:
-            break
     if not offsets:
         return {"masks": 0}
     arr = np.array(offsets)
