@@ -89,3 +89,17 @@ def test_no_more_alarms_holds_each_source_when_every_sweep_has_them(tmp_path, ca
     write(tmp_path, "in_use", in_use)
     compare_sweeps.main(["--no-more-alarms", *map(str, files)])
     assert capsys.readouterr().out.strip().endswith("false alarms at most 25.0%): brick")
+
+
+def test_a_refusal_says_how_many_more_crack_free_images_alarmed_per_source(tmp_path, capsys):
+    in_use, louder = sweep(0.6, 0.5), sweep(0.65, 0.55)
+    for sw, big, small in ((in_use, 0.25, 0.2), (louder, 0.25, 0.4)):
+        sw["sources"]["big"].update(false_alarm=big, crack_free_images=8)
+        sw["sources"]["small"].update(false_alarm=small, crack_free_images=10)
+        sw["macro_false_alarm"] = (big + small) / 2
+    files = [write(tmp_path, "in_use", in_use), write(tmp_path, "louder", louder)]
+    compare_sweeps.main(["--no-more-alarms", *map(str, files)])
+    out = capsys.readouterr().out
+    assert "refused louder: crack-free validation images alarmed on, against the model in " \
+           "use: small +2 of 10" in out
+    assert "refused in_use" not in out and out.strip().endswith(": in_use")
