@@ -39,7 +39,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from distill.data.datasets import DatasetError, open_dataset
     from distill.data.mixture import expand_sources
-    from distill.data.registration import describe_registration, survey
+    from distill.data.registration import Survey, describe_registration
     if args.split_file:
         roots = [Path(r) for r in args.root]
     else:
@@ -48,12 +48,13 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     for root in roots:
         try:
             dataset = open_dataset(root, args.split, args.split_file)
-            counts = dataset.check()
+            gather = Survey() if args.registration else None
+            counts = dataset.check(each=gather.add if gather else None)
         except DatasetError as e:
             problems += e.problems
             continue
-        if args.registration:
-            counts["registration"] = survey(dataset)
+        if gather:
+            counts["registration"] = gather.report()
         reports.append({"root": str(root), **counts})
         if not args.json:
             print(f"{root}: {counts['pairs']} image/mask pairs, {counts['crack_free']} "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -156,17 +156,21 @@ class CrackDataset:
         of datasets gives each its weight)."""
         return None
 
-    def check(self, progress: bool = True) -> Dict[str, int]:
+    def check(self, progress: bool = True,
+              each: Optional[Callable[[np.ndarray, np.ndarray], None]] = None) -> Dict[str, int]:
         """Read every pair; raise one DatasetError listing every bad file. Returns counts.
-        A progress bar shows on a terminal."""
+        `each` sees every good (image, mask) pair, so a survey needs no second read. A
+        progress bar shows on a terminal."""
         from crack_common.progress import bar
         problems: List[str] = []
         crack_free = 0
         for i in bar(range(len(self)), desc=f"check {self.root.name}", unit="pair",
                      enabled=progress, leave=False):
             try:
-                _, mask = self.load(i)
+                image, mask = self.load(i)
                 crack_free += int(not mask.any())
+                if each is not None:
+                    each(image, mask)
             except ValueError as e:
                 problems.append(str(e))
         if problems:

@@ -17,7 +17,7 @@ crack drawn wider than it is; on a test set it caps the IoU any model can score.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Dict, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -75,24 +75,38 @@ def shift_mask(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return out
 
 
+class Survey:
+    """How a dataset's masks sit on their photos, gathered one (image, mask) pair at a time
+    (`add` fits `CrackDataset.check`'s `each`, so checking and surveying read once)."""
+
+    def __init__(self, radius: int = 3) -> None:
+        self.radius = radius
+        self.offsets: List[Tuple[int, int]] = []
+
+    def add(self, image: np.ndarray, mask: np.ndarray) -> None:
+        if mask.any():
+            self.offsets.append(best_offset(image, mask, self.radius))
+
+    def report(self) -> Dict[str, object]:
+        """The share at (0, 0), the share off by 2 px or more, the median offset and the
+        commonest offsets, over the masks with cracks."""
+        if not self.offsets:
+            return {"masks": 0}
+        arr = np.array(self.offsets)
+        return {"masks": len(self.offsets),
+                "on_crack": float(np.mean((arr == 0).all(1))),
+                "off_2px": float(np.mean((np.abs(arr) >= 2).any(1))),
+                "median": [float(v) for v in np.median(arr, 0)],
+                "commonest": [[int(dx), int(dy), n] for (dx, dy), n
+                              in Counter(map(tuple, arr.tolist())).most_common(3)]}
+
+
 def survey(dataset: CrackDataset, radius: int = 3) -> Dict[str, object]:
-    """How a dataset's masks sit on their photos: the share at (0, 0), the share off by 2 px
-    or more, the median offset and the commonest offsets, over its masks with cracks."""
-    offsets = []
+    """A whole dataset's `Survey` report, reading each pair once."""
+    gather = Survey(radius)
     for i in range(len(dataset)):
-        image, mask = dataset.load(i)
-        if not mask.any():
-            continue
-        offsets.append(best_offset(image, mask, radius))
-    if not offsets:
-        return {"masks": 0}
-    arr = np.array(offsets)
-    return {"masks": len(offsets),
-            "on_crack": float(np.mean((arr == 0).all(1))),
-            "off_2px": float(np.mean((np.abs(arr) >= 2).any(1))),
-            "median": [float(v) for v in np.median(arr, 0)],
-            "commonest": [[int(dx), int(dy), n] for (dx, dy), n
-                          in Counter(map(tuple, arr.tolist())).most_common(3)]}
+        gather.add(*dataset.load(i))
+    return gather.report()
 
 
 def describe_registration(report: Dict[str, object]) -> str:
