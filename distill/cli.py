@@ -49,11 +49,11 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         try:
             dataset = open_dataset(root, args.split, args.split_file)
             gather = Survey() if args.registration else None
-            counts = dataset.check(each=gather.add if gather else None)
+            counts = dataset.check(each=None if gather is None else gather.add)
         except DatasetError as e:
             problems += e.problems
             continue
-        if gather:
+        if gather is not None:
             counts["registration"] = gather.report()
         reports.append({"root": str(root), **counts})
         if not args.json:

@@ -70,9 +70,13 @@ def choose(sweeps: Dict[str, Dict[str, Any]], alarm_limit: Optional[float] = Non
     """The run with the highest validation IoU averaged over sources, among those whose
     validation false-alarm rate (mean over sources with `macro`) is at most `alarm_limit`
     when one is given."""
-    allowed = [n for n, sw in sweeps.items() if alarm_limit is None
-               or (alarm_rate(sw, macro) or 0.0) <= alarm_limit + 1e-9]
+    allowed = [n for n, sw in sweeps.items() if not over_limit(sw, alarm_limit, macro)]
     return max(allowed, key=lambda name: sweeps[name]["macro_iou"])
+
+
+def over_limit(sweep: Dict[str, Any], alarm_limit: Optional[float], macro: bool) -> bool:
+    """Whether the sweep's validation false alarms exceed `alarm_limit` (never, with none)."""
+    return alarm_limit is not None and (alarm_rate(sweep, macro) or 0.0) > alarm_limit + 1e-9
 
 
 def alarm_counts(sweep: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:
@@ -83,9 +87,10 @@ def alarm_counts(sweep: Dict[str, Any]) -> Dict[str, Tuple[int, int]]:
 
 
 def refusal(in_use: Dict[str, Any], run: Dict[str, Any]) -> str:
-    """Where a run alarms on more crack-free validation images than the model in use, as
-    counts per source ('Khanhha +1 of 10'): a refusal on one or two images is within the
-    split's noise, and a reader should see that."""
+    """Where a run alarms on another number of crack-free validation images than the model
+    in use, as counts per source ('Khanhha +1 of 10', '-1' where it alarms on fewer): a
+    refusal on one or two images is within the split's noise, and a reader should see
+    that."""
     before, after = alarm_counts(in_use), alarm_counts(run)
     more = [f"{s} {after[s][0] - before[s][0]:+d} of {after[s][1]}" for s in sorted(after)
             if s in before and after[s][0] != before[s][0]]
@@ -115,7 +120,7 @@ def main(argv: List[str]) -> int:
     if limit is not None:
         in_use = next(iter(sweeps.values()))
         for name, sw in sweeps.items():
-            if (alarm_rate(sw, macro) or 0.0) > limit + 1e-9:
+            if over_limit(sw, limit, macro):
                 print(f"refused {name}: crack-free validation images alarmed on, against the "
                       f"model in use: {refusal(in_use, sw)}")
     rule = "" if limit is None else (f", false alarms{' (mean over sources)' if macro else ''}"

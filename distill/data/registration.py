@@ -17,13 +17,10 @@ crack drawn wider than it is; on a test set it caps the IoU any model can score.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Dict, List, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
-
-if TYPE_CHECKING:
-    from distill.data.datasets import CrackDataset
 
 REGISTER_RADIUS = 2  # px: how far data.register moves a training mask at most
 
@@ -99,14 +96,6 @@ class Survey:
                 "median": [float(v) for v in np.median(arr, 0)],
                 "commonest": [[int(dx), int(dy), n] for (dx, dy), n
                               in Counter(map(tuple, arr.tolist())).most_common(3)]}
-
-
-def survey(dataset: CrackDataset, radius: int = 3) -> Dict[str, object]:
-    """A whole dataset's `Survey` report, reading each pair once."""
-    gather = Survey(radius)
-    for i in range(len(dataset)):
-        gather.add(*dataset.load(i))
-    return gather.report()
 
 
 def describe_registration(report: Dict[str, object]) -> str:

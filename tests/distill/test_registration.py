@@ -16,7 +16,7 @@ import pytest
 
 from distill.config import load_config
 from distill.data.datasets import open_dataset
-from distill.data.registration import best_offset, shift_mask, survey
+from distill.data.registration import Survey, best_offset, shift_mask
 from distill.pipeline import open_splits
 from distill.training.train import TrainData
 from tests.conftest import REPO
@@ -65,7 +65,9 @@ def test_a_mask_off_its_crack_is_found_off_by_its_pixels_and_moved_back():
 def test_data_check_reports_each_sets_registration(tmp_path):
     aligned = write_set(tmp_path / "sets" / "aligned", 4, (0, 0), seed=10)
     write_set(tmp_path / "sets" / "low", 4, (0, 1), seed=20)
-    assert survey(open_dataset(aligned))["on_crack"] == 1.0
+    gather = Survey()
+    open_dataset(aligned).check(progress=False, each=gather.add)
+    assert gather.report()["on_crack"] == 1.0
     out = subprocess.run([sys.executable, "-m", "distill.cli", "data", "check",
                           str(tmp_path / "sets"), "--registration", "--json"],
                          capture_output=True, text=True, cwd=REPO, check=True).stdout
