@@ -60,3 +60,10 @@ def test_a_row_the_work_folder_scored_again_under_a_new_label_is_not_carried():
     previous = {"seed 1 (the ensemble's second member)": row(0.6), "teacher": row(0.3)}
     assert list(ship_model.carried_rows(found, previous)) == ["ft (shipped)", "seed 1",
                                                               "teacher"]
+
+
+def test_the_cards_commands_include_student_runs_named_by_a_variable():
+    steps = ship_model.script_commands()
+    assert any(s.startswith('EXPORT=last student_run "long${e}q_$i"') for s in steps)
+    assert any(s.startswith("EXPORT=last student_run ft0 ") for s in steps)
+    assert all("\\" not in s for s in steps)  # continuation lines joined
