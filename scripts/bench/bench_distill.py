@@ -10,9 +10,12 @@ so they survive a noisy machine):
      photos at 448, NCHW, reading in the loop), and each change on its own
   5. bfloat16 autocast / float32: the shipped student's loop (HrSegNet-B16, 448-px
      views, batch 8) and a step of the small CrackSAM teacher (256 px, batch 8)
+  6. two seeds of that loop trained side by side (two processes, the cores split between
+     them) / one after the other with every core: what scripts/train_shipped_model's
+     long_pair does
 
 Usage: .venv/bin/python scripts/bench/bench_distill.py [--steps 6] [--seconds 10] [--size 448]
-       [--only-train | --only-bf16]
+       [--only-train | --only-bf16 | --only-seeds]
 """
 
 from __future__ import annotations
@@ -173,6 +176,49 @@ def bf16_paths(tmp: Path, steps: int) -> None:
           f"-> x{a / b:.2f}")
 
 
+def _student_loop(root: str, work: str, threads: int, steps: int, out) -> None:
+    """One process's images/s of the shipped student's bfloat16 loop with THREADS threads."""
+    torch.set_num_threads(threads)
+    from distill.data.mixture import open_mixture
+    cfg = load_config(overrides=[{
+        "size": 448, "work": work, "student": {"name": "hrsegnet_b16"},
+        "crop": {"min_area": 0.3, "max_area": 3.0, "min_aspect": 0.7, "max_aspect": 1.8},
+        "data": {"root": root, "val_ratio": 0.1},
+        "train": {"kd": False, "batch": 8, "epochs": 1, "epoch_size": 8 * steps,
+                  "warmup_iters": 0, "fresh_views": True, "photometric": 0.5, "bf16": True}}])
+    rate = loop_rate(cfg, open_mixture([root]), Path(work), steps, True)
+    end = time.time()  # wall clock, comparable between processes
+    out.put((end - 8 * steps / rate, end))
+
+
+def seed_paths(tmp: Path, steps: int) -> None:
+    """Two students trained side by side, the cores split, against one after the other
+    with every core: images per second of both together, each way measured twice."""
+    import multiprocessing as mp
+    cores = max(2, torch.get_num_threads())
+    write_dataset(tmp / "seeds", 16, size=448, seed=3, workers=1, progress=False)
+    ctx = mp.get_context("spawn")
+    rates: dict = {"one after the other": [], "side by side": []}
+    for rep in range(2):
+        for way, procs, threads in (("one after the other", 1, cores),
+                                    ("side by side", 2, cores // 2)):
+            out = ctx.Queue()
+            jobs = [ctx.Process(target=_student_loop, args=(
+                str(tmp / "seeds"), str(tmp / f"s{rep}{way[0]}{i}"), threads, steps, out))
+                for i in range(procs)]
+            for j in jobs:
+                j.start()
+            spans = [out.get() for _ in jobs]  # (start, end) of each loop
+            for j in jobs:
+                j.join()
+            wall = max(e for _, e in spans) - min(b for b, _ in spans)
+            rates[way].append(8 * steps * procs / wall)
+    seq, par = max(rates["one after the other"]), max(rates["side by side"])
+    print(f"two seeds of the student loop (HrSegNet-B16, 448 px, batch 8, bf16) on {cores} "
+          f"cores: one after the other {seq:.2f} images/s, side by side {par:.2f} images/s "
+          f"-> x{par / seq:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=6)
@@ -180,10 +226,15 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=448)
     ap.add_argument("--only-train", action="store_true", help="only the training-loop paths")
     ap.add_argument("--only-bf16", action="store_true", help="only bfloat16 against float32")
+    ap.add_argument("--only-seeds", action="store_true",
+                    help="only two seeds side by side against one after the other")
     args = ap.parse_args()
     s = args.size
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.only_seeds:
+            seed_paths(tmp, args.steps)
+            return 0
         if not args.only_bf16:
             train_paths(tmp, args.steps)
         if not args.only_train:
