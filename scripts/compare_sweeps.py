@@ -11,9 +11,13 @@ whose validation false alarms (crack-free photos and windows, at its threshold) 
 its rate is not chosen, however high its IoU: a car that cries crack more often is no
 upgrade. The rate held to is the mean over sources too, where every sweep has it: pooled,
 the CRACK500 crops' windows (70 of 146) hide a run that alarms on twice as many brick
-walls. Test splits play no part, so a choice made here can be checked on them.
+walls. With --margin M as well, the model in use is kept unless a run's mean over
+sources beats its own by at least M: two seeds of one recipe differ by 0.002-0.008 on
+this split, and a swap on less is a coin toss. Test splits play no part, so a choice
+made here can be checked on them.
 
-Usage: .venv/bin/python scripts/compare_sweeps.py [--no-more-alarms] WORK/sweep_A.json ...
+Usage: .venv/bin/python scripts/compare_sweeps.py [--no-more-alarms [--margin M]]
+       WORK/sweep_A.json ...
 """
 
 from __future__ import annotations
@@ -66,12 +70,21 @@ def alarm_rate(sweep: Dict[str, Any], macro: bool) -> Optional[float]:
 
 
 def choose(sweeps: Dict[str, Dict[str, Any]], alarm_limit: Optional[float] = None,
-           macro: bool = False) -> str:
+           macro: bool = False, in_use: Optional[str] = None, margin: float = 0.0) -> str:
     """The run with the highest validation IoU averaged over sources, among those whose
     validation false-alarm rate (mean over sources with `macro`) is at most `alarm_limit`
-    when one is given."""
+    when one is given; `in_use` (the model in use) unless that run beats it by at least
+    `margin`."""
     allowed = [n for n, sw in sweeps.items() if not over_limit(sw, alarm_limit, macro)]
-    return max(allowed, key=lambda name: sweeps[name]["macro_iou"])
+    best = max(allowed, key=lambda name: sweeps[name]["macro_iou"])
+    if in_use is not None and gain(sweeps, best, in_use) < margin - 1e-9:
+        return in_use
+    return best
+
+
+def gain(sweeps: Dict[str, Dict[str, Any]], run: str, in_use: str) -> float:
+    """How much higher RUN's validation IoU averaged over sources is than IN_USE's."""
+    return sweeps[run]["macro_iou"] - sweeps[in_use]["macro_iou"]
 
 
 def over_limit(sweep: Dict[str, Any], alarm_limit: Optional[float], macro: bool) -> bool:
@@ -103,7 +116,13 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--no-more-alarms", action="store_true",
                     help="the first sweep is the model in use: never choose a run with more "
                          "validation false alarms than it")
+    ap.add_argument("--margin", type=float, default=0.0, metavar="M",
+                    help="with --no-more-alarms: keep the model in use unless a run beats "
+                         "its mean over sources by at least M (e.g. 0.005, the spread "
+                         "between seeds)")
     a = ap.parse_args(argv)
+    if a.margin and not a.no_more_alarms:
+        raise SystemExit("--margin needs --no-more-alarms (the first sweep is the model in use)")
     sweeps = {p.stem.removeprefix("sweep_"): load(p) for p in a.sweeps}
     images = {sw["images"] for sw in sweeps.values()}
     if len(images) > 1:
@@ -116,15 +135,20 @@ def main(argv: List[str]) -> int:
         limit = alarm_rate(next(iter(sweeps.values())), macro)
         if limit is None:
             raise SystemExit(f"{a.sweeps[0]}: no validation false-alarm rate to hold to")
-    best = choose(sweeps, limit, macro)
+    first = next(iter(sweeps))
+    best = choose(sweeps, limit, macro, first if limit is not None else None, a.margin)
     if limit is not None:
-        in_use = next(iter(sweeps.values()))
         for name, sw in sweeps.items():
             if over_limit(sw, limit, macro):
                 print(f"refused {name}: crack-free validation images alarmed on, against the "
-                      f"model in use: {refusal(in_use, sw)}")
+                      f"model in use: {refusal(sweeps[first], sw)}")
+        top = choose(sweeps, limit, macro)
+        if best == first and top != first:
+            print(f"kept {first}: {top} beats it by {gain(sweeps, top, first):.4f}, less "
+                  f"than the margin {a.margin}")
     rule = "" if limit is None else (f", false alarms{' (mean over sources)' if macro else ''}"
                                      f" at most {limit:.1%}")
+    rule += f", a gain of at least {a.margin}" if a.margin else ""
     print(f"\nchoice on validation (mean over sources{rule}): {best}")
     return 0
 

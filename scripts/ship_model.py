@@ -107,10 +107,10 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 RUNS = {"ft0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
                "fine-tuned at lr 3e-4 (4,512 + 1,128 steps)",
         "ft1": "the same recipe with seed 1 (the ensemble's second member)",
-        "long30q_0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
-                     "30 epochs (bfloat16), fine-tuned with 30% clear crops, none from UAV "
-                     "(5,640 + 564 steps)",
-        "long30q_1": "the same recipe with seed 1 (the ensemble's second member)",
+        "long72q_0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
+                     "72 epochs (bfloat16), fine-tuned with 30% clear crops, none from UAV "
+                     "(13,536 + 564 steps; LONG=1)",
+        "long72q_1": "the same recipe with seed 1 (the ensemble's second member)",
         "shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5 (4,512 "
                    "steps)",
         "seed1": "the same recipe with seed 1",
@@ -155,7 +155,7 @@ class Ensemble(NamedTuple):
 
 # the ensembles by their second run
 ENSEMBLES = {
-    "long30q_1": Ensemble("ens_long30q", "seeds 0 and 1 averaged", "seed1", "ensft",
+    "long72q_1": Ensemble("ens_long72q", "seeds 0 and 1 averaged", "seed1", "ensft",
                           f"{RUNS['ft0']}, seeds 0 and 1 averaged (shipped before)"),
     "ft1": Ensemble("ensft", "seeds 0 and 1 averaged", "seed1", "ens",
                     f"{RUNS['shipped']}, seeds 0 and 1 averaged (shipped before)"),

@@ -103,3 +103,20 @@ def test_a_refusal_says_how_many_more_crack_free_images_alarmed_per_source(tmp_p
     assert "refused louder: crack-free validation images alarmed on, against the model in " \
            "use: small +2 of 10" in out
     assert "refused in_use" not in out and out.strip().endswith(": in_use")
+
+
+def test_margin_keeps_the_model_in_use_unless_a_run_beats_it_by_that_much(tmp_path, capsys):
+    in_use = write(tmp_path, "in_use", sweep(0.60, 0.50))   # mean 0.550
+    close = write(tmp_path, "close", sweep(0.60, 0.502))    # mean 0.551: +0.001
+    args = ["--no-more-alarms", str(in_use), str(close)]
+    assert compare_sweeps.main([*args, "--margin", "0.003"]) == 0
+    out = capsys.readouterr().out
+    assert "kept in_use: close beats it by 0.0010, less than the margin 0.003" in out
+    assert out.strip().endswith("a gain of at least 0.003): in_use")
+    assert compare_sweeps.main(args) == 0  # no margin: the old rule takes the higher mean
+    assert capsys.readouterr().out.strip().endswith(": close")
+    clear = write(tmp_path, "clear", sweep(0.61, 0.51))     # mean 0.560: +0.010
+    assert compare_sweeps.main([*args, str(clear), "--margin", "0.003"]) == 0
+    assert capsys.readouterr().out.strip().endswith(": clear")
+    with pytest.raises(SystemExit, match="--margin needs --no-more-alarms"):
+        compare_sweeps.main([str(in_use), str(close), "--margin", "0.003"])
