@@ -70,16 +70,12 @@ def alarm_rate(sweep: Dict[str, Any], macro: bool) -> Optional[float]:
 
 
 def choose(sweeps: Dict[str, Dict[str, Any]], alarm_limit: Optional[float] = None,
-           macro: bool = False, in_use: Optional[str] = None, margin: float = 0.0) -> str:
+           macro: bool = False) -> str:
     """The run with the highest validation IoU averaged over sources, among those whose
     validation false-alarm rate (mean over sources with `macro`) is at most `alarm_limit`
-    when one is given; `in_use` (the model in use) unless that run beats it by at least
-    `margin`."""
+    when one is given."""
     allowed = [n for n, sw in sweeps.items() if not over_limit(sw, alarm_limit, macro)]
-    best = max(allowed, key=lambda name: sweeps[name]["macro_iou"])
-    if in_use is not None and gain(sweeps, best, in_use) < margin - 1e-9:
-        return in_use
-    return best
+    return max(allowed, key=lambda name: sweeps[name]["macro_iou"])
 
 
 def gain(sweeps: Dict[str, Dict[str, Any]], run: str, in_use: str) -> float:
@@ -135,17 +131,16 @@ def main(argv: List[str]) -> int:
         limit = alarm_rate(next(iter(sweeps.values())), macro)
         if limit is None:
             raise SystemExit(f"{a.sweeps[0]}: no validation false-alarm rate to hold to")
-    first = next(iter(sweeps))
-    best = choose(sweeps, limit, macro, first if limit is not None else None, a.margin)
+    first, best = next(iter(sweeps)), choose(sweeps, limit, macro)
     if limit is not None:
         for name, sw in sweeps.items():
             if over_limit(sw, limit, macro):
                 print(f"refused {name}: crack-free validation images alarmed on, against the "
                       f"model in use: {refusal(sweeps[first], sw)}")
-        top = choose(sweeps, limit, macro)
-        if best == first and top != first:
-            print(f"kept {first}: {top} beats it by {gain(sweeps, top, first):.4f}, less "
+        if best != first and gain(sweeps, best, first) < a.margin - 1e-9:
+            print(f"kept {first}: {best} beats it by {gain(sweeps, best, first):.4f}, less "
                   f"than the margin {a.margin}")
+            best = first
     rule = "" if limit is None else (f", false alarms{' (mean over sources)' if macro else ''}"
                                      f" at most {limit:.1%}")
     rule += f", a gain of at least {a.margin}" if a.margin else ""

@@ -130,6 +130,17 @@ def torch_throughput(model, frames: np.ndarray, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def student_loop_config(root: Path, work: Path, steps: int, bf16: bool):
+    """The shipped student's training loop (HrSegNet-B16, 448-px views of 0.3-3x the photo,
+    batch 8) for STEPS steps on the photos in ROOT."""
+    return load_config(overrides=[{
+        "size": 448, "work": str(work), "student": {"name": "hrsegnet_b16"},
+        "crop": {"min_area": 0.3, "max_area": 3.0, "min_aspect": 0.7, "max_aspect": 1.8},
+        "data": {"root": str(root), "val_ratio": 0.1},
+        "train": {"kd": False, "batch": 8, "epochs": 1, "epoch_size": 8 * steps,
+                  "warmup_iters": 0, "fresh_views": True, "photometric": 0.5, "bf16": bf16}}])
+
+
 def bf16_paths(tmp: Path, steps: int) -> None:
     """float32 against bfloat16 autocast, each measured twice, interleaved."""
     import yaml
@@ -139,16 +150,10 @@ def bf16_paths(tmp: Path, steps: int) -> None:
     from distill.training.mixed_precision import bf16_native, forward_autocast
     write_dataset(tmp / "views", 16, size=448, seed=3, workers=1, progress=False)
     ds = open_mixture([str(tmp / "views")])
-    crop = {"min_area": 0.3, "max_area": 3.0, "min_aspect": 0.7, "max_aspect": 1.8}
     rates: dict = {False: [], True: []}
     for bf16 in (False, True, False, True):
         work = tmp / f"bf16_{bf16}_{len(rates[bf16])}"
-        cfg = load_config(overrides=[{
-            "size": 448, "crop": crop, "work": str(work), "student": {"name": "hrsegnet_b16"},
-            "data": {"root": str(tmp / "views"), "val_ratio": 0.1},
-            "train": {"kd": False, "batch": 8, "epochs": 1, "epoch_size": 8 * steps,
-                      "warmup_iters": 0, "fresh_views": True, "photometric": 0.5,
-                      "bf16": bf16}}])
+        cfg = student_loop_config(tmp / "views", work, steps, bf16)
         rates[bf16].append(loop_rate(cfg, ds, work, steps, True))
     fp32, bf = max(rates[False]), max(rates[True])
     print(f"bf16 native on this CPU: {bf16_native()}")
@@ -177,18 +182,14 @@ def bf16_paths(tmp: Path, steps: int) -> None:
 
 
 def _student_loop(root: str, work: str, threads: int, steps: int, out) -> None:
-    """One process's images/s of the shipped student's bfloat16 loop with THREADS threads."""
+    """One process's run of the shipped student's bfloat16 loop with THREADS threads: puts
+    (start, end, images) on OUT, in wall-clock time, comparable between processes."""
     torch.set_num_threads(threads)
     from distill.data.mixture import open_mixture
-    cfg = load_config(overrides=[{
-        "size": 448, "work": work, "student": {"name": "hrsegnet_b16"},
-        "crop": {"min_area": 0.3, "max_area": 3.0, "min_aspect": 0.7, "max_aspect": 1.8},
-        "data": {"root": root, "val_ratio": 0.1},
-        "train": {"kd": False, "batch": 8, "epochs": 1, "epoch_size": 8 * steps,
-                  "warmup_iters": 0, "fresh_views": True, "photometric": 0.5, "bf16": True}}])
+    cfg = student_loop_config(Path(root), Path(work), steps, True)
     rate = loop_rate(cfg, open_mixture([root]), Path(work), steps, True)
-    end = time.time()  # wall clock, comparable between processes
-    out.put((end - 8 * steps / rate, end))
+    end, images = time.time(), steps * cfg.train.batch
+    out.put((end - images / rate, end, images))
 
 
 def seed_paths(tmp: Path, steps: int) -> None:
@@ -208,11 +209,11 @@ def seed_paths(tmp: Path, steps: int) -> None:
                 for i in range(procs)]
             for j in jobs:
                 j.start()
-            spans = [out.get() for _ in jobs]  # (start, end) of each loop
+            spans = [out.get() for _ in jobs]  # (start, end, images) of each loop
             for j in jobs:
                 j.join()
-            wall = max(e for _, e in spans) - min(b for b, _ in spans)
-            rates[way].append(8 * steps * procs / wall)
+            wall = max(e for _, e, _ in spans) - min(b for b, _, _ in spans)
+            rates[way].append(sum(n for _, _, n in spans) / wall)
     seq, par = max(rates["one after the other"]), max(rates["side by side"])
     print(f"two seeds of the student loop (HrSegNet-B16, 448 px, batch 8, bf16) on {cores} "
           f"cores: one after the other {seq:.2f} images/s, side by side {par:.2f} images/s "
