@@ -12,7 +12,7 @@ so they survive a noisy machine):
      views, batch 8) and a step of the small CrackSAM teacher (256 px, batch 8)
   6. two seeds of that loop trained side by side (two processes, the cores split between
      them) / one after the other with every core: what scripts/train_shipped_model's
-     long_pair does
+     pair does
 
 Usage: .venv/bin/python scripts/bench/bench_distill.py [--steps 6] [--seconds 10] [--size 448]
        [--only-train | --only-bf16 | --only-seeds]

@@ -64,6 +64,16 @@ def test_a_row_the_work_folder_scored_again_under_a_new_label_is_not_carried():
 
 def test_the_cards_commands_include_student_runs_named_by_a_variable():
     steps = ship_model.script_commands()
-    assert any(s.startswith('EXPORT=last student_run "long${e}q_$i"') for s in steps)
+    assert any(s.startswith('EXPORT=last student_run "${n}q_$i"') for s in steps)
     assert any(s.startswith("EXPORT=last student_run ft0 ") for s in steps)
     assert all("\\" not in s for s in steps)  # continuation lines joined
+
+
+def test_the_card_of_a_long_run_names_the_switches_that_train_it():
+    assert ship_model.reproduce_script("ft0") == ("scripts/train_shipped_model DATA_DIR "
+                                                  "[WORK_DIR] (CPU)")
+    line = ship_model.reproduce_script("long30r36q_0")
+    assert line.startswith("LONG=1 LONG_EPOCHS=30 MORE=36 scripts/train_shipped_model ")
+    # every switch it names is one the script reads
+    script = ship_model.SCRIPT.read_text()
+    assert all(f"${{{k.split('=')[0]}:-" in script for k in line.split()[:3])
