@@ -79,15 +79,35 @@ def reproduce_script(tag: str) -> str:
                                   "DATA_DIR [WORK_DIR] (CPU)"]))
 
 
+def script_arrays(text: str) -> Dict[str, str]:
+    """The option arrays the training script TEXT defines once (NAME=(...)), by name, each
+    with the arrays it names expanded; not those built from a function's arguments."""
+    found = re.findall(r"^\s*([A-Z][A-Z0-9_]*)=\(([^()]*)\)", text, re.M)
+    names = [n for n, _ in found]
+    arrays = {n: re.sub(r"\s+", " ", body).strip() for n, body in found
+              if names.count(n) == 1 and body.strip() and not re.search(r"\$\{?[0-9]", body)}
+    for _ in range(len(arrays)):  # an array may name another
+        arrays = {n: expand_arrays(body, arrays) for n, body in arrays.items()}
+    return arrays
+
+
+def expand_arrays(line: str, arrays: Dict[str, str]) -> str:
+    """LINE with each "${NAME[@]}" of ARRAYS written out."""
+    return re.sub(r'"\$\{([A-Z][A-Z0-9_]*)\[@\]\}"',
+                  lambda m: arrays.get(m.group(1), m.group(0)), line)
+
+
 def script_commands() -> List[str]:
-    """The crack-distill commands of the training script, one line each."""
+    """The crack-distill commands of the training script, one line each, its option
+    arrays written out."""
     text = SCRIPT.read_text().replace("\\\n", " ")
+    arrays = script_arrays(text)
     out = []
     for line in text.splitlines():
         m = re.search(r"\$BIN/(crack-distill .*)$", line) or re.match(
             r"\s*((?:[A-Z]+=\w+ )?student_run \"?[a-z$].*)$", line)  # student_run stages
         if m:
-            out.append(re.sub(r"\s+", " ", m.group(1)).strip())
+            out.append(re.sub(r"\s+", " ", expand_arrays(m.group(1), arrays)).strip())
     if not out:
         raise SystemExit(f"{SCRIPT}: found no crack-distill commands")
     return out

@@ -77,3 +77,16 @@ def test_the_card_of_a_long_run_names_the_switches_that_train_it():
     # every switch it names is one the script reads
     script = ship_model.SCRIPT.read_text()
     assert all(f"${{{k.split('=')[0]}:-" in script for k in line.split()[:3])
+
+
+def test_the_cards_commands_write_out_the_scripts_option_arrays():
+    text = ('A=(--set x=1\n   --set y=2)\nB=(--no-kd "${A[@]}")\nP=()\nP=(--bf16)\n'
+            'f() { S=(--data "$T/d:${1:-2}"); }\n')
+    arrays = ship_model.script_arrays(text)
+    # B names A; P is defined twice and S from a function's argument: both left as named
+    assert arrays == {"A": "--set x=1 --set y=2", "B": "--no-kd --set x=1 --set y=2"}
+    assert ship_model.expand_arrays('run t "${B[@]}" "${P[@]}"', arrays) == (
+        'run t --no-kd --set x=1 --set y=2 "${P[@]}"')
+    ft0 = next(s for s in ship_model.script_commands() if " student_run ft0 " in f" {s}")
+    assert "--set crop.min_area=0.3" in ft0 and "--set train.lr=0.0003" in ft0
+    assert "${VIEWS" not in ft0 and "${FT" not in ft0
