@@ -1,0 +1,83 @@
+"""scripts/train_shipped_model's long pairs: the commands each seed runs, where a pair
+trained on from another starts, and a failed seed waiting for the other. The script's
+own pair functions run in bash; the stages they call (student_run, ensemble_run) are
+replaced by ones that log their arguments, since training is tested elsewhere."""
+import re
+import subprocess
+from pathlib import Path
+from typing import List
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_shipped_model"
+
+
+def function(name: str) -> str:
+    """The bash function NAME as the script defines it."""
+    m = re.search(rf"^{name}\(\) \{{.*?^\}}\n", SCRIPT.read_text(), re.S | re.M)
+    assert m, f"{SCRIPT} defines no {name}()"
+    return m.group(0)
+
+
+def run_pair(tmp_path: Path, call: str, student_run: str) -> subprocess.CompletedProcess:
+    """Run CALL (a pair ... line) with the script's VIEWS/FT/QUIETER arrays and pair
+    functions, STUDENT_RUN standing in for the training stage; each stage logs to log.txt."""
+    arrays = "\n".join(re.findall(r"^(?:VIEWS|FT|QUIETER)=\(.*\)$", SCRIPT.read_text(), re.M))
+    harness = f"""set -euo pipefail
+W=work; OMP_NUM_THREADS=2; LOG={tmp_path}/log.txt
+{arrays}
+sources() {{ :; }}
+student_run() {{ {student_run} }}
+ensemble_run() {{ echo "ensemble $*" >> "$LOG"; }}
+{function("pair_student")}
+{function("pair")}
+{call} & p=$!
+s=0; wait "$p" || s=$?
+echo "pair returned $s" >> "$LOG"
+exit "$s"
+"""
+    return subprocess.run(["bash", "-c", harness], capture_output=True, text=True, timeout=60)
+
+
+def log(tmp_path: Path) -> List[str]:
+    return (tmp_path / "log.txt").read_text().splitlines()
+
+
+def test_a_pair_trained_on_starts_each_seed_from_that_seeds_last_checkpoint(tmp_path):
+    r = run_pair(tmp_path, 'pair long30r36 long30 --set train.epochs=36 --set train.lr=0.0005',
+                 'echo "$OMP_NUM_THREADS $*" >> "$LOG";')
+    assert r.returncode == 0, r.stderr
+    runs = {line.split()[1]: line for line in log(tmp_path)
+            if not line.startswith(("ensemble", "pair"))}
+    assert sorted(runs) == ["long30r36_0", "long30r36_1", "long30r36q_0", "long30r36q_1"]
+    for i in (0, 1):
+        first, quiet = runs[f"long30r36_{i}"], runs[f"long30r36q_{i}"]
+        assert first.startswith("1 ")  # the two cores split between the two seeds
+        assert f"student.init=work/long30_{i}/checkpoints/last.pth" in first
+        assert f"train.seed={i}" in first and "train.epochs=36" in first
+        assert "train.lr=0.0005" in first and "train.bf16=true" in first
+        # the quieter fine-tune starts from this pair's own student, at the fine-tune's rate
+        assert f"student.init=work/long30r36_{i}/checkpoints/last.pth" in quiet
+        assert "train.epochs=3" in quiet and "train.lr=0.0003" in quiet
+        assert "crop.clear_share=0.3" in quiet
+    assert log(tmp_path)[-3:] == ["ensemble ens_long30r36 long30r36_0 long30r36_1",
+                                  "ensemble ens_long30r36q long30r36q_0 long30r36q_1",
+                                  "pair returned 0"]
+
+
+def test_a_pair_from_scratch_names_no_starting_checkpoint(tmp_path):
+    r = run_pair(tmp_path, "pair long72 - --set train.epochs=72",
+                 'echo "$*" >> "$LOG";')
+    assert r.returncode == 0, r.stderr
+    first = [line for line in log(tmp_path) if line.startswith("long72_")]
+    assert len(first) == 2 and all("student.init" not in line for line in first)
+
+
+def test_a_failed_seed_fails_the_pair_only_once_the_other_seed_has_stopped(tmp_path):
+    # seed 0 fails at once; seed 1 is still training for a while
+    r = run_pair(tmp_path, "pair long72 - --set train.epochs=72",
+                 'case "$1" in *_0) echo "failed $1" >> "$LOG"; return 1;; '
+                 '*_1) sleep 1; echo "finished $1" >> "$LOG";; esac')
+    assert r.returncode != 0
+    lines = log(tmp_path)
+    assert lines[0] == "failed long72_0" and lines[-1] == "pair returned 1"
+    # the pair returned only after seed 1 had finished both its runs, and built nothing
+    assert lines[1:-1] == ["finished long72_1", "finished long72q_1"]
