@@ -138,12 +138,12 @@ RUNS = {"ft0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.
         "ft1": "the same recipe with seed 1 (the ensemble's second member)",
         "long72q_0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
                      "72 epochs (bfloat16), fine-tuned with 30% clear crops, none from UAV "
-                     "(13,536 + 564 steps; LONG=1)",
+                     f"(13,536 + 564 steps; {SCRIPT_SWITCHES['long72q_0']})",
         "long72q_1": "the same recipe with seed 1 (the ensemble's second member)",
         "long30r36q_0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
                         "30 epochs, then 36 more from there at half the learning rate "
                         "(bfloat16), fine-tuned with 30% clear crops, none from UAV (5,640 "
-                        "+ 6,768 + 564 steps; LONG=1 LONG_EPOCHS=30 MORE=36)",
+                        f"+ 6,768 + 564 steps; {SCRIPT_SWITCHES['long30r36q_0']})",
         "long30r36q_1": "the same recipe with seed 1 (the ensemble's second member)",
         "shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5 (4,512 "
                    "steps)",
