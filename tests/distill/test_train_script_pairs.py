@@ -81,3 +81,31 @@ def test_a_failed_seed_fails_the_pair_only_once_the_other_seed_has_stopped(tmp_p
     assert lines[0] == "failed long72_0" and lines[-1] == "pair returned 1"
     # the pair returned only after seed 1 had finished both its runs, and built nothing
     assert lines[1:-1] == ["finished long72_1", "finished long72q_1"]
+
+
+def run_sittings(tmp_path: Path, more: str, pair: str) -> subprocess.CompletedProcess:
+    """The script's more_sittings for MORE, PAIR standing in for the pair stage."""
+    harness = f"""set -euo pipefail
+LOG={tmp_path}/log.txt; : > "$LOG"
+pair() {{ {pair} }}
+{function("more_sittings")}
+more_sittings long30 {more}
+"""
+    return subprocess.run(["bash", "-c", harness], capture_output=True, text=True, timeout=60)
+
+
+def test_each_further_sitting_starts_from_the_sitting_before(tmp_path):
+    r = run_sittings(tmp_path, "36 30", 'echo "$*" >> "$LOG";')
+    assert r.returncode == 0, r.stderr
+    assert log(tmp_path) == [
+        "long30r36 long30 --set train.epochs=36 --set train.lr=0.0005 --set train.warmup_iters=50",
+        "long30r36r30 long30r36 --set train.epochs=30 --set train.lr=0.0005 "
+        "--set train.warmup_iters=50"]
+
+
+def test_no_further_sitting_for_none_or_zero_and_a_failed_one_stops_the_rest(tmp_path):
+    for more in ("", "0"):
+        assert run_sittings(tmp_path, more, 'echo "$*" >> "$LOG";').returncode == 0
+        assert log(tmp_path) == []
+    r = run_sittings(tmp_path, "36 30", 'echo "$1" >> "$LOG"; return 1;')
+    assert r.returncode != 0 and log(tmp_path) == ["long30r36"]
