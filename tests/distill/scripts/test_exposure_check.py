@@ -1,14 +1,14 @@
-"""scripts/exposure_check.py: the test-time brightness gain it measures, and that the
+"""scripts/studies/exposure_check.py: the test-time brightness gain it measures, and that the
 gain reaches the model it scores."""
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 
+from tests.conftest import REPO
 from tests.distill.helpers import make_data
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "exposure_check.py"
+SCRIPT = REPO / "scripts" / "studies" / "exposure_check.py"
 spec = importlib.util.spec_from_file_location("exposure_check", SCRIPT)
 exposure_check = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(exposure_check)

@@ -1,14 +1,15 @@
-"""scripts/resolution_ceiling.py: what a perfect predictor at a coarser output grid scores,
+"""scripts/studies/resolution_ceiling.py: what a perfect predictor at a coarser output grid scores,
 checked against hand-computed masks."""
 
 import importlib.util
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "resolution_ceiling.py"
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "studies" / "resolution_ceiling.py"
 spec = importlib.util.spec_from_file_location("resolution_ceiling", SCRIPT)
 resolution_ceiling = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(resolution_ceiling)

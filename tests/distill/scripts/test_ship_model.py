@@ -2,9 +2,10 @@
 score, so shipping a retrained student does not drop the KD, teacher and older rows."""
 
 import importlib.util
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ship_model.py"
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "ship_model.py"
 spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
 ship_model = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship_model)

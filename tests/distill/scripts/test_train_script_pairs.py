@@ -7,7 +7,9 @@ import subprocess
 from pathlib import Path
 from typing import List
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_shipped_model"
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "train_shipped_model"
 
 
 def function(name: str) -> str:

@@ -1,4 +1,4 @@
-"""scripts/training_scaling.py fits each source's IoU against log2(epochs), averages seeds
+"""scripts/studies/training_scaling.py fits each source's IoU against log2(epochs), averages seeds
 of one length in its table, and says how long a goal would take or that it never comes."""
 
 import importlib.util
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "training_scaling.py"
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "studies" / "training_scaling.py"
 spec = importlib.util.spec_from_file_location("training_scaling", SCRIPT)
 training_scaling = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(training_scaling)

@@ -1,4 +1,4 @@
-"""scripts/compare_sweeps.py chooses between runs on validation by the mean over sources,
+"""scripts/studies/compare_sweeps.py chooses between runs on validation by the mean over sources,
 not by pooled IoU, and refuses sweeps it cannot compare."""
 
 import importlib.util
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_sweeps.py"
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "studies" / "compare_sweeps.py"
 spec = importlib.util.spec_from_file_location("compare_sweeps", SCRIPT)
 compare_sweeps = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare_sweeps)

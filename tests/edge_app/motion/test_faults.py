@@ -22,7 +22,7 @@ from edge_app.sources.mjpeg import MjpegSource
 from edge_app.tools.motors_off import drive_pins
 from edge_app.vision.pipeline import CarPipeline
 from tests.conftest import REPO
-from tests.edge_app.test_drive import off, pins, wait_for
+from tests.edge_app.motion.test_drive import off, pins, wait_for
 from tests.services.streams import ScriptedMjpegServer, headers, part
 
 
