@@ -1,4 +1,5 @@
-"""The unit files pass `systemd-analyze verify`, and the motors_off tool works."""
+"""The unit files pass `systemd-analyze verify`, the motors_off tool works, and sd_notify
+speaks the protocol the units expect."""
 
 import shutil
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 import pytest
 
+from edge_app.links.sd_notify import notify
 from tests.conftest import REPO
 
 UNITS = sorted((REPO / "systemd").glob("*.service"))
@@ -46,3 +48,11 @@ def test_motors_off_tool(tmp_path):
     r = subprocess.run([sys.executable, "-m", "edge_app.tools.motors_off", "--sim"],
                        capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 0 and "motors off" in r.stdout
+
+
+def test_sd_notify_speaks_the_systemd_protocol(notify_socket, monkeypatch):
+    notify_socket.settimeout(2)
+    assert notify("WATCHDOG=1")
+    assert notify_socket.recv(100) == b"WATCHDOG=1"
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert notify("READY=1") is False

@@ -519,15 +519,12 @@ def test_config_command_prints_the_effective_config_with_secrets_masked(cli, tmp
     assert cfg["mqtt"]["command_key"] == "***"
 
 
-def test_watchdog_pings_at_half_its_period_with_a_status_line(tmp_path, monkeypatch):
+def test_watchdog_pings_at_half_its_period_with_a_status_line(notify_socket, monkeypatch):
     import socket
 
     from edge_app.runner import _watchdog_feeder
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
+    sock = notify_socket
     sock.settimeout(0.1)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
     monkeypatch.setenv("WATCHDOG_USEC", "400000")  # 0.4 s: ping every 0.2 s
     tick = _watchdog_feeder(lambda: {"fps": 3.5, "mode": "cruise", "spool_depth": 2,
                                      "recording": "recording"})
@@ -537,7 +534,6 @@ def test_watchdog_pings_at_half_its_period_with_a_status_line(tmp_path, monkeypa
         time.sleep(0.005)
         with contextlib.suppress(socket.timeout):
             got.append(sock.recv(4096).decode())
-    sock.close()
     assert 3 <= len(got) <= 5
     assert all(m.startswith("WATCHDOG=1\nSTATUS=3.5 fps, mode cruise, spool 2") for m in got)
 

@@ -3,14 +3,12 @@ recording only, retention, replay as a source, systemd notify."""
 
 import json
 import os
-import socket
 import threading
 
 import cv2
 import numpy as np
 import pytest
 
-from edge_app.links.sd_notify import notify
 from edge_app.recorder import RecordConfig, Recorder, RunReader, apply_retention
 from edge_app.sources.recorded import RecordedRunSource
 from edge_app.vision.frames import LatestSlot
@@ -100,19 +98,6 @@ def test_recorded_run_replays_as_a_source(tmp_path):
     t.join(5)
     assert [f.jpeg for f in got] == frames and [f.seq for f in got] == list(range(1, 7))
     assert cv2.imdecode(np.frombuffer(got[0].jpeg, np.uint8), 1).shape == (240, 320, 3)
-
-
-def test_sd_notify_speaks_the_systemd_protocol(tmp_path, monkeypatch):
-    path = str(tmp_path / "notify.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    s.settimeout(2)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
-    assert notify("WATCHDOG=1")
-    assert s.recv(100) == b"WATCHDOG=1"
-    s.close()
-    monkeypatch.delenv("NOTIFY_SOCKET")
-    assert notify("READY=1") is False
 
 
 def test_cli_run_records_a_run_that_reads_back(tmp_path, cli, dark_model):
