@@ -111,3 +111,68 @@ def test_no_further_sitting_for_none_or_zero_and_a_failed_one_stops_the_rest(tmp
         assert log(tmp_path) == []
     r = run_sittings(tmp_path, "36 30", 'echo "$1" >> "$LOG"; return 1;')
     assert r.returncode != 0 and log(tmp_path) == ["long30r36"]
+
+
+FAKE_DISTILL = """#!/usr/bin/env bash
+# crack-distill as the script calls it: logs its arguments, makes the files it would make
+echo "$*" >> "$LOG"
+prev=; work=
+for a in "$@"; do
+  case "$prev" in
+    --json-out) echo '{"best_threshold": 0.6}' > "$a";;
+    --out) case "$a" in
+             *.xml) mkdir -p "$(dirname "$a")"; touch "$a";;
+             *) mkdir -p "$a/images";;
+           esac;;
+    --work) work=$a;;
+  esac
+  prev=$a
+done
+if [ "$1" = export ]; then
+  mkdir -p "$work/export"; touch "$work/export/student.xml" "$work/export/student_int8.xml"
+fi
+"""
+
+
+def run_script(tmp_path: Path, **switches: str) -> List[str]:
+    """The whole training script with SWITCHES, crack-distill replaced by FAKE_DISTILL (the
+    real python beside it), on empty dataset folders; the crack-distill lines it ran."""
+    import sys
+    bin_dir, data = tmp_path / "bin", tmp_path / "data"
+    bin_dir.mkdir()
+    (bin_dir / "crack-distill").write_text(FAKE_DISTILL)
+    (bin_dir / "crack-distill").chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    for name in ("DeepCrack", "CRACK500_full640", "CRACK500_crops360", "SUT_Crack", "UAV_Kaggle",
+                 "Khanhha_subset350", "Masonry_Dais"):
+        (data / "train" / name).mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin", "VENV_BIN": str(bin_dir), "LOG": str(tmp_path / "log.txt"),
+           **switches}
+    r = subprocess.run([str(SCRIPT), str(data), str(tmp_path / "work")], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return log(tmp_path)
+
+
+def trained(lines: List[str]) -> List[str]:
+    """The runs the crack-distill lines trained (train --work W/RUN), in order."""
+    return [re.search(r"--work \S*/work/(\S+)", x).group(1) for x in lines
+            if x.startswith("train ")]
+
+
+def test_main0_trains_only_the_long_pair_and_its_sittings(tmp_path):
+    lines = run_script(tmp_path, LONG="1", LONG_EPOCHS="2", MORE="1 1", MAIN="0")
+    runs = trained(lines)
+    assert sorted(runs) == sorted(f"long2{s}_{i}" for s in ("", "q", "r1", "r1q", "r1r1", "r1r1q")
+                                  for i in (0, 1))
+    for i in (0, 1):  # each sitting after the seed's own previous one
+        assert runs.index(f"long2_{i}") < runs.index(f"long2r1_{i}") < runs.index(f"long2r1r1_{i}")
+        (third,) = [x for x in lines if f"/work/long2r1r1_{i} " in x and x.startswith("train")]
+        assert f"student.init={tmp_path}/work/long2r1_{i}/checkpoints/last.pth" in third
+    ensembles = [x.split()[-1] for x in lines if x.startswith("ensemble ")]
+    assert f"{tmp_path}/work/ens_long2r1r1q/export/student.xml" in ensembles
+
+
+def test_the_main_path_runs_unless_switched_off(tmp_path):
+    runs = trained(run_script(tmp_path))
+    assert runs == ["shipped", "seed1", "ft0", "ft1"]
