@@ -133,24 +133,27 @@ def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
 SCRIPT_SWITCHES = {"long72q_0": "LONG=1", "long30r36q_0": "LONG=1 LONG_EPOCHS=30 MORE=36",
                    "long30r36r30q_0": 'LONG=1 LONG_EPOCHS=30 MORE="36 30"'}
 
+
+def long_run(training: str, steps: str, tag: str) -> str:
+    """The table label of long run TAG: the shipped recipe trained as TRAINING says, then
+    fine-tuned quieter, STEPS in all, with the script's switches that train it."""
+    return ("HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
+            f"{training}, fine-tuned with 30% clear crops, none from UAV ({steps} steps; "
+            f"{SCRIPT_SWITCHES[tag]})")
+
+
 # the runs of scripts/train_shipped_model, by tag, as the tables name them
 RUNS = {"ft0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
                "fine-tuned at lr 3e-4 (4,512 + 1,128 steps)",
         "ft1": "the same recipe with seed 1 (the ensemble's second member)",
-        "long72q_0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
-                     "72 epochs (bfloat16), fine-tuned with 30% clear crops, none from UAV "
-                     f"(13,536 + 564 steps; {SCRIPT_SWITCHES['long72q_0']})",
+        "long72q_0": long_run("72 epochs (bfloat16)", "13,536 + 564", "long72q_0"),
         "long72q_1": "the same recipe with seed 1 (the ensemble's second member)",
-        "long30r36q_0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
-                        "30 epochs, then 36 more from there at half the learning rate "
-                        "(bfloat16), fine-tuned with 30% clear crops, none from UAV (5,640 "
-                        f"+ 6,768 + 564 steps; {SCRIPT_SWITCHES['long30r36q_0']})",
+        "long30r36q_0": long_run("30 epochs, then 36 more from there at half the learning "
+                                 "rate (bfloat16)", "5,640 + 6,768 + 564", "long30r36q_0"),
         "long30r36q_1": "the same recipe with seed 1 (the ensemble's second member)",
-        "long30r36r30q_0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT "
-                           "x1.5, 30 epochs, then 36 and 30 more, each from the last at half "
-                           "the learning rate (bfloat16), fine-tuned with 30% clear crops, none "
-                           "from UAV (5,640 + 6,768 + 5,640 + 564 steps; "
-                           f"{SCRIPT_SWITCHES['long30r36r30q_0']})",
+        "long30r36r30q_0": long_run("30 epochs, then 36 and 30 more, each from the last at "
+                                    "half the learning rate (bfloat16)",
+                                    "5,640 + 6,768 + 5,640 + 564", "long30r36r30q_0"),
         "long30r36r30q_1": "the same recipe with seed 1 (the ensemble's second member)",
         "shipped": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5 (4,512 "
                    "steps)",

@@ -1,9 +1,12 @@
 """scripts/train_shipped_model's long pairs: the commands each seed runs, where a pair
-trained on from another starts, and a failed seed waiting for the other. The script's
-own pair functions run in bash; the stages they call (student_run, ensemble_run) are
-replaced by ones that log their arguments, since training is tested elsewhere."""
+trained on from another starts, a failed seed waiting for the other, and the sittings
+after a pair. The script's own functions run in bash with the stages they call
+(student_run, ensemble_run, pair) replaced by ones that log their arguments; the whole
+script runs with a crack-distill that logs and makes empty files (MAIN=0 and the
+sittings), since training is tested elsewhere."""
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import List
 
@@ -136,15 +139,17 @@ fi
 
 def run_script(tmp_path: Path, **switches: str) -> List[str]:
     """The whole training script with SWITCHES, crack-distill replaced by FAKE_DISTILL (the
-    real python beside it), on empty dataset folders; the crack-distill lines it ran."""
-    import sys
+    real python beside it), on empty folders of the datasets it checks for; the
+    crack-distill lines it ran."""
     bin_dir, data = tmp_path / "bin", tmp_path / "data"
     bin_dir.mkdir()
     (bin_dir / "crack-distill").write_text(FAKE_DISTILL)
     (bin_dir / "crack-distill").chmod(0o755)
     (bin_dir / "python").symlink_to(sys.executable)
-    for name in ("DeepCrack", "CRACK500_full640", "CRACK500_crops360", "SUT_Crack", "UAV_Kaggle",
-                 "Khanhha_subset350", "Masonry_Dais"):
+    checked = re.search(r"^for s in (.*?); do$", SCRIPT.read_text().replace("\\\n", " "),
+                        re.M)
+    assert checked, f"{SCRIPT}: no check of the dataset folders"
+    for name in checked.group(1).split():
         (data / "train" / name).mkdir(parents=True)
     env = {"PATH": "/usr/bin:/bin", "VENV_BIN": str(bin_dir), "LOG": str(tmp_path / "log.txt"),
            **switches}
