@@ -347,6 +347,18 @@ def _cmd_flips(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from distill.ir_gate import gate_ir
+    card = gate_ir(args.main, args.expert, args.out, args.below_sharpness,
+                   args.expert_threshold, args.threshold)
+    g = card["view_gate"]
+    print(f"{args.out}: {args.main.name} on frames of sharpness >= {g['below_sharpness']:g}, "
+          f"{args.expert.name} below it ({g['runs_per_frame']} runs per frame); threshold "
+          f"{card.get('threshold', 0.5)} kept from {args.main.name}'s card, the expert's "
+          f"{g['expert']['threshold']:g} moved onto it")
+    return 0
+
+
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     from distill.ir_average import ensemble_ir
     card = ensemble_ir(args.models, args.out, args.flips, args.average)
@@ -530,6 +542,25 @@ def build_parser() -> argparse.ArgumentParser:
                          "more false alarms)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_ensemble)
+    st = sub.add_parser("gate", help="one IR of a main model and a blurred-view expert",
+                        description="Write an IR that runs MAIN and EXPERT on each frame and "
+                                    "passes on EXPERT's logits when the frame's sharpness "
+                                    "(crack-car's view gauge, computed inside the graph) is "
+                                    "below --below-sharpness, MAIN's otherwise (the car's "
+                                    "contract and opsets 1-10 kept; MAIN's card copied with "
+                                    "the gate).")
+    st.add_argument("main", type=Path, help="the IR (.xml) for sharp views")
+    st.add_argument("expert", type=Path, help="the IR (.xml) for blurred views")
+    st.add_argument("--below-sharpness", type=float, required=True,
+                    help="the gate: variance of the Laplacian of the grey model input "
+                         "(crack-car view-check prints it for photos)")
+    st.add_argument("--threshold", type=float, default=None,
+                    help="MAIN's threshold, the gated IR's (default: MAIN's card's)")
+    st.add_argument("--expert-threshold", type=float, default=None,
+                    help="the expert's own threshold (default: its card's); its crack "
+                         "logit is shifted so that it falls on MAIN's threshold")
+    st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
+    st.set_defaults(func=_cmd_gate)
     st = sub.add_parser("config", help="print the effective or default configuration",
                         description="Print the configuration as YAML.")
     st.add_argument("--defaults", action="store_true", help="the documented defaults")

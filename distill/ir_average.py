@@ -126,6 +126,8 @@ def _check_sources(srcs: Sequence[Path], dst: Path) -> List[Dict[str, Any]]:
                              "; average the single-pass IRs")
         if card.get("ensemble"):
             raise ValueError(f"{src}: already an ensemble; list its members instead")
+        if card.get("view_gate"):
+            raise ValueError(f"{src}: view-gated; average the ungated IRs, then gate")
         cards.append(card)
     return cards
 

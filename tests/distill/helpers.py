@@ -31,6 +31,21 @@ def spread_batchnorm(model: torch.nn.Module, var: tuple = (0.5, 2.0)) -> None:
                 m.running_mean.uniform_(-0.2, 0.2)
 
 
+def skewed_ir(out: Path, name: str, seed: int, size: int = 64, threshold: float = 0.35,
+              spread: float = 1.0) -> Path:
+    """A B16 IR whose logits are far from mirror-symmetric, with a card."""
+    from distill.export import export_ir, write_card
+    from distill.nets import students
+    torch.manual_seed(seed)
+    model = students.build("hrsegnet_b16").eval()
+    spread_batchnorm(model)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.classifier.weight, std=spread)
+    xml = export_ir(model, out, name, size)["xml"]
+    write_card(xml, {"size": size, "threshold": threshold, "student": {"arch": "hrsegnet_b16"}})
+    return xml
+
+
 def tiny_teacher_config(size: int = 64) -> SamConfig:
     return SamConfig(encoder="custom", embed_dim=32, depth=2, num_heads=2,
                      global_attn_indexes=(1,), img_size=size, window_size=2, prompt_dim=32,

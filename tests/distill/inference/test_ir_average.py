@@ -5,40 +5,26 @@ what it cannot do."""
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from distill.export import ExportError, export_ir, legacy_logits, opsets_of, write_card
+from distill.export import ExportError, export_ir, legacy_logits, opsets_of
 from distill.ir_average import ensemble_ir, flip_average_ir
 from distill.nets import students
 from distill.pipeline import legacy_python
 from edge_app.model.ir_model import IRModel
-from tests.distill.helpers import spread_batchnorm
-
-
-def _skewed_ir(out, name: str, seed: int, size: int = 64, threshold: float = 0.35,
-               spread: float = 1.0):
-    """A B16 IR whose logits are far from mirror-symmetric, with a card."""
-    torch.manual_seed(seed)
-    model = students.build("hrsegnet_b16").eval()
-    spread_batchnorm(model)
-    with torch.no_grad():
-        torch.nn.init.normal_(model.head.classifier.weight, std=spread)
-    xml = export_ir(model, out, name, size)["xml"]
-    write_card(xml, {"size": size, "threshold": threshold, "student": {"arch": "hrsegnet_b16"}})
-    return xml
+from tests.distill.helpers import skewed_ir
 
 
 @pytest.fixture(scope="module")
 def source_ir(tmp_path_factory):
-    return _skewed_ir(tmp_path_factory.mktemp("flips"), "plain", 0)
+    return skewed_ir(tmp_path_factory.mktemp("flips"), "plain", 0)
 
 
 @pytest.fixture(scope="module")
 def other_ir(tmp_path_factory):
     """Another student of the same contract (another seed), more confident: its logits
     are several times larger, so averaging probabilities and logits differ."""
-    return _skewed_ir(tmp_path_factory.mktemp("other"), "other", 1, threshold=0.6, spread=8.0)
+    return skewed_ir(tmp_path_factory.mktemp("other"), "other", 1, threshold=0.6, spread=8.0)
 
 
 def _frames(n: int = 2) -> np.ndarray:
@@ -119,7 +105,7 @@ def test_ensemble_refuses_what_it_cannot_do(source_ir, other_ir, tmp_path, cli):
         ensemble_ir([source_ir], tmp_path / "x.xml")
     with pytest.raises(ValueError, match="would overwrite"):
         ensemble_ir([source_ir, other_ir], other_ir)
-    small = _skewed_ir(tmp_path / "small", "small", 2, size=32)
+    small = skewed_ir(tmp_path / "small", "small", 2, size=32)
     with pytest.raises(ExportError, match="differ from"):
         ensemble_ir([source_ir, small], tmp_path / "x.xml")
     flip_average_ir(source_ir, tmp_path / "h.xml", "h")
