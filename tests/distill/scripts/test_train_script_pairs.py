@@ -181,3 +181,32 @@ def test_main0_trains_only_the_long_pair_and_its_sittings(tmp_path):
 def test_the_main_path_runs_unless_switched_off(tmp_path):
     runs = trained(run_script(tmp_path))
     assert runs == ["shipped", "seed1", "ft0", "ft1"]
+
+
+def test_blur_trains_the_expert_and_gates_it_at_the_chosen_cut(tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "gate_choice.json").write_text('{"chosen": 8.0}')
+    lines = run_script(tmp_path, BLUR="1", MAIN="0", BLUR_MAIN="/m/ens.xml",
+                       BLUR_THRESHOLD="0.75")
+    assert trained(lines) == ["blur_0"]
+    (train,) = [x for x in lines if x.startswith("train ")]
+    assert "cache.noise_mix=0.85" in train and "train.epochs=24" in train
+    assert "crop.max_area=3.0" in train and "train.bf16=true" in train
+    gates = [x for x in lines if x.startswith("gate ")]
+    expert = f"{tmp_path}/work/blur_0/export/student"
+    assert gates == [f"gate /m/ens.xml {expert}.xml --below-sharpness 8.0 --threshold 0.75 "
+                     f"--expert-threshold 0.6 --out {tmp_path}/work/gated/export/student.xml",
+                     f"gate /m/ens_int8.xml {expert}_int8.xml --below-sharpness 8.0 "
+                     "--threshold 0.75 --expert-threshold 0.6 "
+                     f"--out {tmp_path}/work/gated/export/student_int8.xml"]
+    scored = [x for x in lines if x.startswith("eval ") and "/work/gated/" in x]
+    assert len(scored) == 2 and all("eval.threshold=0.75" in x for x in scored)
+
+
+def test_blur_gates_nothing_when_no_cut_passes_the_rule(tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "gate_choice.json").write_text('{"chosen": null}')
+    lines = run_script(tmp_path, BLUR="1", MAIN="0", BLUR_MAIN="/m/ens.xml",
+                       BLUR_THRESHOLD="0.75")
+    assert trained(lines) == ["blur_0"]
+    assert not [x for x in lines if x.startswith("gate ")]
