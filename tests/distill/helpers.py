@@ -46,6 +46,16 @@ def skewed_ir(out: Path, name: str, seed: int, size: int = 64, threshold: float 
     return xml
 
 
+def int8_twin(src: Path, folder: Path) -> Path:
+    """A copy of IR `src` in `folder` whose card says INT8: what a precision check sees."""
+    import yaml
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in ("xml", "bin"):
+        (folder / f"q.{f}").write_bytes(src.with_suffix(f".{f}").read_bytes())
+    (folder / "q.yaml").write_text(yaml.safe_dump({"precision": "INT8 (NNCF post-training)"}))
+    return folder / "q.xml"
+
+
 def tiny_teacher_config(size: int = 64) -> SamConfig:
     return SamConfig(encoder="custom", embed_dim=32, depth=2, num_heads=2,
                      global_attn_indexes=(1,), img_size=size, window_size=2, prompt_dim=32,

@@ -12,7 +12,7 @@ from distill.ir_average import ensemble_ir, flip_average_ir
 from distill.nets import students
 from distill.pipeline import legacy_python
 from edge_app.model.ir_model import IRModel
-from tests.distill.helpers import skewed_ir
+from tests.distill.helpers import int8_twin, skewed_ir
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +114,9 @@ def test_ensemble_refuses_what_it_cannot_do(source_ir, other_ir, tmp_path, cli):
     ensemble_ir([source_ir, other_ir], tmp_path / "ens.xml")
     with pytest.raises(ValueError, match="already an ensemble"):
         ensemble_ir([tmp_path / "ens.xml", other_ir], tmp_path / "x.xml")
-    int8 = tmp_path / "int8"
-    int8.mkdir()
-    for f in ("xml", "bin"):
-        (int8 / f"q.{f}").write_bytes(other_ir.with_suffix(f".{f}").read_bytes())
-    (int8 / "q.yaml").write_text(yaml.safe_dump({"precision": "INT8 (NNCF post-training)"}))
+    int8 = int8_twin(other_ir, tmp_path / "int8")
     with pytest.raises(ValueError, match="mix precisions"):
-        ensemble_ir([source_ir, int8 / "q.xml"], tmp_path / "x.xml")
+        ensemble_ir([source_ir, int8], tmp_path / "x.xml")
     assert not (tmp_path / "x.xml").exists()
     r = cli("distill.cli", ["ensemble", str(source_ir), str(tmp_path / "missing.xml"),
                             "--out", str(tmp_path / "x.xml")])

@@ -15,7 +15,7 @@ from distill.pipeline import legacy_python
 from edge_app.model.ir_model import IRModel
 from edge_app.vision.measure import crack_probability
 from edge_app.vision.view_quality import gauge
-from tests.distill.helpers import skewed_ir
+from tests.distill.helpers import int8_twin, skewed_ir
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +116,9 @@ def test_gate_refuses_what_it_cannot_do(pair, tmp_path, cli):
         gate_ir(tmp_path / "g.xml", expert, tmp_path / "x.xml", 10)
     with pytest.raises(ValueError, match="view-gated; average the ungated"):
         ensemble_ir([tmp_path / "g.xml", main], tmp_path / "x.xml")
-    int8 = tmp_path / "int8"
-    int8.mkdir()
-    for f in ("xml", "bin"):
-        (int8 / f"q.{f}").write_bytes(expert.with_suffix(f".{f}").read_bytes())
-    (int8 / "q.yaml").write_text(yaml.safe_dump({"precision": "INT8 (NNCF post-training)"}))
+    int8 = int8_twin(expert, tmp_path / "int8")
     with pytest.raises(ValueError, match="mix precisions"):
-        gate_ir(main, int8 / "q.xml", tmp_path / "x.xml", 10)
+        gate_ir(main, int8, tmp_path / "x.xml", 10)
     assert not (tmp_path / "x.xml").exists()
     r = cli("distill.cli", ["gate", str(main), str(expert), "--below-sharpness", "12",
                             "--out", str(tmp_path / "cli.xml")])

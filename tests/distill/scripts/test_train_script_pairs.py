@@ -183,11 +183,16 @@ def test_the_main_path_runs_unless_switched_off(tmp_path):
     assert runs == ["shipped", "seed1", "ft0", "ft1"]
 
 
-def test_blur_trains_the_expert_and_gates_it_at_the_chosen_cut(tmp_path):
+def run_blur(tmp_path: Path, chosen: str) -> List[str]:
+    """BLUR=1 MAIN=0 with gate_choice.json already saying CHOSEN (the cut, or null)."""
     (tmp_path / "work").mkdir()
-    (tmp_path / "work" / "gate_choice.json").write_text('{"chosen": 8.0}')
-    lines = run_script(tmp_path, BLUR="1", MAIN="0", BLUR_MAIN="/m/ens.xml",
-                       BLUR_THRESHOLD="0.75")
+    (tmp_path / "work" / "gate_choice.json").write_text(f'{{"chosen": {chosen}}}')
+    return run_script(tmp_path, BLUR="1", MAIN="0", BLUR_MAIN="/m/ens.xml",
+                      BLUR_THRESHOLD="0.75")
+
+
+def test_blur_trains_the_expert_and_gates_it_at_the_chosen_cut(tmp_path):
+    lines = run_blur(tmp_path, "8.0")
     assert trained(lines) == ["blur_0"]
     (train,) = [x for x in lines if x.startswith("train ")]
     assert "cache.noise_mix=0.85" in train and "train.epochs=24" in train
@@ -204,9 +209,6 @@ def test_blur_trains_the_expert_and_gates_it_at_the_chosen_cut(tmp_path):
 
 
 def test_blur_gates_nothing_when_no_cut_passes_the_rule(tmp_path):
-    (tmp_path / "work").mkdir()
-    (tmp_path / "work" / "gate_choice.json").write_text('{"chosen": null}')
-    lines = run_script(tmp_path, BLUR="1", MAIN="0", BLUR_MAIN="/m/ens.xml",
-                       BLUR_THRESHOLD="0.75")
+    lines = run_blur(tmp_path, "null")
     assert trained(lines) == ["blur_0"]
     assert not [x for x in lines if x.startswith("gate ")]
