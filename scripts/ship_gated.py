@@ -1,0 +1,178 @@
+"""Ship the view-gated IR that `BLUR=1 scripts/train_shipped_model` made and scored.
+
+models/NAME* (the car's model) becomes the gate; what it was moves to models/NAME_ungated*
+(the gate's main model, still an IR of its own for a car that needs the frame rate), and
+the blurred-view expert ships as models/NAME_blur*. The gate is built again from those
+files at the cut gate_choice.py chose (WORK/gate_choice.json) and must come out
+byte-identical to the IR the training script scored (WORK/gated/export). Its card: the
+ungated card's, with the view gate, the gated model's and the expert's test rows above the
+ungated model's (relabelled "shipped before"), the validation figures the cut was chosen
+on, and the commands. Prints the README's table rows.
+
+Usage: .venv/bin/python scripts/ship_gated.py WORK [--name crack-hrsegnet-b16] [--models DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from crack_common.files import sha256_file  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("ship_model", REPO / "scripts" / "ship_model.py")
+ship_model = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ship_model)
+
+EXPERT = "blur_0"  # the training script's run of the expert
+EXPERT_LABEL = ("the blurred-view expert alone: HrSegNet-B16, the shipped recipe with 85% of "
+                "its views under noise cases 1 and 2, 24 epochs from scratch (bfloat16)")
+
+
+def _dump(card: Dict[str, Any], path: Path) -> None:
+    path.write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+
+
+def renamed_copy(src: Path, dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
+    """Copy IR SRC (.xml, .bin) to DST with its card (SRC's .yaml, or CARD) renamed and
+    given EXTRA."""
+    for ext in (".xml", ".bin"):
+        shutil.copyfile(src.with_suffix(ext), dst.with_suffix(ext))
+    card = yaml.safe_load(src.with_suffix(".yaml").read_text())
+    card.update({"name": dst.stem.replace("_", "-"),
+                 "files": {**card.get("files", {}), "xml": dst.name,
+                           "bin": dst.with_suffix(".bin").name}, **extra})
+    _dump(card, dst.with_suffix(".yaml"))
+    return card
+
+
+def move_main(models: Path, name: str) -> None:
+    """models/NAME* to NAME_ungated* (FP16, INT8), unless that was done before (the
+    car's model is then already the gate)."""
+    for s in ("", "_int8"):
+        dst = models / f"{name}_ungated{s}.xml"
+        if not dst.is_file():
+            renamed_copy(models / f"{name}{s}.xml", dst, {
+                "role": f"the main model of {name}{s}.xml (view-gated): it answers sharp "
+                        "frames there; alone it runs without the expert"})
+
+
+def ship_expert(work: Path, models: Path, name: str) -> float:
+    """WORK's expert (FP16, INT8) as models/NAME_blur*, its threshold from its validation
+    sweep; returns that threshold."""
+    sweep = json.loads((work / f"sweep_{EXPERT}.json").read_text())
+    for s in ("", "_int8"):
+        card = yaml.safe_load((work / EXPERT / "export" / f"student{s}.yaml").read_text())
+        training = card.get("training", {})
+        training["data"] = ship_model.dataset_names(training.get("data", []))
+        renamed_copy(work / EXPERT / "export" / f"student{s}.xml", models / f"{name}_blur{s}.xml",
+                     {"threshold": sweep["best_threshold"], "training": training,
+                      "threshold_sweep": ship_model.sweep_card(
+                          sweep, f"validation split ({sweep['images']} photos), clean"),
+                      "role": f"the blurred-view expert of {name}{s}.xml (view-gated); its "
+                              "scores alone are in that card"})
+    return float(sweep["best_threshold"])
+
+
+def rows(work: Path, ungated: Dict[str, Any], cut: float) -> Dict[str, Any]:
+    """The gated card's evaluation rows: the gate (FP16, INT8), the expert alone, then the
+    ungated card's rows with its shipped ones relabelled, the classical baseline last."""
+    first = next((k for k in ungated if "(shipped)" in k), "the car's model (shipped)")
+    label = first.replace(" (shipped)", f"; frames of sharpness below {cut:g} answered by the "
+                                        "blurred-view expert (view gate) (shipped)")
+    out = {label: ship_model.eval_row(work / "eval_gated.json"),
+           f"{label}, INT8 IR": ship_model.eval_row(work / "eval_gated_int8.json"),
+           EXPERT_LABEL: ship_model.eval_row(work / f"eval_{EXPERT}.json")}
+    for k, v in ungated.items():
+        if k != ship_model.BASELINE:
+            out.setdefault(k.replace("(shipped)", "(shipped before; the gate's main model, "
+                                     "_ungated)"), v)
+    if ship_model.BASELINE in ungated:
+        out[ship_model.BASELINE] = ungated[ship_model.BASELINE]
+    return out
+
+
+def choice_card(choice: Dict[str, Any]) -> Dict[str, Any]:
+    """The validation figures the cut was chosen on, for the card."""
+    def brief(r: Dict[str, Any]) -> Dict[str, Any]:
+        return {"iou_mean_over_sources": {c: round(v, 4) for c, v in r["means"].items()},
+                "routed_to_expert": {c: round(v, 3) for c, v in r["routed"].items()},
+                "iou_by_source": {s: {c: round(v, 4) for c, v in p.items()}
+                                  for s, p in r["sources"].items()}}
+    results = {("ungated" if r["cut"] is None else f"below {r['cut']:g}"): brief(r)
+               for r in choice["results"]}
+    return {"rule": "on the validation split only: clean mean IoU over sources within 0.003 "
+                    "of the ungated model's and no source with more clean false alarms; of "
+                    "those cuts, the highest mean of the case-1 and case-2 means over sources "
+                    "(scripts/studies/gate_choice.py)", "chosen": choice["chosen"],
+            "results": results}
+
+
+def main(argv: List[str]) -> int:
+    from distill.ir_gate import gate_ir
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("work", type=Path)
+    ap.add_argument("--name", default=ship_model.NAME)
+    ap.add_argument("--models", type=Path, default=REPO / "models",
+                    help="the models folder (default: the repository's)")
+    a = ap.parse_args(argv)
+    models, name = a.models, a.name
+    choice = json.loads((a.work / "gate_choice.json").read_text())
+    cut = choice.get("chosen")
+    if cut is None:
+        raise SystemExit(f"{a.work}/gate_choice.json: no cut passed the rule; nothing to ship")
+    move_main(models, name)
+    expert_t = ship_expert(a.work, models, name)
+    main_card = yaml.safe_load((models / f"{name}_ungated.yaml").read_text())
+    main_t = float(main_card["threshold"])
+    table = rows(a.work, main_card["evaluation"]["models"], cut)
+    steps = [f"crack-distill gate models/{name}_ungated{s}.xml models/{name}_blur{s}.xml "
+             f"--below-sharpness {cut:g} --threshold {main_t:g} --expert-threshold "
+             f"{expert_t:g} --out models/{name}{s}.xml" for s in ("", "_int8")]
+    with tempfile.TemporaryDirectory(dir=models) as tmp:  # checked before it replaces
+        for s in ("", "_int8"):
+            built = gate_ir(models / f"{name}_ungated{s}.xml", models / f"{name}_blur{s}.xml",
+                            Path(tmp) / f"{name}{s}.xml", cut, expert_t, main_t)
+            scored = a.work / "gated" / "export" / f"student{s}.bin"
+            if built["files"]["bin_sha256"] != sha256_file(scored):
+                raise SystemExit(f"the gate below {cut:g} differs from {scored}, the IR the "
+                                 "training script scored; models/ keeps its model")
+        for f in Path(tmp).iterdir():
+            f.replace(models / f.name)
+    for s in ("", "_int8"):
+        xml = models / f"{name}{s}.xml"
+        card = yaml.safe_load(xml.with_suffix(".yaml").read_text())
+        card.pop("role", None)
+        card["evaluation"]["models"] = table
+        card["gate_choice"] = choice_card(choice)
+        card["default_ir"] = (
+            f"FP16 ({name}.xml): the ensemble {name}_ungated.xml and the expert {name}_blur.xml "
+            f"both run on every frame (3 student passes); frames the car's view gauge finds "
+            f"below sharpness {cut:g} get the expert's answer. The NCS2 runs FP16 only. "
+            f"{name}_int8.xml is for CPU-only cars; {name}_ungated*.xml runs 2 passes and "
+            f"{name}_single*.xml 1 (scores in this card)")
+        card["reproduce"] = {**card.get("reproduce", {}),
+                             "script": "BLUR=1 MAIN=0 BLUR_MAIN=models/" + name +
+                                       "_ungated.xml BLUR_THRESHOLD=" + f"{main_t:g} "
+                                       "scripts/train_shipped_model DATA_DIR [WORK_DIR] (CPU), "
+                                       "then scripts/ship_gated.py WORK_DIR",
+                             "steps": card.get("reproduce", {}).get("steps", []) + steps}
+        _dump(card, xml.with_suffix(".yaml"))
+    print(ship_model.markdown(table))
+    print(f"\nmodels/{name}.xml and {name}_int8.xml: {name}_ungated* gated with {name}_blur* "
+          f"below sharpness {cut:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,99 @@
+"""scripts/ship_gated.py: the car's model becomes the gate of what it was (moved to
+_ungated) and the expert (shipped as _blur), rebuilt byte for byte as the training script
+scored it, its card carrying the gate's rows above the old ones; a cut-less choice and a
+gate that differs from the scored one are refused."""
+
+import importlib.util
+import json
+import shutil
+
+import pytest
+import yaml
+
+from distill.ir_gate import gate_ir
+from tests.conftest import REPO
+from tests.distill.helpers import skewed_ir
+
+SCRIPT = REPO / "scripts" / "ship_gated.py"
+spec = importlib.util.spec_from_file_location("ship_gated", SCRIPT)
+ship_gated = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ship_gated)
+
+
+def _eval(what: str, iou: float) -> dict:
+    case = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "iou": iou}
+    return {"model": {"what": what, "datasets": {
+        "DeepCrack": {"images": 3, "clean": {**case, "f1@2px": 0.6}, "case1": case,
+                      "case2": case},
+        "negatives_test": {"false_alarm": {"rate": 0.02, "crack_free_images": 50}}}}}
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    """A models folder with the car's model (and INT8 sibling), and a WORK folder as
+    BLUR=1 leaves it: the expert's IRs, sweep and scores, gate_choice.json, the gated IRs."""
+    models, work = tmp_path / "models", tmp_path / "work"
+    for s in ("", "_int8"):
+        xml = skewed_ir(models, f"m{s}", 0, threshold=0.75)
+        card = yaml.safe_load(xml.with_suffix(".yaml").read_text())
+        card["evaluation"] = {"models": {"pair (shipped)": {"model": "m"},
+                                         "classical black-hat baseline": {"model": "c"}}}
+        xml.with_suffix(".yaml").write_text(yaml.safe_dump(card))
+        skewed_ir(work / "blur_0" / "export", f"student{s}", 1, threshold=0.5, spread=4.0)
+    (work / "sweep_blur_0.json").write_text(json.dumps(
+        {"best_threshold": 0.4, "images": 9, "thresholds": {"0.40": {"iou": 0.3}}}))
+    choice = {"chosen": 8.0, "results": [
+        {"cut": None, "means": {"clean": 0.5}, "routed": {"clean": 0.0}, "sources": {}},
+        {"cut": 8.0, "means": {"clean": 0.5}, "routed": {"clean": 0.01}, "sources": {}}]}
+    (work / "gate_choice.json").write_text(json.dumps(choice))
+    for name, iou in (("gated", 0.6), ("gated_int8", 0.59), ("blur_0", 0.4)):
+        (work / f"eval_{name}.json").write_text(json.dumps(_eval(name, iou)))
+    for s in ("", "_int8"):  # as the training script gates them
+        gate_ir(models / f"m{s}.xml", work / "blur_0" / "export" / f"student{s}.xml",
+                work / "gated" / "export" / f"student{s}.xml", 8.0, 0.4, 0.75)
+    return models, work
+
+
+def test_the_gate_ships_with_the_main_model_and_expert_beside_it(shipped, capsys):
+    models, work = shipped
+    assert ship_gated.main([str(work), "--name", "m", "--models", str(models)]) == 0
+    card = yaml.safe_load((models / "m.yaml").read_text())
+    gate = card["view_gate"]
+    assert gate["below_sharpness"] == 8.0 and card["threshold"] == 0.75
+    assert (gate["main"]["file"], gate["expert"]["file"]) == ("m_ungated.xml", "m_blur.xml")
+    assert gate["expert"]["threshold"] == 0.4
+    labels = list(card["evaluation"]["models"])
+    assert labels[0].endswith("(view gate) (shipped)") and labels[1].endswith(", INT8 IR")
+    assert labels[2] == ship_gated.EXPERT_LABEL
+    assert labels[3] == "pair (shipped before; the gate's main model, _ungated)"
+    assert card["evaluation"]["models"][labels[0]]["DeepCrack"]["clean"]["iou"] == 0.6
+    assert card["gate_choice"]["chosen"] == 8.0
+    assert any("--below-sharpness 8 --threshold 0.75 --expert-threshold 0.4" in x
+               for x in card["reproduce"]["steps"])
+    ungated = yaml.safe_load((models / "m_ungated.yaml").read_text())
+    assert ungated["name"] == "m-ungated" and "main model of m.xml" in ungated["role"]
+    blur = yaml.safe_load((models / "m_blur_int8.yaml").read_text())
+    assert blur["threshold"] == 0.4 and blur["files"]["xml"] == "m_blur_int8.xml"
+    assert "| DeepCrack (3) |" in capsys.readouterr().out
+    # shipped again (the car's model is the gate now): the main model stays where it is
+    assert ship_gated.main([str(work), "--name", "m", "--models", str(models)]) == 0
+    assert yaml.safe_load((models / "m.yaml").read_text())["view_gate"]["main"]["file"] == \
+        "m_ungated.xml"
+
+
+def test_no_cut_or_another_gate_than_the_scored_one_is_refused(shipped):
+    models, work = shipped
+    choice = json.loads((work / "gate_choice.json").read_text())
+    (work / "gate_choice.json").write_text(json.dumps({**choice, "chosen": None}))
+    with pytest.raises(SystemExit, match="no cut passed the rule"):
+        ship_gated.main([str(work), "--name", "m", "--models", str(models)])
+    assert not (models / "m_ungated.xml").exists()
+    (work / "gate_choice.json").write_text(json.dumps({**choice, "chosen": 9.0}))
+    before = (models / "m.bin").read_bytes()
+    with pytest.raises(SystemExit, match="the IR the training script scored"):
+        ship_gated.main([str(work), "--name", "m", "--models", str(models)])
+    assert (models / "m.bin").read_bytes() == before  # the car's model is kept
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == []  # no leftovers
+    shutil.rmtree(work / "gated")
+    with pytest.raises(FileNotFoundError):
+        ship_gated.main([str(work), "--name", "m", "--models", str(models)])
