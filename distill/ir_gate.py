@@ -9,7 +9,7 @@ frame reflected at its edges as OpenCV's default border does, and it is taken on
 so that its square stays within FP16's range on an NCS2. The expert's crack logit can be
 shifted so that its own validated threshold falls on the main model's (the card keeps
 one threshold). Convert, Transpose, Convolution, Pad, Floor, ReduceMean, Multiply,
-Subtract, Add and Less only (opsets 1-10): the car's contract is kept.
+Subtract, Add and Clamp only (opsets 1-10): the car's contract is kept.
 """
 
 from __future__ import annotations
@@ -47,6 +47,15 @@ def _sharpness(image: Any) -> Any:
     mean = op1.reduce_mean(lap, axes, True)
     var = op1.subtract(mean_sq, op1.multiply(mean, mean))
     return op1.multiply(var, op1.constant(np.float32(1.0 / GREY_SCALE ** 2)))
+
+
+def _below(value: Any, cut: float) -> Any:
+    """1 where VALUE is below CUT by more than 1/64, 0 where it is above, a ramp between:
+    a step built of Subtract, Clamp and Multiply, with no boolean tensor (which not every
+    plugin takes) and no value past FP16's range."""
+    import openvino.opset1 as op1
+    gap = op1.clamp(op1.subtract(op1.constant(np.float32(cut)), value), -1.0, 1.0)
+    return op1.clamp(op1.multiply(gap, op1.constant(np.float32(64.0))), 0.0, 1.0)
 
 
 def _spliced(core: Any, src: Path, image: Any, prefix: str) -> Any:
@@ -118,8 +127,7 @@ def gate_ir(main: Path, expert: Path, dst: Path, below_sharpness: float,
     if shift:
         expert_logits = op1.add(expert_logits, op1.constant(
             np.array([0.0, shift], np.float32).reshape(1, 2, 1, 1))).output(0)
-    blurred = op1.convert(op1.less(_sharpness(image), op1.constant(np.float32(below_sharpness))),
-                          "f32")
+    blurred = _below(_sharpness(image), below_sharpness)
     out = op1.add(main_logits, op1.multiply(blurred, op1.subtract(expert_logits, main_logits)))
     model = ov.Model([op1.result(out)], [image], dst.stem)
     model.input(0).get_tensor().set_names({"image"})
