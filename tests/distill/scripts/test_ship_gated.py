@@ -39,17 +39,17 @@ def shipped(tmp_path):
         card["evaluation"] = {"models": {"pair (shipped)": {"model": "m"},
                                          "classical black-hat baseline": {"model": "c"}}}
         xml.with_suffix(".yaml").write_text(yaml.safe_dump(card))
-        skewed_ir(work / "blur_0" / "export", f"student{s}", 1, threshold=0.5, spread=4.0)
-    (work / "sweep_blur_0.json").write_text(json.dumps(
+        skewed_ir(work / "blur_0q" / "export", f"student{s}", 1, threshold=0.5, spread=4.0)
+    (work / "sweep_blur_0q.json").write_text(json.dumps(
         {"best_threshold": 0.4, "images": 9, "thresholds": {"0.40": {"iou": 0.3}}}))
     choice = {"chosen": 8.0, "results": [
         {"cut": None, "means": {"clean": 0.5}, "routed": {"clean": 0.0}, "sources": {}},
         {"cut": 8.0, "means": {"clean": 0.5}, "routed": {"clean": 0.01}, "sources": {}}]}
     (work / "gate_choice.json").write_text(json.dumps(choice))
-    for name, iou in (("gated", 0.6), ("gated_int8", 0.59), ("blur_0", 0.4)):
+    for name, iou in (("gated", 0.6), ("gated_int8", 0.59), ("blur_0q", 0.4)):
         (work / f"eval_{name}.json").write_text(json.dumps(_eval(name, iou)))
     for s in ("", "_int8"):  # as the training script gates them
-        gate_ir(models / f"m{s}.xml", work / "blur_0" / "export" / f"student{s}.xml",
+        gate_ir(models / f"m{s}.xml", work / "blur_0q" / "export" / f"student{s}.xml",
                 work / "gated" / "export" / f"student{s}.xml", 8.0, 0.4, 0.75)
     return models, work
 

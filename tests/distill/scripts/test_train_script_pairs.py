@@ -193,12 +193,14 @@ def run_blur(tmp_path: Path, chosen: str) -> List[str]:
 
 def test_blur_trains_the_expert_and_gates_it_at_the_chosen_cut(tmp_path):
     lines = run_blur(tmp_path, "8.0")
-    assert trained(lines) == ["blur_0"]
-    (train,) = [x for x in lines if x.startswith("train ")]
+    assert trained(lines) == ["blur_0", "blur_0q"]
+    train, quiet = [x for x in lines if x.startswith("train ")]
     assert "cache.noise_mix=0.85" in train and "train.epochs=24" in train
     assert "crop.max_area=3.0" in train and "train.bf16=true" in train
+    assert f"student.init={tmp_path}/work/blur_0/checkpoints/last.pth" in quiet
+    assert "crop.clear_share=0.3" in quiet and "cache.noise_mix=0.85" in quiet
     gates = [x for x in lines if x.startswith("gate ")]
-    expert = f"{tmp_path}/work/blur_0/export/student"
+    expert = f"{tmp_path}/work/blur_0q/export/student"
     assert gates == [f"gate /m/ens.xml {expert}.xml --below-sharpness 8.0 --threshold 0.75 "
                      f"--expert-threshold 0.6 --out {tmp_path}/work/gated/export/student.xml",
                      f"gate /m/ens_int8.xml {expert}_int8.xml --below-sharpness 8.0 "
@@ -210,5 +212,5 @@ def test_blur_trains_the_expert_and_gates_it_at_the_chosen_cut(tmp_path):
 
 def test_blur_gates_nothing_when_no_cut_passes_the_rule(tmp_path):
     lines = run_blur(tmp_path, "null")
-    assert trained(lines) == ["blur_0"]
+    assert trained(lines) == ["blur_0", "blur_0q"]
     assert not [x for x in lines if x.startswith("gate ")]
