@@ -110,12 +110,16 @@ def choice_card(choice: Dict[str, Any]) -> Dict[str, Any]:
                 "routed_to_expert": {c: round(v, 3) for c, v in r["routed"].items()},
                 "iou_by_source": {s: {c: round(v, 4) for c, v in p.items()}
                                   for s, p in r["sources"].items()}}
-    results = {("ungated" if r["cut"] is None else f"below {r['cut']:g}"): brief(r)
+    results = {("ungated" if r["cut"] is None else
+                f"below {r['cut']:g}, expert at {r['expert_threshold']:g}"): brief(r)
                for r in choice["results"]}
     return {"rule": "on the validation split only: clean mean IoU over sources within 0.003 "
                     "of the ungated model's and no source with more clean false alarms; of "
-                    "those cuts, the highest mean of the case-1 and case-2 means over sources "
-                    "(scripts/studies/gate_choice.py)", "chosen": choice["chosen"],
+                    "those cuts and expert thresholds, the highest mean of the case-1 and "
+                    "case-2 means over sources "
+                    "(scripts/studies/gate_choice.py)",
+            "chosen": {"below_sharpness": choice["chosen"],
+                       "expert_threshold": choice["expert_threshold"]},
             "results": results}
 
 
@@ -133,7 +137,8 @@ def main(argv: List[str]) -> int:
     if cut is None:
         raise SystemExit(f"{a.work}/gate_choice.json: no cut passed the rule; nothing to ship")
     move_main(models, name)
-    expert_t = ship_expert(a.work, models, name)
+    ship_expert(a.work, models, name)
+    expert_t = float(choice["expert_threshold"])  # chosen with the cut
     main_card = yaml.safe_load((models / f"{name}_ungated.yaml").read_text())
     main_t = float(main_card["threshold"])
     table = rows(a.work, main_card["evaluation"]["models"], cut)

@@ -5,19 +5,22 @@ expert? Chosen on the validation split only.
 Runs MAIN and EXPERT once on every validation photo, clean and under the paper's noise
 cases 1 and 2, and on each photo's crack-free window (the windows `crack-distill eval
 --sweep` scores false alarms on), with crack-car's sharpness gauge of each input. Then,
-for every CUT, it scores the gate that `crack-distill gate --below-sharpness CUT` builds
-(the expert's answer on inputs whose gauge is below CUT, the main model's above): each
+for every CUT and expert threshold T, it scores the gate that `crack-distill gate
+--below-sharpness CUT --expert-threshold T` builds (the expert's answer on inputs whose
+gauge is below CUT, the main model's above): each
 source's IoU per case and the mean over sources (each counted once), the share of
 inputs routed to the expert, and the false alarms on crack-free photos and windows,
-per source. MAIN runs at THRESHOLD (its card's), EXPERT at its own.
+per source. MAIN runs at THRESHOLD (its card's), EXPERT at each of EXPERT_THRESHOLDS (its
+own sweep's first: on the smooth windows the gate hands it, a higher one alarms less).
 
 The rule, set before any gate was scored: a cut is allowed when its clean mean over
 sources is within MARGIN (0.003, the seed-to-seed spread) of the ungated model's and no
 source raises more clean false alarms than ungated; of those, the one with the highest
-mean of the case-1 and case-2 means over sources. Test splits play no part.
+mean of the case-1 and case-2 means over sources (the cut and the expert's threshold
+chosen together). Test splits play no part.
 
 Usage: .venv/bin/python scripts/studies/gate_choice.py MAIN.xml THRESHOLD EXPERT.xml
-       EXPERT_THRESHOLD CUT[,CUT...] --config config/distill-real.yaml --work RUN
+       EXPERT_THRESHOLD[,T...] CUT[,CUT...] --config config/distill-real.yaml --work RUN
        --data DIR:W ... [--json-out FILE]
 """
 
@@ -34,11 +37,11 @@ CASES = ("clean", "case1", "case2")
 MARGIN = 0.003
 
 
-def collect(main, main_t: float, expert, expert_t: float, val, size: int
+def collect(main, main_t: float, expert, expert_ts: Sequence[float], val, size: int
             ) -> List[Dict[str, Any]]:
-    """One record per validation input: source, case, gauge, and for each model its
-    IoU against the mask (crack photos) or whether it alarmed (crack-free photos and
-    clear windows, case 'window')."""
+    """One record per validation input: source, case, gauge, and the main model's IoU
+    against the mask (crack photos) or whether it alarmed (crack-free photos and clear
+    windows, case 'window'), and the expert's at each of its thresholds (`expert@T`)."""
     from crack_common.metrics import MetricAccumulator, false_alarm
     from crack_common.noise import NOISE_CASES
     from distill.data.mixture import source_of
@@ -46,17 +49,17 @@ def collect(main, main_t: float, expert, expert_t: float, val, size: int
     from distill.data.views import fit
     from edge_app.vision.view_quality import gauge
 
+    def verdict(pred: np.ndarray, mask: np.ndarray) -> Any:
+        if not mask.any():
+            return bool(false_alarm(pred))
+        acc = MetricAccumulator()
+        acc.add(pred, mask)
+        return acc.mean()["iou"]
+
     def score(img: np.ndarray, mask: np.ndarray) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"sharpness": gauge(img)[0]}
-        for name, model, t in (("main", main, main_t), ("expert", expert, expert_t)):
-            pred = model(img) > t
-            if mask.any():
-                acc = MetricAccumulator()
-                acc.add(pred, mask)
-                out[name] = acc.mean()["iou"]
-            else:
-                out[name] = bool(false_alarm(pred))
-        return out
+        prob = expert(img)
+        return {"sharpness": gauge(img)[0], "main": verdict(main(img) > main_t, mask),
+                **{f"expert@{t:g}": verdict(prob > t, mask) for t in expert_ts}}
 
     rows = []
     for i in range(len(val)):
@@ -78,10 +81,13 @@ def collect(main, main_t: float, expert, expert_t: float, val, size: int
     return rows
 
 
-def gated(rows: Sequence[Dict[str, Any]], cut: Optional[float]) -> Dict[str, Any]:
-    """Scores of the gate at CUT (None: the main model alone)."""
+def gated(rows: Sequence[Dict[str, Any]], cut: Optional[float],
+          expert_t: Optional[float] = None) -> Dict[str, Any]:
+    """Scores of the gate at CUT with the expert at threshold EXPERT_T (CUT None: the
+    main model alone)."""
     def pick(r: Dict[str, Any]) -> Any:
-        return r["expert"] if cut is not None and r["sharpness"] < cut else r["main"]
+        return r[f"expert@{expert_t:g}"] if cut is not None and r["sharpness"] < cut \
+            else r["main"]
     sources = sorted({r["source"] for r in rows})
     per: Dict[str, Dict[str, float]] = {}
     for s in sources:
@@ -94,7 +100,8 @@ def gated(rows: Sequence[Dict[str, Any]], cut: Optional[float]) -> Dict[str, Any
     means = {c: float(np.mean([p[c] for p in per.values() if c in p])) for c in CASES}
     routed = {c: float(np.mean([cut is not None and r["sharpness"] < cut for r in rows
                                 if r["case"] == c])) for c in (*CASES, "window")}
-    return {"cut": cut, "sources": per, "means": means, "routed": routed,
+    return {"cut": cut, "expert_threshold": expert_t if cut is not None else None,
+            "sources": per, "means": means, "routed": routed,
             "noise_mean": (means["case1"] + means["case2"]) / 2}
 
 
@@ -110,7 +117,8 @@ def choose(results: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
 def report(results: List[Dict[str, Any]], chosen: Optional[Dict[str, Any]]) -> str:
     lines = []
     for r in results:
-        name = "ungated (main alone)" if r["cut"] is None else f"gate below {r['cut']:g}"
+        name = ("ungated (main alone)" if r["cut"] is None else
+                f"gate below {r['cut']:g}, expert at {r['expert_threshold']:g}")
         lines.append(f"{name}: mean over sources clean {r['means']['clean']:.4f}, case 1 "
                      f"{r['means']['case1']:.4f}, case 2 {r['means']['case2']:.4f}; routed "
                      + ", ".join(f"{c} {v:.0%}" for c, v in r["routed"].items()))
@@ -118,7 +126,8 @@ def report(results: List[Dict[str, Any]], chosen: Optional[Dict[str, Any]]) -> s
             fa = f", false alarms {p['false_alarm']:.1%}" if "false_alarm" in p else ""
             lines.append(f"  {s:20s} " + "  ".join(f"{c} {p[c]:.3f}" for c in CASES
                                                    if c in p) + fa)
-    lines.append("chosen: " + (f"gate below {chosen['cut']:g}" if chosen else
+    lines.append("chosen: " + (f"gate below {chosen['cut']:g}, expert at "
+                               f"{chosen['expert_threshold']:g}" if chosen else
                                "none (every cut breaks the rule: keep the main model)"))
     return "\n".join(lines)
 
@@ -136,17 +145,19 @@ def main(argv: List[str]) -> int:
         k = rest.index("--json-out")
         out, rest = Path(rest[k + 1]), rest[:k] + rest[k + 2:]
     cuts = [float(c) for c in argv[4].split(",")]
+    expert_ts = [float(t) for t in argv[3].split(",")]
     _, val = open_splits(_config(build_parser().parse_args(["eval", argv[0], *rest])))
     main_p, size, _ = load_predictor(Path(argv[0]))
     expert_p, expert_size, _ = load_predictor(Path(argv[2]))
     if expert_size != size:
         raise SystemExit(f"{argv[2]}: input {expert_size} px, {argv[0]}: {size} px")
-    rows = collect(main_p, float(argv[1]), expert_p, float(argv[3]), val, size)
-    results = [gated(rows, None)] + [gated(rows, c) for c in cuts]
+    rows = collect(main_p, float(argv[1]), expert_p, expert_ts, val, size)
+    results = [gated(rows, None)] + [gated(rows, c, t) for t in expert_ts for c in cuts]
     chosen = choose(results)
     print(report(results, chosen))
     if out is not None:
         out.write_text(json.dumps({"results": results, "chosen": chosen and chosen["cut"],
+                                   "expert_threshold": chosen and chosen["expert_threshold"],
                                    "rows": rows}, indent=1))
     return 0
 

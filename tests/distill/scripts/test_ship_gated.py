@@ -42,15 +42,16 @@ def shipped(tmp_path):
         skewed_ir(work / "blur_0q" / "export", f"student{s}", 1, threshold=0.5, spread=4.0)
     (work / "sweep_blur_0q.json").write_text(json.dumps(
         {"best_threshold": 0.4, "images": 9, "thresholds": {"0.40": {"iou": 0.3}}}))
-    choice = {"chosen": 8.0, "results": [
+    choice = {"chosen": 8.0, "expert_threshold": 0.45, "results": [
         {"cut": None, "means": {"clean": 0.5}, "routed": {"clean": 0.0}, "sources": {}},
-        {"cut": 8.0, "means": {"clean": 0.5}, "routed": {"clean": 0.01}, "sources": {}}]}
+        {"cut": 8.0, "expert_threshold": 0.45, "means": {"clean": 0.5},
+         "routed": {"clean": 0.01}, "sources": {}}]}
     (work / "gate_choice.json").write_text(json.dumps(choice))
     for name, iou in (("gated", 0.6), ("gated_int8", 0.59), ("blur_0q", 0.4)):
         (work / f"eval_{name}.json").write_text(json.dumps(_eval(name, iou)))
     for s in ("", "_int8"):  # as the training script gates them
         gate_ir(models / f"m{s}.xml", work / "blur_0q" / "export" / f"student{s}.xml",
-                work / "gated" / "export" / f"student{s}.xml", 8.0, 0.4, 0.75)
+                work / "gated" / "export" / f"student{s}.xml", 8.0, 0.45, 0.75)
     return models, work
 
 
@@ -61,14 +62,15 @@ def test_the_gate_ships_with_the_main_model_and_expert_beside_it(shipped, capsys
     gate = card["view_gate"]
     assert gate["below_sharpness"] == 8.0 and card["threshold"] == 0.75
     assert (gate["main"]["file"], gate["expert"]["file"]) == ("m_ungated.xml", "m_blur.xml")
-    assert gate["expert"]["threshold"] == 0.4
+    assert gate["expert"]["threshold"] == 0.45  # chosen with the cut, not its sweep's
     labels = list(card["evaluation"]["models"])
     assert labels[0].endswith("(view gate) (shipped)") and labels[1].endswith(", INT8 IR")
     assert labels[2] == ship_gated.EXPERT_LABEL
     assert labels[3] == "pair (shipped before; the gate's main model, _ungated)"
     assert card["evaluation"]["models"][labels[0]]["DeepCrack"]["clean"]["iou"] == 0.6
-    assert card["gate_choice"]["chosen"] == 8.0
-    assert any("--below-sharpness 8 --threshold 0.75 --expert-threshold 0.4" in x
+    assert card["gate_choice"]["chosen"] == {"below_sharpness": 8.0, "expert_threshold": 0.45}
+    assert list(card["gate_choice"]["results"]) == ["ungated", "below 8, expert at 0.45"]
+    assert any("--below-sharpness 8 --threshold 0.75 --expert-threshold 0.45" in x
                for x in card["reproduce"]["steps"])
     ungated = yaml.safe_load((models / "m_ungated.yaml").read_text())
     assert ungated["name"] == "m-ungated" and "main model of m.xml" in ungated["role"]

@@ -186,7 +186,8 @@ def test_the_main_path_runs_unless_switched_off(tmp_path):
 def run_blur(tmp_path: Path, chosen: str) -> List[str]:
     """BLUR=1 MAIN=0 with gate_choice.json already saying CHOSEN (the cut, or null)."""
     (tmp_path / "work").mkdir()
-    (tmp_path / "work" / "gate_choice.json").write_text(f'{{"chosen": {chosen}}}')
+    (tmp_path / "work" / "gate_choice.json").write_text(
+        f'{{"chosen": {chosen}, "expert_threshold": 0.85}}')
     return run_script(tmp_path, BLUR="1", MAIN="0", BLUR_MAIN="/m/ens.xml",
                       BLUR_THRESHOLD="0.75")
 
@@ -202,9 +203,9 @@ def test_blur_trains_the_expert_and_gates_it_at_the_chosen_cut(tmp_path):
     gates = [x for x in lines if x.startswith("gate ")]
     expert = f"{tmp_path}/work/blur_0q/export/student"
     assert gates == [f"gate /m/ens.xml {expert}.xml --below-sharpness 8.0 --threshold 0.75 "
-                     f"--expert-threshold 0.6 --out {tmp_path}/work/gated/export/student.xml",
+                     f"--expert-threshold 0.85 --out {tmp_path}/work/gated/export/student.xml",
                      f"gate /m/ens_int8.xml {expert}_int8.xml --below-sharpness 8.0 "
-                     "--threshold 0.75 --expert-threshold 0.6 "
+                     "--threshold 0.75 --expert-threshold 0.85 "
                      f"--out {tmp_path}/work/gated/export/student_int8.xml"]
     scored = [x for x in lines if x.startswith("eval ") and "/work/gated/" in x]
     assert len(scored) == 2 and all("eval.threshold=0.75" in x for x in scored)
