@@ -1,13 +1,14 @@
 """Ship the view-gated IR that `BLUR=1 scripts/train_shipped_model` made and scored.
 
-models/NAME* (the car's model) becomes the gate; what it was moves to models/NAME_ungated*
-(the gate's main model, still an IR of its own for a car that needs the frame rate), and
-the blurred-view expert ships as models/NAME_blur*. The gate is built again from those
-files at the cut gate_choice.py chose (WORK/gate_choice.json) and must come out
-byte-identical to the IR the training script scored (WORK/gated/export). Its card: the
-ungated card's, with the view gate, the gated model's and the expert's test rows above the
-ungated model's (relabelled "shipped before"), the validation figures the cut was chosen
-on, and the commands. Prints the README's table rows.
+The blurred-view expert ships as models/NAME_blur*, and the gate of the car's model
+(models/NAME*, left as it is) with it as models/NAME_gated* (FP16, INT8): an opt-in for
+cars that expect a soft view (`inference.model: models/NAME_gated.xml`). The gate is
+built again from the shipped files at the cut and expert threshold gate_choice.py chose
+(WORK/gate_choice.json) and must come out byte-identical to the IR the training script
+scored (WORK/gated/export) before anything in models/ changes. Its card: the car's
+model's, with the view gate, the gate's and the expert's test rows above the car's
+model's, the validation figures of the choice and the commands; the car's model's card
+gains the same rows below its own. Prints the README's table rows.
 
 Usage: .venv/bin/python scripts/ship_gated.py WORK [--name crack-hrsegnet-b16] [--models DIR]
 """
@@ -57,17 +58,6 @@ def renamed_copy(src: Path, dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
     return card
 
 
-def move_main(models: Path, name: str) -> None:
-    """models/NAME* to NAME_ungated* (FP16, INT8), unless that was done before (the
-    car's model is then already the gate)."""
-    for s in ("", "_int8"):
-        dst = models / f"{name}_ungated{s}.xml"
-        if not dst.is_file():
-            renamed_copy(models / f"{name}{s}.xml", dst, {
-                "role": f"the main model of {name}{s}.xml (view-gated): it answers sharp "
-                        "frames there; alone it runs without the expert"})
-
-
 def ship_expert(work: Path, models: Path, name: str) -> float:
     """WORK's expert (FP16, INT8) as models/NAME_blur*, its threshold from its validation
     sweep; returns that threshold."""
@@ -85,22 +75,22 @@ def ship_expert(work: Path, models: Path, name: str) -> float:
     return float(sweep["best_threshold"])
 
 
-def rows(work: Path, ungated: Dict[str, Any], cut: float) -> Dict[str, Any]:
-    """The gated card's evaluation rows: the gate (FP16, INT8), the expert alone, then the
-    ungated card's rows with its shipped ones relabelled, the classical baseline last."""
-    first = next((k for k in ungated if "(shipped)" in k), "the car's model (shipped)")
+def gate_rows(work: Path, main: Dict[str, Any], cut: float, name: str) -> Dict[str, Any]:
+    """The gate's test rows (FP16, INT8) and the expert's alone, labelled after the car's
+    model (MAIN, its card's rows)."""
+    first = next((k for k in main if "(shipped)" in k), "the car's model (shipped)")
     label = first.replace(" (shipped)", f"; frames of sharpness below {cut:g} answered by the "
-                                        "blurred-view expert (view gate) (shipped)")
-    out = {label: ship_model.eval_row(work / "eval_gated.json"),
-           f"{label}, INT8 IR": ship_model.eval_row(work / "eval_gated_int8.json"),
-           EXPERT_LABEL: ship_model.eval_row(work / f"eval_{EXPERT}.json")}
-    for k, v in ungated.items():
-        if k != ship_model.BASELINE:
-            out.setdefault(k.replace("(shipped)", "(shipped before; the gate's main model, "
-                                     "_ungated)"), v)
-    if ship_model.BASELINE in ungated:
-        out[ship_model.BASELINE] = ungated[ship_model.BASELINE]
-    return out
+                                        f"blurred-view expert (view gate, {name}_gated)")
+    return {label: ship_model.eval_row(work / "eval_gated.json"),
+            f"{label}, INT8 IR": ship_model.eval_row(work / "eval_gated_int8.json"),
+            EXPERT_LABEL: ship_model.eval_row(work / f"eval_{EXPERT}.json")}
+
+
+def merged(first: Dict[str, Any], rest: Dict[str, Any]) -> Dict[str, Any]:
+    """FIRST's rows, then REST's that FIRST has not, the classical baseline last."""
+    out = {**first, **{k: v for k, v in rest.items() if k not in first}}
+    base = out.pop(ship_model.BASELINE, None)
+    return {**out, ship_model.BASELINE: base} if base is not None else out
 
 
 def choice_card(choice: Dict[str, Any]) -> Dict[str, Any]:
@@ -136,47 +126,49 @@ def main(argv: List[str]) -> int:
     cut = choice.get("chosen")
     if cut is None:
         raise SystemExit(f"{a.work}/gate_choice.json: no cut passed the rule; nothing to ship")
-    move_main(models, name)
     ship_expert(a.work, models, name)
     expert_t = float(choice["expert_threshold"])  # chosen with the cut
-    main_card = yaml.safe_load((models / f"{name}_ungated.yaml").read_text())
+    main_card = yaml.safe_load((models / f"{name}.yaml").read_text())
     main_t = float(main_card["threshold"])
-    table = rows(a.work, main_card["evaluation"]["models"], cut)
-    steps = [f"crack-distill gate models/{name}_ungated{s}.xml models/{name}_blur{s}.xml "
+    gated = gate_rows(a.work, main_card["evaluation"]["models"], cut, name)
+    steps = [f"crack-distill gate models/{name}{s}.xml models/{name}_blur{s}.xml "
              f"--below-sharpness {cut:g} --threshold {main_t:g} --expert-threshold "
-             f"{expert_t:g} --out models/{name}{s}.xml" for s in ("", "_int8")]
-    with tempfile.TemporaryDirectory(dir=models) as tmp:  # checked before it replaces
+             f"{expert_t:g} --out models/{name}_gated{s}.xml" for s in ("", "_int8")]
+    with tempfile.TemporaryDirectory(dir=models) as tmp:  # checked before it is shipped
         for s in ("", "_int8"):
-            built = gate_ir(models / f"{name}_ungated{s}.xml", models / f"{name}_blur{s}.xml",
-                            Path(tmp) / f"{name}{s}.xml", cut, expert_t, main_t)
+            built = gate_ir(models / f"{name}{s}.xml", models / f"{name}_blur{s}.xml",
+                            Path(tmp) / f"{name}_gated{s}.xml", cut, expert_t, main_t)
             scored = a.work / "gated" / "export" / f"student{s}.bin"
             if built["files"]["bin_sha256"] != sha256_file(scored):
                 raise SystemExit(f"the gate below {cut:g} differs from {scored}, the IR the "
-                                 "training script scored; models/ keeps its model")
+                                 "training script scored; models/ keeps what it has")
         for f in Path(tmp).iterdir():
             f.replace(models / f.name)
     for s in ("", "_int8"):
-        xml = models / f"{name}{s}.xml"
+        xml = models / f"{name}_gated{s}.xml"
         card = yaml.safe_load(xml.with_suffix(".yaml").read_text())
-        card.pop("role", None)
-        card["evaluation"]["models"] = table
+        card["evaluation"]["models"] = merged(gated, card["evaluation"]["models"])
         card["gate_choice"] = choice_card(choice)
         card["default_ir"] = (
-            f"FP16 ({name}.xml): the ensemble {name}_ungated.xml and the expert {name}_blur.xml "
-            f"both run on every frame (3 student passes); frames the car's view gauge finds "
-            f"below sharpness {cut:g} get the expert's answer. The NCS2 runs FP16 only. "
-            f"{name}_int8.xml is for CPU-only cars; {name}_ungated*.xml runs 2 passes and "
-            f"{name}_single*.xml 1 (scores in this card)")
+            f"FP16 ({name}_gated.xml): the car's model {name}.xml and the expert "
+            f"{name}_blur.xml both run on every frame; frames the car's view gauge finds "
+            f"below sharpness {cut:g} get the expert's answer. An opt-in: the car's default "
+            f"stays {name}.xml (fewer false alarms on crack-free test windows, less compute)")
         card["reproduce"] = {**card.get("reproduce", {}),
-                             "script": "BLUR=1 MAIN=0 BLUR_MAIN=models/" + name +
-                                       "_ungated.xml BLUR_THRESHOLD=" + f"{main_t:g} "
-                                       "scripts/train_shipped_model DATA_DIR [WORK_DIR] (CPU), "
-                                       "then scripts/ship_gated.py WORK_DIR",
+                             "script": f"BLUR=1 MAIN=0 BLUR_MAIN=models/{name}.xml "
+                                       f"BLUR_THRESHOLD={main_t:g} scripts/train_shipped_model "
+                                       "DATA_DIR [WORK_DIR] (CPU), then scripts/ship_gated.py "
+                                       "WORK_DIR",
                              "steps": card.get("reproduce", {}).get("steps", []) + steps}
         _dump(card, xml.with_suffix(".yaml"))
-    print(ship_model.markdown(table))
-    print(f"\nmodels/{name}.xml and {name}_int8.xml: {name}_ungated* gated with {name}_blur* "
-          f"below sharpness {cut:g}")
+        main_xml = models / f"{name}{s}.xml"
+        mc = yaml.safe_load(main_xml.with_suffix(".yaml").read_text())
+        mine = {k: v for k, v in mc["evaluation"]["models"].items() if k not in gated}
+        mc["evaluation"]["models"] = merged(mine, gated)  # shipped again: the new rows
+        _dump(mc, main_xml.with_suffix(".yaml"))
+    print(ship_model.markdown(gated))
+    print(f"\nmodels/{name}_gated.xml and {name}_gated_int8.xml: {name}* gated with "
+          f"{name}_blur* below sharpness {cut:g} (expert at {expert_t:g})")
     return 0
 
 

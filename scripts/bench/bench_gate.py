@@ -9,8 +9,8 @@
   then the car's pipeline fed by an MJPG stream faster than it keeps up, with the gated
   IR, relative to its raw rate.
 
-Usage: .venv/bin/python scripts/bench/bench_gate.py [--main models/crack-hrsegnet-b16_ungated.xml]
-       [--gated models/crack-hrsegnet-b16.xml] [--seconds 8]
+Usage: .venv/bin/python scripts/bench/bench_gate.py [--main models/crack-hrsegnet-b16.xml]
+       [--gated models/crack-hrsegnet-b16_gated.xml] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from scripts.bench.bench_car import demo_frames, demo_jpegs, raw_throughput, str
 
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--main", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16_ungated.xml",
-                    help="the IR for sharp views (default: the shipped ensemble, ungated)")
-    ap.add_argument("--gated", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16.xml",
-                    help="its view-gated IR (default: the car's model)")
+    ap.add_argument("--main", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16.xml",
+                    help="the IR for sharp views (default: the car's model)")
+    ap.add_argument("--gated", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16_gated.xml",
+                    help="its view-gated IR (default: the shipped one)")
     ap.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     args = ap.parse_args(argv)
     gate = yaml.safe_load(args.gated.with_suffix(".yaml").read_text()).get("view_gate")

@@ -1,7 +1,7 @@
-"""scripts/ship_gated.py: the car's model becomes the gate of what it was (moved to
-_ungated) and the expert (shipped as _blur), rebuilt byte for byte as the training script
-scored it, its card carrying the gate's rows above the old ones; a cut-less choice and a
-gate that differs from the scored one are refused."""
+"""scripts/ship_gated.py: the gate of the car's model and the expert (shipped as _blur)
+ships as _gated, rebuilt byte for byte as the training script scored it, its card carrying
+the gate's rows above the car's model's, whose card gains them below its own; a cut-less
+choice and a gate that differs from the scored one are refused and change nothing."""
 
 import importlib.util
 import json
@@ -55,32 +55,35 @@ def shipped(tmp_path):
     return models, work
 
 
-def test_the_gate_ships_with_the_main_model_and_expert_beside_it(shipped, capsys):
+def test_the_gate_ships_beside_the_cars_model_with_the_expert(shipped, capsys):
     models, work = shipped
+    before = (models / "m.bin").read_bytes()
     assert ship_gated.main([str(work), "--name", "m", "--models", str(models)]) == 0
-    card = yaml.safe_load((models / "m.yaml").read_text())
+    assert (models / "m.bin").read_bytes() == before  # the car's model stays as it is
+    card = yaml.safe_load((models / "m_gated.yaml").read_text())
     gate = card["view_gate"]
     assert gate["below_sharpness"] == 8.0 and card["threshold"] == 0.75
-    assert (gate["main"]["file"], gate["expert"]["file"]) == ("m_ungated.xml", "m_blur.xml")
+    assert (gate["main"]["file"], gate["expert"]["file"]) == ("m.xml", "m_blur.xml")
     assert gate["expert"]["threshold"] == 0.45  # chosen with the cut, not its sweep's
+    assert card["name"] == "m-gated"
     labels = list(card["evaluation"]["models"])
-    assert labels[0].endswith("(view gate) (shipped)") and labels[1].endswith(", INT8 IR")
+    assert labels[0].endswith("(view gate, m_gated)") and labels[1].endswith(", INT8 IR")
     assert labels[2] == ship_gated.EXPERT_LABEL
-    assert labels[3] == "pair (shipped before; the gate's main model, _ungated)"
+    assert labels[3:] == ["pair (shipped)", "classical black-hat baseline"]
     assert card["evaluation"]["models"][labels[0]]["DeepCrack"]["clean"]["iou"] == 0.6
     assert card["gate_choice"]["chosen"] == {"below_sharpness": 8.0, "expert_threshold": 0.45}
     assert list(card["gate_choice"]["results"]) == ["ungated", "below 8, expert at 0.45"]
     assert any("--below-sharpness 8 --threshold 0.75 --expert-threshold 0.45" in x
                for x in card["reproduce"]["steps"])
-    ungated = yaml.safe_load((models / "m_ungated.yaml").read_text())
-    assert ungated["name"] == "m-ungated" and "main model of m.xml" in ungated["role"]
+    main = yaml.safe_load((models / "m.yaml").read_text())["evaluation"]["models"]
+    assert list(main) == ["pair (shipped)", *labels[:3], "classical black-hat baseline"]
     blur = yaml.safe_load((models / "m_blur_int8.yaml").read_text())
     assert blur["threshold"] == 0.4 and blur["files"]["xml"] == "m_blur_int8.xml"
     assert "| DeepCrack (3) |" in capsys.readouterr().out
-    # shipped again (the car's model is the gate now): the main model stays where it is
+    # shipped again: the same rows, once
     assert ship_gated.main([str(work), "--name", "m", "--models", str(models)]) == 0
-    assert yaml.safe_load((models / "m.yaml").read_text())["view_gate"]["main"]["file"] == \
-        "m_ungated.xml"
+    again = yaml.safe_load((models / "m.yaml").read_text())["evaluation"]["models"]
+    assert list(again) == list(main)
 
 
 def test_no_cut_or_another_gate_than_the_scored_one_is_refused(shipped):
@@ -89,12 +92,13 @@ def test_no_cut_or_another_gate_than_the_scored_one_is_refused(shipped):
     (work / "gate_choice.json").write_text(json.dumps({**choice, "chosen": None}))
     with pytest.raises(SystemExit, match="no cut passed the rule"):
         ship_gated.main([str(work), "--name", "m", "--models", str(models)])
-    assert not (models / "m_ungated.xml").exists()
+    assert not (models / "m_blur.xml").exists()
     (work / "gate_choice.json").write_text(json.dumps({**choice, "chosen": 9.0}))
     before = (models / "m.bin").read_bytes()
     with pytest.raises(SystemExit, match="the IR the training script scored"):
         ship_gated.main([str(work), "--name", "m", "--models", str(models)])
-    assert (models / "m.bin").read_bytes() == before  # the car's model is kept
+    assert not (models / "m_gated.xml").exists()  # nothing unchecked shipped
+    assert (models / "m.bin").read_bytes() == before
     assert sorted(p.name for p in models.iterdir() if p.is_dir()) == []  # no leftovers
     shutil.rmtree(work / "gated")
     with pytest.raises(FileNotFoundError):

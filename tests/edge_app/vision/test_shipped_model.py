@@ -62,16 +62,21 @@ def test_default_is_the_mean_of_its_shipped_members():
     assert members[0].stem == DEFAULT_MODEL.stem + "_single"
 
 
-def test_default_hands_blurred_frames_to_its_shipped_expert():
-    """A view-gated default (crack-distill gate) answers a sharp frame as its main IR and
-    the same frame under noise case 2 as its expert (crack logit shifted onto the card's
-    threshold), both shipped intact beside it."""
+def test_gated_sibling_hands_blurred_frames_to_its_shipped_expert():
+    """The view-gated sibling (crack-distill gate) answers a sharp frame as its main IR,
+    the car's model, and the same frame under noise case 2 as its expert (crack logit
+    shifted onto the card's threshold), both shipped intact beside it."""
     from crack_common.noise import low_resolution
     from edge_app.vision.view_quality import gauge
-    gate = CARD.get("view_gate")
-    if not gate:
-        pytest.skip("the default model is not view-gated")
+    xml = DEFAULT_MODEL.with_name(DEFAULT_MODEL.stem + "_gated.xml")
+    if not xml.exists():
+        pytest.skip("no view-gated IR shipped")
+    card = yaml.safe_load(xml.with_suffix(".yaml").read_text())
+    gate = card["view_gate"]
+    assert hashlib.sha256(xml.with_suffix(".bin").read_bytes()).hexdigest() == \
+        card["files"]["bin_sha256"]
     main, expert = (DEFAULT_MODEL.with_name(gate[k]["file"]) for k in ("main", "expert"))
+    assert main == DEFAULT_MODEL
     for xml, want in ((main, gate["main"]), (expert, gate["expert"])):
         assert hashlib.sha256(xml.with_suffix(".bin").read_bytes()).hexdigest() == \
             want["bin_sha256"]
@@ -79,12 +84,12 @@ def test_default_hands_blurred_frames_to_its_shipped_expert():
     blurred = low_resolution(sharp)
     cut = gate["below_sharpness"]
     assert gauge(blurred)[0] < cut * 0.9 and gauge(sharp)[0] > cut * 1.1
-    gated = IRModel(DEFAULT_MODEL, "CPU")
+    gated = IRModel(xml, "CPU")
     assert np.abs(gated.infer(sharp) - IRModel(main, "CPU").infer(sharp)).max() < 0.05
     shift = np.array([0.0, gate["expert"]["crack_logit_shift"]], np.float32)[:, None, None]
     want = IRModel(expert, "CPU").infer(blurred) + shift
     assert np.abs(gated.infer(blurred) - want).max() < 0.05
-    assert CARD["threshold"] == gate["main"]["threshold"]
+    assert card["threshold"] == gate["main"]["threshold"] == CARD["threshold"]
 
 
 @pytest.fixture(scope="module")
