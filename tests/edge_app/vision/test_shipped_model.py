@@ -77,8 +77,8 @@ def test_gated_sibling_hands_blurred_frames_to_its_shipped_expert():
         card["files"]["bin_sha256"]
     main, expert = (DEFAULT_MODEL.with_name(gate[k]["file"]) for k in ("main", "expert"))
     assert main == DEFAULT_MODEL
-    for xml, want in ((main, gate["main"]), (expert, gate["expert"])):
-        assert hashlib.sha256(xml.with_suffix(".bin").read_bytes()).hexdigest() == \
+    for part, want in ((main, gate["main"]), (expert, gate["expert"])):
+        assert hashlib.sha256(part.with_suffix(".bin").read_bytes()).hexdigest() == \
             want["bin_sha256"]
     sharp, _ = road(np.random.default_rng(4), crack=True)
     blurred = low_resolution(sharp)
