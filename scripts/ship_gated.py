@@ -70,8 +70,9 @@ def ship_expert(work: Path, models: Path, name: str) -> float:
                      {"threshold": sweep["best_threshold"], "training": training,
                       "threshold_sweep": ship_model.sweep_card(
                           sweep, f"validation split ({sweep['images']} photos), clean"),
-                      "role": f"the blurred-view expert of {name}{s}.xml (view-gated); its "
-                              "scores alone are in that card"})
+                      "role": f"the blurred-view expert of {name}_gated{s}.xml (at the "
+                              "threshold that card's view_gate names); its scores alone are "
+                              "in that card"})
     return float(sweep["best_threshold"])
 
 
