@@ -5,8 +5,8 @@ The gate is the car's own sharpness gauge (`edge_app.vision.view_quality.gauge`:
 variance of the 3x3 Laplacian of the grey image) computed inside the graph on the model
 input, so the car, `crack-distill eval` and the review replay all run the same rule with
 no code of their own. The grey image is rounded as OpenCV's is, the Laplacian sees the
-frame reflected at its edges as OpenCV's default border does, and it is taken on grey/16
-so that its square stays within FP16's range on an NCS2. The expert's crack logit can be
+frame reflected at its edges as OpenCV's default border does, and it is taken and compared
+on grey/16 so that every value stays within FP16's range on an NCS2. The expert's crack logit can be
 shifted so that its own validated threshold falls on the main model's (the card keeps
 one threshold). Convert, Transpose, Convolution, Pad, Floor, ReduceMean, Multiply,
 Subtract, Add and Clamp only (opsets 1-10): the car's contract is kept.
@@ -30,8 +30,9 @@ GREY_SCALE = 1.0 / 16  # the Laplacian's square of grey/16 stays below FP16's 65
 
 
 def _sharpness(image: Any) -> Any:
-    """The graph of the variance of the Laplacian of the grey u8 NHWC `image`, in the
-    gauge's units (grey levels squared), shape (1, 1, 1, 1)."""
+    """The graph of the variance of the Laplacian of the grey u8 NHWC `image`, shape
+    (1, 1, 1, 1), in units of GREY_SCALE**2 grey levels squared (at most 4096: scaled
+    up to the gauge's units, a sharp frame would overflow FP16)."""
     import openvino.opset1 as op1
     x = op1.transpose(op1.convert(image, "f32"), op1.constant(np.array([0, 3, 1, 2], np.int64)))
     grey_w = np.array(GREY_BGR, np.float32).reshape(1, 3, 1, 1)
@@ -45,17 +46,19 @@ def _sharpness(image: Any) -> Any:
     axes = op1.constant(np.array([2, 3], np.int64))
     mean_sq = op1.reduce_mean(op1.multiply(lap, lap), axes, True)
     mean = op1.reduce_mean(lap, axes, True)
-    var = op1.subtract(mean_sq, op1.multiply(mean, mean))
-    return op1.multiply(var, op1.constant(np.float32(1.0 / GREY_SCALE ** 2)))
+    return op1.subtract(mean_sq, op1.multiply(mean, mean))
 
 
 def _below(value: Any, cut: float) -> Any:
-    """1 where VALUE is below CUT by more than 1/64, 0 where it is above, a ramp between:
-    a step built of Subtract, Clamp and Multiply, with no boolean tensor (which not every
-    plugin takes) and no value past FP16's range."""
+    """1 where VALUE (in _sharpness's units) is below CUT (in the gauge's) by more than
+    1/64 of a gauge unit, 0 where it is above, a ramp between: a step built of Subtract,
+    Clamp and Multiply, with no boolean tensor (which not every plugin takes) and no
+    intermediate past 64 (FP16-safe)."""
     import openvino.opset1 as op1
-    gap = op1.clamp(op1.subtract(op1.constant(np.float32(cut)), value), -1.0, 1.0)
-    return op1.clamp(op1.multiply(gap, op1.constant(np.float32(64.0))), 0.0, 1.0)
+    unit = GREY_SCALE ** 2  # one gauge unit in VALUE's units
+    gap = op1.subtract(op1.constant(np.float32(cut * unit)), value)
+    gap = op1.clamp(gap, -unit, unit)
+    return op1.clamp(op1.multiply(gap, op1.constant(np.float32(64.0 / unit))), 0.0, 1.0)
 
 
 def _spliced(core: Any, src: Path, image: Any, prefix: str) -> Any:
