@@ -54,6 +54,28 @@ def _check_flips(flips: str) -> None:
                          f"{' or '.join(k for k in FLIP_SETS if k != 'none')}")
 
 
+def read_single(core: Any, src: Path, what: str) -> Any:
+    """IR `src` read for WHAT (averaging, gating); it must have one input and one output."""
+    copy = core.read_model(str(src))
+    if len(copy.inputs) != 1 or len(copy.outputs) != 1:
+        raise ExportError(f"{src}: {what} needs one input and one output (logits); this IR "
+                          f"has {len(copy.inputs)} and {len(copy.outputs)}")
+    return copy
+
+
+def splice(copy: Any, prefix: str, feed: Any) -> Any:
+    """The logits output of the read IR COPY, its parameter replaced by FEED and its names
+    prefixed with PREFIX (names must stay unique for OpenVINO 2022.3)."""
+    for node in copy.get_ordered_ops():
+        node.set_friendly_name(f"{prefix}/{node.get_friendly_name()}")
+        for out in node.outputs():
+            out.get_tensor().set_names({f"{prefix}/{n}" for n in out.get_names()})
+    param = copy.get_parameters()[0]
+    for target in list(param.output(0).get_target_inputs()):
+        target.replace_source_output(feed.output(0))
+    return copy.get_results()[0].input(0).get_source_output()
+
+
 PROBABILITY_FLOOR = 1e-4  # log(0) would be -inf; FP16's smallest normal is 6e-5
 
 
@@ -67,10 +89,7 @@ def _average_ir(runs: Sequence[Tuple[Path, tuple]], dst: Path, fp16: bool,
     core = ov.Core()
     image, total, shapes = None, None, None
     for i, (src, dims) in enumerate(runs):
-        copy = core.read_model(str(src))
-        if len(copy.inputs) != 1 or len(copy.outputs) != 1:
-            raise ExportError(f"{src}: averaging needs one input and one output (logits); "
-                              f"this IR has {len(copy.inputs)} and {len(copy.outputs)}")
+        copy = read_single(core, src, "averaging")
         in_shape = [int(d) for d in copy.input(0).get_shape()]
         out_shape = [int(d) for d in copy.output(0).get_shape()]
         if shapes is None:
@@ -79,18 +98,10 @@ def _average_ir(runs: Sequence[Tuple[Path, tuple]], dst: Path, fp16: bool,
         elif shapes != (in_shape, out_shape):
             raise ExportError(f"{src}: input {in_shape} and output {out_shape} differ from "
                               f"{runs[0][0]}'s {shapes[0]} and {shapes[1]}")
-        for node in copy.get_ordered_ops():  # names must stay unique (OpenVINO 2022.3)
-            node.set_friendly_name(f"run{i}/{node.get_friendly_name()}")
-            for out in node.outputs():
-                out.get_tensor().set_names({f"run{i}/{n}" for n in out.get_names()})
         # mirror the frame as f32 (a Gather of u8 is not something every plugin has);
         # the copy's own Convert then has nothing to do
         feed = _mirrored(op1.convert(image, "f32"), dims, _NHWC, in_shape) if dims else image
-        param = copy.get_parameters()[0]
-        for target in list(param.output(0).get_target_inputs()):
-            target.replace_source_output(feed.output(0))
-        logits = copy.get_results()[0].input(0).get_source_output()
-        logits = _mirrored(logits, dims, _NCHW, out_shape)
+        logits = _mirrored(splice(copy, f"run{i}", feed), dims, _NCHW, out_shape)
         if probabilities:
             logits = op1.softmax(logits, 1)
         total = logits if total is None else op1.add(total, logits)

@@ -22,7 +22,7 @@ import numpy as np
 
 from crack_common.files import sha256_file
 from distill.export import ExportError, save_ir
-from distill.ir_average import _card, _write_card
+from distill.ir_average import _card, _write_card, read_single, splice
 
 GREY_BGR = (1868 / 16384, 9617 / 16384, 4899 / 16384)  # OpenCV's fixed-point BGR -> grey
 LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))  # cv2.Laplacian, ksize 1
@@ -59,22 +59,6 @@ def _below(value: Any, cut: float) -> Any:
     gap = op1.subtract(op1.constant(np.float32(cut * unit)), value)
     gap = op1.clamp(gap, -unit, unit)
     return op1.clamp(op1.multiply(gap, op1.constant(np.float32(64.0 / unit))), 0.0, 1.0)
-
-
-def _spliced(core: Any, src: Path, image: Any, prefix: str) -> Any:
-    """The logits output of IR `src` fed by `image`, its names prefixed to stay unique."""
-    copy = core.read_model(str(src))
-    if len(copy.inputs) != 1 or len(copy.outputs) != 1:
-        raise ExportError(f"{src}: gating needs one input and one output (logits); this IR "
-                          f"has {len(copy.inputs)} and {len(copy.outputs)}")
-    for node in copy.get_ordered_ops():
-        node.set_friendly_name(f"{prefix}/{node.get_friendly_name()}")
-        for out in node.outputs():
-            out.get_tensor().set_names({f"{prefix}/{n}" for n in out.get_names()})
-    param = copy.get_parameters()[0]
-    for target in list(param.output(0).get_target_inputs()):
-        target.replace_source_output(image.output(0))
-    return copy.get_results()[0].input(0).get_source_output()
 
 
 def logit_shift(main_threshold: float, expert_threshold: float) -> float:
@@ -119,11 +103,11 @@ def gate_ir(main: Path, expert: Path, dst: Path, below_sharpness: float,
                      else expert_card.get("threshold", main_t))
     shift = logit_shift(main_t, expert_t)
     core = ov.Core()
-    probe = core.read_model(str(main))
-    shape = [int(d) for d in probe.input(0).get_shape()]
-    image = op1.parameter(shape, probe.input(0).get_element_type(), name="image")
-    main_logits = _spliced(core, main, image, "main")
-    expert_logits = _spliced(core, expert, image, "expert")
+    main_copy, expert_copy = (read_single(core, src, "gating") for src in (main, expert))
+    shape = [int(d) for d in main_copy.input(0).get_shape()]
+    image = op1.parameter(shape, main_copy.input(0).get_element_type(), name="image")
+    main_logits = splice(main_copy, "main", image)
+    expert_logits = splice(expert_copy, "expert", image)
     if list(main_logits.get_shape()) != list(expert_logits.get_shape()):
         raise ExportError(f"{expert}: logits {list(expert_logits.get_shape())} differ from "
                           f"{main}'s {list(main_logits.get_shape())}")

@@ -46,8 +46,8 @@ def _dump(card: Dict[str, Any], path: Path) -> None:
 
 
 def renamed_copy(src: Path, dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
-    """Copy IR SRC (.xml, .bin) to DST with its card (SRC's .yaml, or CARD) renamed and
-    given EXTRA."""
+    """Copy IR SRC (.xml, .bin) to DST with its card (SRC's .yaml) renamed and given
+    EXTRA."""
     for ext in (".xml", ".bin"):
         shutil.copyfile(src.with_suffix(ext), dst.with_suffix(ext))
     card = yaml.safe_load(src.with_suffix(".yaml").read_text())

@@ -187,19 +187,26 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
     return out
 
 
-def _clear_window_probability(predict: Predictor, photo: np.ndarray, mask: np.ndarray,
-                              index: int, size: int) -> Optional[np.ndarray]:
-    """The crack probability of the photo's crack-free window (as `crack-distill data
-    negatives` cuts them from test photos), squeezed to the input, or None when the
-    photo has none: validation's own false-alarm images, to compare runs without
-    looking at a test set."""
+def clear_window_view(photo: np.ndarray, mask: np.ndarray, index: int, size: int
+                      ) -> Optional[np.ndarray]:
+    """The photo's crack-free window (as `crack-distill data negatives` cuts them from
+    test photos), squeezed to the input, or None when the photo has none: validation's
+    own false-alarm images, to compare runs without looking at a test set."""
     from distill.data.negatives import clear_window
     spot = clear_window(mask, np.random.default_rng([0, index]))
     if spot is None:
         return None
     x, y, side = spot
     window = np.ascontiguousarray(photo[y:y + side, x:x + side])
-    return predict(fit(window, np.zeros((side, side), np.uint8), size)[0])
+    return fit(window, np.zeros((side, side), np.uint8), size)[0]
+
+
+def _clear_window_probability(predict: Predictor, photo: np.ndarray, mask: np.ndarray,
+                              index: int, size: int) -> Optional[np.ndarray]:
+    """The crack probability of the photo's crack-free window (clear_window_view), or
+    None when the photo has none."""
+    view = clear_window_view(photo, mask, index, size)
+    return None if view is None else predict(view)
 
 
 def table(results: Dict[str, object], title: str = "") -> str:

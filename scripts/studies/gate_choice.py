@@ -45,8 +45,8 @@ def collect(main, main_t: float, expert, expert_ts: Sequence[float], val, size: 
     from crack_common.metrics import MetricAccumulator, false_alarm
     from crack_common.noise import NOISE_CASES
     from distill.data.mixture import source_of
-    from distill.data.negatives import clear_window
     from distill.data.views import fit
+    from distill.evaluation.evaluate import clear_window_view
     from edge_app.vision.view_quality import gauge
 
     def verdict(pred: np.ndarray, mask: np.ndarray) -> Any:
@@ -71,13 +71,10 @@ def collect(main, main_t: float, expert, expert_ts: Sequence[float], val, size: 
                 continue
             rows.append({"source": src, "case": case, "crack": bool(mask.any()),
                          **score(NOISE_CASES[case](img), mask)})
-        spot = clear_window(full_mask, np.random.default_rng([0, i])) if mask.any() else None
-        if spot is not None:
-            x, y, side = spot
-            window = np.ascontiguousarray(photo[y:y + side, x:x + side])
-            free = np.zeros((side, side), np.uint8)
+        window = clear_window_view(photo, full_mask, i, size) if mask.any() else None
+        if window is not None:
             rows.append({"source": src, "case": "window", "crack": False,
-                         **score(fit(window, free, size)[0], np.zeros((size, size), bool))})
+                         **score(window, np.zeros((size, size), bool))})
     return rows
 
 
