@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import List
 
+import pytest
+
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "train_shipped_model"
@@ -215,3 +217,31 @@ def test_blur_gates_nothing_when_no_cut_passes_the_rule(tmp_path):
     lines = run_blur(tmp_path, "null")
     assert trained(lines) == ["blur_0", "blur_0q"]
     assert not [x for x in lines if x.startswith("gate ")]
+
+
+def test_third_trains_on_from_the_blur_expert_and_ensembles_the_trio(tmp_path):
+    ck = tmp_path / "work" / "blur_0" / "checkpoints"
+    ck.mkdir(parents=True)
+    (ck / "last.pth").touch()
+    lines = run_script(tmp_path, THIRD="1", MAIN="0", THIRD_EPOCHS="5",
+                       THIRD_PAIR="/m/a.xml /m/b.xml")
+    assert trained(lines) == ["third", "thirdq"]
+    train, quiet = [x for x in lines if x.startswith("train ")]
+    assert f"student.init={ck}/last.pth" in train and "train.epochs=5" in train
+    assert "train.lr=0.0005" in train and "train.seed=2" in train
+    assert "cache.noise_mix" not in train  # the shipped recipe's 35% noise views
+    assert f"student.init={tmp_path}/work/third/checkpoints/last.pth" in quiet
+    assert "crop.clear_share=0.3" in quiet and "train.epochs=3" in quiet
+    ensembles = [x for x in lines if x.startswith("ensemble ")]
+    third = f"{tmp_path}/work/thirdq/export/student"
+    assert ensembles == [
+        f"ensemble /m/a.xml /m/b.xml {third}.xml --out {tmp_path}/work/trio/export/student.xml",
+        f"ensemble /m/a_int8.xml /m/b_int8.xml {third}_int8.xml "
+        f"--out {tmp_path}/work/trio/export/student_int8.xml"]
+    scored = [x for x in lines if x.startswith("eval ") and "/work/trio/" in x]
+    assert any("--sweep" in x for x in scored) and len(scored) == 3
+
+
+def test_third_refuses_to_start_without_the_blur_expert(tmp_path):
+    with pytest.raises(AssertionError, match="needs BLUR=1"):
+        run_script(tmp_path, THIRD="1", MAIN="0")
