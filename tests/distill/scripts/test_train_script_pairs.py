@@ -139,13 +139,14 @@ fi
 """
 
 
-def run_script(tmp_path: Path, **switches: str) -> List[str]:
-    """The whole training script with SWITCHES, crack-distill replaced by FAKE_DISTILL (the
-    real python beside it), on empty folders of the datasets it checks for; the
-    crack-distill lines it ran."""
+def run_script(tmp_path: Path, script: Path = SCRIPT, fake: str = FAKE_DISTILL,
+               **switches: str) -> List[str]:
+    """The whole training script (SCRIPT, or a copy) with SWITCHES, crack-distill replaced
+    by FAKE (the real python beside it), on empty folders of the datasets it checks for;
+    the crack-distill lines it ran."""
     bin_dir, data = tmp_path / "bin", tmp_path / "data"
     bin_dir.mkdir()
-    (bin_dir / "crack-distill").write_text(FAKE_DISTILL)
+    (bin_dir / "crack-distill").write_text(fake)
     (bin_dir / "crack-distill").chmod(0o755)
     (bin_dir / "python").symlink_to(sys.executable)
     checked = re.search(r"^for s in (.*?); do$", SCRIPT.read_text().replace("\\\n", " "),
@@ -155,7 +156,7 @@ def run_script(tmp_path: Path, **switches: str) -> List[str]:
         (data / "train" / name).mkdir(parents=True)
     env = {"PATH": "/usr/bin:/bin", "VENV_BIN": str(bin_dir), "LOG": str(tmp_path / "log.txt"),
            **switches}
-    r = subprocess.run([str(SCRIPT), str(data), str(tmp_path / "work")], env=env,
+    r = subprocess.run([str(script), str(data), str(tmp_path / "work")], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return log(tmp_path)
@@ -219,29 +220,53 @@ def test_blur_gates_nothing_when_no_cut_passes_the_rule(tmp_path):
     assert not [x for x in lines if x.startswith("gate ")]
 
 
-def test_third_trains_on_from_the_blur_expert_and_ensembles_the_trio(tmp_path):
+def test_third_trains_on_from_the_blur_expert_and_ensembles_the_trios(tmp_path):
     ck = tmp_path / "work" / "blur_0" / "checkpoints"
     ck.mkdir(parents=True)
     (ck / "last.pth").touch()
     lines = run_script(tmp_path, THIRD="1", MAIN="0", THIRD_EPOCHS="5",
                        THIRD_PAIR="/m/a.xml /m/b.xml")
-    assert trained(lines) == ["third", "thirdq"]
-    train, quiet = [x for x in lines if x.startswith("train ")]
+    assert trained(lines) == ["third", "thirdq", "thirdqs"]
+    train, quiet, synthetic = [x for x in lines if x.startswith("train ")]
     assert f"student.init={ck}/last.pth" in train and "train.epochs=5" in train
     assert "train.lr=0.0005" in train and "train.seed=2" in train
     assert "cache.noise_mix" not in train  # the shipped recipe's 35% noise views
-    assert f"student.init={tmp_path}/work/third/checkpoints/last.pth" in quiet
-    assert "crop.clear_share=0.3" in quiet and "train.epochs=3" in quiet
+    for ft in (quiet, synthetic):
+        assert f"student.init={tmp_path}/work/third/checkpoints/last.pth" in ft
+        assert "crop.clear_share=0.3" in ft and "train.epochs=3" in ft
+    assert "/work/synth:0.7" in quiet and "/work/synth:2.5" in synthetic
     ensembles = [x for x in lines if x.startswith("ensemble ")]
-    third = f"{tmp_path}/work/thirdq/export/student"
     assert ensembles == [
-        f"ensemble /m/a.xml /m/b.xml {third}.xml --out {tmp_path}/work/trio/export/student.xml",
-        f"ensemble /m/a_int8.xml /m/b_int8.xml {third}_int8.xml "
-        f"--out {tmp_path}/work/trio/export/student_int8.xml"]
-    scored = [x for x in lines if x.startswith("eval ") and "/work/trio/" in x]
-    assert any("--sweep" in x for x in scored) and len(scored) == 3
+        f"ensemble /m/a{s}.xml /m/b{s}.xml {tmp_path}/work/{t}/export/student{s}.xml "
+        f"--out {tmp_path}/work/{trio}/export/student{s}.xml"
+        for t, trio in (("thirdq", "trio"), ("thirdqs", "trios")) for s in ("", "_int8")]
+    for trio in ("trio", "trios"):
+        scored = [x for x in lines if x.startswith("eval ") and f"/work/{trio}/" in x]
+        assert any("--sweep" in x for x in scored) and len(scored) == 3
 
 
 def test_third_refuses_to_start_without_the_blur_expert(tmp_path):
     with pytest.raises(AssertionError, match="needs BLUR=1"):
         run_script(tmp_path, THIRD="1", MAIN="0")
+
+
+def test_an_edit_made_while_the_script_runs_does_not_reach_the_run(tmp_path):
+    """A run of hours must not read lines edited after it started (bash reads a plain
+    script as it goes, so an edit shifts what it reads next): the first crack-distill
+    call rewrites a copy of the script, adding bytes near its top and a command at its
+    end; the run goes on as written when it started."""
+    copy = tmp_path / "repo" / "scripts" / "train_shipped_model"
+    copy.parent.mkdir(parents=True)
+    copy.write_text(SCRIPT.read_text())
+    copy.chmod(0o755)
+    edit = tmp_path / "edit.py"
+    edit.write_text(f"import pathlib\np = pathlib.Path({str(copy)!r})\n"
+                    "lines = p.read_text().splitlines(True)\n"
+                    "lines.insert(2, '#' * 4000 + '\\n')\n"
+                    "lines.append('echo EDITED >> \"$LOG\"\\n')\n"
+                    "p.write_text(''.join(lines))\n")
+    first = f'[ -f "$LOG.edited" ] || {{ touch "$LOG.edited"; {sys.executable} {edit}; }}\n'
+    fake = FAKE_DISTILL.replace('echo "$*" >> "$LOG"\n', 'echo "$*" >> "$LOG"\n' + first, 1)
+    lines = run_script(tmp_path, copy, fake)
+    assert "#" * 4000 in copy.read_text()  # the edit was made, during the run
+    assert "EDITED" not in lines and trained(lines) == ["shipped", "seed1", "ft0", "ft1"]
