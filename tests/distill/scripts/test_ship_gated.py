@@ -12,20 +12,12 @@ import yaml
 
 from distill.ir_gate import gate_ir
 from tests.conftest import REPO
-from tests.distill.helpers import skewed_ir
+from tests.distill.helpers import scored_eval, skewed_ir
 
 SCRIPT = REPO / "scripts" / "ship_gated.py"
 spec = importlib.util.spec_from_file_location("ship_gated", SCRIPT)
 ship_gated = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship_gated)
-
-
-def _eval(what: str, iou: float) -> dict:
-    case = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "iou": iou}
-    return {"model": {"what": what, "datasets": {
-        "DeepCrack": {"images": 3, "clean": {**case, "f1@2px": 0.6}, "case1": case,
-                      "case2": case},
-        "negatives_test": {"false_alarm": {"rate": 0.02, "crack_free_images": 50}}}}}
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def shipped(tmp_path):
          "routed": {"clean": 0.01}, "sources": {}}]}
     (work / "gate_choice.json").write_text(json.dumps(choice))
     for name, iou in (("gated", 0.6), ("gated_int8", 0.59), ("blur_0q", 0.4)):
-        (work / f"eval_{name}.json").write_text(json.dumps(_eval(name, iou)))
+        (work / f"eval_{name}.json").write_text(json.dumps(scored_eval(name, iou)))
     for s in ("", "_int8"):  # as the training script gates them
         gate_ir(models / f"m{s}.xml", work / "blur_0q" / "export" / f"student{s}.xml",
                 work / "gated" / "export" / f"student{s}.xml", 8.0, 0.45, 0.75)

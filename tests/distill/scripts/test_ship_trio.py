@@ -12,20 +12,12 @@ import yaml
 from distill.ir_average import ensemble_ir
 from edge_app.model.ir_model import IRModel
 from tests.conftest import REPO
-from tests.distill.helpers import skewed_ir
+from tests.distill.helpers import scored_eval, skewed_ir
 
 SCRIPT = REPO / "scripts" / "ship_trio.py"
 spec = importlib.util.spec_from_file_location("ship_trio", SCRIPT)
 ship_trio = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship_trio)
-
-
-def _eval(what: str, iou: float) -> dict:
-    case = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "iou": iou}
-    return {"model": {"what": what, "datasets": {
-        "DeepCrack": {"images": 3, "clean": {**case, "f1@2px": 0.6}, "case1": case,
-                      "case2": case},
-        "negatives_test": {"false_alarm": {"rate": 0.02, "crack_free_images": 50}}}}}
 
 
 @pytest.fixture
@@ -52,7 +44,7 @@ def shipped(tmp_path):
     (work / "sweep_trio.json").write_text(json.dumps(
         {"best_threshold": 0.7, "images": 9, "thresholds": {"0.70": {"iou": 0.55}}}))
     for name, iou in (("trio", 0.62), ("trio_int8", 0.61)):
-        (work / f"eval_{name}.json").write_text(json.dumps(_eval(name, iou)))
+        (work / f"eval_{name}.json").write_text(json.dumps(scored_eval(name, iou)))
     return models, work
 
 
