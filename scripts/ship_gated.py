@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -41,38 +40,18 @@ EXPERT_LABEL = ("the blurred-view expert alone: HrSegNet-B16, the shipped recipe
                 "fine-tuned quieter (3 epochs, 30% clear crops, none from UAV)")
 
 
-def _dump(card: Dict[str, Any], path: Path) -> None:
-    path.write_text(yaml.safe_dump(card, sort_keys=False, width=90))
-
-
-def renamed_copy(src: Path, dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
-    """Copy IR SRC (.xml, .bin) to DST with its card (SRC's .yaml) renamed and given
-    EXTRA."""
-    for ext in (".xml", ".bin"):
-        shutil.copyfile(src.with_suffix(ext), dst.with_suffix(ext))
-    card = yaml.safe_load(src.with_suffix(".yaml").read_text())
-    card.update({"name": dst.stem.replace("_", "-"),
-                 "files": {**card.get("files", {}), "xml": dst.name,
-                           "bin": dst.with_suffix(".bin").name}, **extra})
-    _dump(card, dst.with_suffix(".yaml"))
-    return card
-
-
 def ship_expert(work: Path, models: Path, name: str) -> float:
     """WORK's expert (FP16, INT8) as models/NAME_blur*, its threshold from its validation
     sweep; returns that threshold."""
     sweep = json.loads((work / f"sweep_{EXPERT}.json").read_text())
     for s in ("", "_int8"):
-        card = yaml.safe_load((work / EXPERT / "export" / f"student{s}.yaml").read_text())
-        training = card.get("training", {})
-        training["data"] = ship_model.dataset_names(training.get("data", []))
-        renamed_copy(work / EXPERT / "export" / f"student{s}.xml", models / f"{name}_blur{s}.xml",
-                     {"threshold": sweep["best_threshold"], "training": training,
-                      "threshold_sweep": ship_model.sweep_card(
-                          sweep, f"validation split ({sweep['images']} photos), clean"),
-                      "role": f"the blurred-view expert of {name}_gated{s}.xml (at the "
-                              "threshold that card's view_gate names); its scores alone are "
-                              "in that card"})
+        ship_model.renamed_copy(
+            work / EXPERT / "export" / f"student{s}.xml", models / f"{name}_blur{s}.xml",
+            {"threshold": sweep["best_threshold"],
+             "threshold_sweep": ship_model.sweep_card(
+                 sweep, f"validation split ({sweep['images']} photos), clean"),
+             "role": f"the blurred-view expert of {name}_gated{s}.xml (at the threshold "
+                     "that card's view_gate names); its scores alone are in that card"})
     return float(sweep["best_threshold"])
 
 
@@ -161,12 +140,12 @@ def main(argv: List[str]) -> int:
                                        "DATA_DIR [WORK_DIR] (CPU), then scripts/ship_gated.py "
                                        "WORK_DIR",
                              "steps": card.get("reproduce", {}).get("steps", []) + steps}
-        _dump(card, xml.with_suffix(".yaml"))
+        ship_model.write_card(card, xml.with_suffix(".yaml"))
         main_xml = models / f"{name}{s}.xml"
         mc = yaml.safe_load(main_xml.with_suffix(".yaml").read_text())
         mine = {k: v for k, v in mc["evaluation"]["models"].items() if k not in gated}
         mc["evaluation"]["models"] = merged(mine, gated)  # shipped again: the new rows
-        _dump(mc, main_xml.with_suffix(".yaml"))
+        ship_model.write_card(mc, main_xml.with_suffix(".yaml"))
     print(ship_model.markdown(gated))
     print(f"\nmodels/{name}_gated.xml and {name}_gated_int8.xml: {name}* gated with "
           f"{name}_blur* below sharpness {cut:g} (expert at {expert_t:g})")

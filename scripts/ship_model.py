@@ -73,6 +73,27 @@ def dataset_names(sources: List[str]) -> List[str]:
     return out
 
 
+def write_card(card: Dict[str, Any], path: Path) -> None:
+    """A model card as the ship scripts write it (keys in order, 90 columns)."""
+    path.write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+
+
+def renamed_copy(src: Path, dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
+    """Copy IR SRC (.xml, .bin) to DST with its card (SRC's .yaml) renamed, its training
+    sources named by folder (they were this machine's paths) and given EXTRA; returns
+    the card written."""
+    for ext in (".xml", ".bin"):
+        shutil.copyfile(src.with_suffix(ext), dst.with_suffix(ext))
+    card = yaml.safe_load(src.with_suffix(".yaml").read_text())
+    if "training" in card:
+        card["training"]["data"] = dataset_names(card["training"].get("data", []))
+    card.update({"name": dst.stem.replace("_", "-"),
+                 "files": {**card.get("files", {}), "xml": dst.name,
+                           "bin": dst.with_suffix(".bin").name}, **extra})
+    write_card(card, dst.with_suffix(".yaml"))
+    return card
+
+
 def reproduce_script(tag: str) -> str:
     """The training script's command line that trains run TAG, switches included."""
     return " ".join(filter(None, [SCRIPT_SWITCHES.get(tag), "scripts/train_shipped_model "
@@ -360,7 +381,7 @@ def complete_averaged_card(card: Dict[str, Any], xml: Path, sweep: Dict[str, Any
     card["evaluation"]["models"] = rows
     card["default_ir"] = default_ir
     card["reproduce"]["steps"] = card["reproduce"]["steps"] + steps
-    xml.with_suffix(".yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+    write_card(card, xml.with_suffix(".yaml"))
 
 
 def ship_ensemble(work: Path, tag: str, tag2: str, name: str) -> None:
@@ -388,18 +409,9 @@ def ship_ensemble(work: Path, tag: str, tag2: str, name: str) -> None:
              f"{s}.xml --out models/{name}{s}.xml" for s in ("", "_int8")]
     for suffix in ("", "_int8"):  # the second member ships too, so the card's files exist
         member = models / f"{name}_{spec.member}{suffix}.xml"
-        for ext in (".xml", ".bin"):
-            shutil.copyfile((work / tag2 / "export" / f"student{suffix}").with_suffix(ext),
-                            member.with_suffix(ext))
-        card2 = yaml.safe_load((work / tag2 / "export" / f"student{suffix}.yaml").read_text())
-        training = card2.get("training", {})
-        training["data"] = dataset_names(training.get("data", []))
-        card2.update({"name": member.stem.replace("_", "-"),
-                      "files": {**card2["files"], "xml": member.name,
-                                "bin": member.with_suffix(".bin").name},
-                      "role": f"second member of {name}{suffix}.xml (an ensemble); its "
+        renamed_copy(work / tag2 / "export" / f"student{suffix}.xml", member,
+                     {"role": f"second member of {name}{suffix}.xml (an ensemble); its "
                               "scores alone are in that card"})
-        member.with_suffix(".yaml").write_text(yaml.safe_dump(card2, sort_keys=False, width=90))
         xml = models / f"{name}{suffix}.xml"
         card = ensemble_ir([models / f"{name}_single{suffix}.xml", member], xml)
         if "export_check" in card:  # the first member's; the second's is in its card
@@ -486,7 +498,7 @@ def ship(work: Path, tag: str, name: str, previous: Dict[str, Any]) -> None:
     models = REPO / "models"
     shutil.copyfile(export / "student.xml", models / f"{NAME}.xml")
     shutil.copyfile(export / "student.bin", models / f"{NAME}.bin")
-    (models / f"{NAME}.yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=90))
+    write_card(card, models / f"{NAME}.yaml")
     if int8.is_file():
         card8 = yaml.safe_load(int8.with_suffix(".yaml").read_text())
         card8.update({k: card[k] for k in ("datasets", "evaluation", "reproduce",
@@ -497,8 +509,7 @@ def ship(work: Path, tag: str, name: str, previous: Dict[str, Any]) -> None:
                           "bin": f"{NAME}_int8.bin"}
         shutil.copyfile(int8, models / f"{NAME}_int8.xml")
         shutil.copyfile(int8.with_suffix(".bin"), models / f"{NAME}_int8.bin")
-        (models / f"{NAME}_int8.yaml").write_text(yaml.safe_dump(card8, sort_keys=False,
-                                                                 width=90))
+        write_card(card8, models / f"{NAME}_int8.yaml")
     print(markdown(found))
     print(f"\nmodels/{NAME}.xml, .bin and .yaml written")
 

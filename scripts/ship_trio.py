@@ -52,8 +52,7 @@ def trio_rows(work: Path, trio: str, previous: Dict[str, Any]) -> Dict[str, Any]
     label = first.replace(" (shipped)", f", and {THIRD_LABEL}: three averaged (shipped)")
     rows = {label: ship_model.eval_row(work / f"eval_{trio}.json"),
             f"{label}, INT8 IR": ship_model.eval_row(work / f"eval_{trio}_int8.json")}
-    before = {k.replace("(shipped)", "(shipped before)").replace(
-        "(shipped), INT8 IR", "(shipped before), INT8 IR"): v for k, v in previous.items()}
+    before = {k.replace("(shipped)", "(shipped before)"): v for k, v in previous.items()}
     return ship_gated.merged(rows, before)
 
 
@@ -80,13 +79,10 @@ def main(argv: List[str]) -> int:
     with tempfile.TemporaryDirectory(dir=models) as tmp:  # checked before it is shipped
         tmp = Path(tmp)
         for s in ("", "_int8"):
-            third = ship_gated.renamed_copy(
+            ship_model.renamed_copy(
                 work / a.third / "export" / f"student{s}.xml", tmp / f"{members[2]}{s}.xml",
                 {"role": f"third member of {name}{s}.xml (an ensemble); its scores alone "
                          "are in the work folder's eval files"})
-            third.get("training", {})["data"] = ship_model.dataset_names(
-                third.get("training", {}).get("data", []))
-            ship_gated._dump(third, tmp / f"{members[2]}{s}.yaml")
             card = ensemble_ir([models / f"{members[0]}{s}.xml", models / f"{members[1]}{s}.xml",
                                 tmp / f"{members[2]}{s}.xml"], tmp / f"{name}{s}.xml")
             scored = work / a.trio / "export" / f"student{s}.bin"
