@@ -400,8 +400,9 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> 
         help="cwd: channel-wise on the teacher's logits (default); rfkd: also its "
         "features; pixel: Hinton's KD at every pixel")
     add("--student", choices=STUDENTS, help="student network (default hrnet_w18)")
-    add("--student-init", type=Path, help="timm/mmsegmentation weights to start from "
-        "(hrnet_w18)")
+    add("--student-init", type=Path, help="weights to start from: timm/mmsegmentation "
+        "(hrnet_w18), a student checkpoint, or one student's FP16 IR (e.g. a shipped "
+        "models/*.xml member)")
     add("--hard-loss", choices=list(HARD_LOSSES),
         help="hard loss: 0.2 CE + 0.8 Dice (default), IGMSDA in place of CE, or the "
         "Lovasz hinge in place of Dice")
@@ -666,7 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--head-kernel", type=int, default=1, choices=[1, 3],
                     help="student FCN head conv kernel (default 1, as mmsegmentation)")
     de.add_argument("--student-init", type=Path,
-                    help="with --student: load timm/mmsegmentation weights and report the fit")
+                    help="with --student: load weights (timm, mmsegmentation, a student "
+                    "checkpoint or FP16 IR) and report the fit")
     de.add_argument("--state-dict", action="store_true", help="list every tensor and shape")
     de.add_argument("--json", action="store_true", help="print one JSON object")
     de.set_defaults(func=_cmd_describe)

@@ -97,7 +97,8 @@ class StudentConfig:
     modules: List[int] = field(default_factory=lambda: [1, 4, 3])  # stages 2-4 (W18: 1, 4, 3)
     blocks: int = 4  # basic blocks per branch (W18: 4)
     head_kernel: int = 1  # FCN head conv kernel (1 as mmsegmentation, or 3)
-    init: Optional[str] = None  # timm or mmsegmentation weights to start from
+    # weights to start from: timm, mmsegmentation, a student checkpoint or one FP16 IR
+    init: Optional[str] = None
     frame_head: bool = False  # a frame-level crack/no-crack head: the IR's crack_score
     refine: bool = False  # HrSegNet: a full-resolution edge refiner on the logits
     centre: str = "none"  # HrSegNet: colour (each channel's mean moved to one grey) or

@@ -3,7 +3,8 @@
 Accepted: timm's ImageNet `hrnet_w18` state dict (into `backbone.`; its classification
 head has no place in a segmenter and is listed as such), an mmsegmentation HRNet-W18 FCN
 checkpoint (`{"state_dict": {"backbone.*", "decode_head.*"}}`), or the project's own
-student checkpoint of any student architecture (`{"model": state_dict, ...}`). Tensors
+student checkpoint of any student architecture (`{"model": state_dict, ...}`), or one
+student's FP16 OpenVINO IR (`.xml`, read back by distill.nets.ir_weights). Tensors
 whose shape differs (e.g. a 19-class Cityscapes `conv_seg`) are not loaded and are listed.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -62,10 +63,18 @@ def read_checkpoint(path: Path) -> Dict[str, torch.Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
-def load_student_weights(model: nn.Module, path: Path) -> LoadReport:
-    """Load what fits from `path` into the student; report the rest. Raises if nothing fits."""
-    tensors = read_checkpoint(path)
+def load_student_weights(model: nn.Module, path: Path,
+                         calibration: Optional[Callable[[], torch.Tensor]] = None
+                         ) -> LoadReport:
+    """Load what fits from `path` into the student; report the rest. Raises if nothing fits.
+    From an IR, `calibration` (normalised training views) sets the BNs' statistics."""
     own = model.state_dict()
+    if Path(path).suffix == ".xml":
+        from distill.nets.ir_weights import load_ir_weights
+        loaded = sorted(load_ir_weights(model, Path(path), calibration))
+        return LoadReport(loaded=loaded, missing=sorted(k for k in own if k not in loaded
+                                                        and not k.endswith("_tracked")))
+    tensors = read_checkpoint(path)
     if not any(k in own or k.startswith(("backbone.", "decode_head.")) for k in tensors):
         tensors = {f"backbone.{k}": v for k, v in tensors.items()}  # timm: a bare backbone
     report = LoadReport()

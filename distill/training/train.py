@@ -286,7 +286,8 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.model = build_student(cfg)
         if cfg.student.init:
-            report = load_student_weights(self.model, Path(cfg.student.init))
+            report = load_student_weights(self.model, Path(cfg.student.init),
+                                          calibration=self._calibration_views)
             log.info("student init %s: %s", cfg.student.init, report.summary())
         self.model.to(self.device)
         if t.channels_last:
@@ -333,6 +334,12 @@ class Trainer:
         # (the learning-rate schedule follows the new length from the step it resumes at)
         self.digest = cfg.digest("train", "student", "size", "data", "cache", "crop",
                                  ignore=("train.epochs",))
+
+    def _calibration_views(self, count: int = 32) -> torch.Tensor:
+        """Normalised training views spread over the set (for BN statistics when the
+        student starts from an IR)."""
+        picks = np.linspace(0, len(self.data) - 1, min(count, len(self.data))).astype(int)
+        return self.data.batch(picks.tolist())[0]
 
     # ------------------------------------------------------------ checkpoints
     def _save(self, path: Path) -> None:

@@ -245,6 +245,25 @@ def test_third_trains_on_from_the_blur_expert_and_ensembles_the_trios(tmp_path):
         assert any("--sweep" in x for x in scored) and len(scored) == 3
 
 
+def test_onward_trains_the_shipped_pair_on_from_its_irs_and_rebuilds_the_trio(tmp_path):
+    lines = run_script(tmp_path, ONWARD="1", MAIN="0", ONWARD_EPOCHS="4", ONWARD_MODEL="/m/car")
+    assert sorted(trained(lines)) == ["on4_0", "on4_1", "on4q_0", "on4q_1"]
+    for i, member in ((0, "single"), (1, "seed1")):
+        (first,) = [x for x in lines if x.startswith("train ") and f"/work/on4_{i} " in x]
+        assert f"student.init=/m/car_{member}.xml" in first and "train.epochs=4" in first
+        assert "train.lr=0.0005" in first and f"train.seed={i}" in first
+        (quiet,) = [x for x in lines if x.startswith("train ") and f"/work/on4q_{i} " in x]
+        assert f"student.init={tmp_path}/work/on4_{i}/checkpoints/last.pth" in quiet
+        assert "crop.clear_share=0.3" in quiet and "train.epochs=3" in quiet
+    trio = [x for x in lines if x.startswith("ensemble ") and "/work/trio_on4/" in x]
+    assert trio == [f"ensemble {tmp_path}/work/on4q_0/export/student{s}.xml "
+                    f"{tmp_path}/work/on4q_1/export/student{s}.xml /m/car_third{s}.xml "
+                    f"--out {tmp_path}/work/trio_on4/export/student{s}.xml"
+                    for s in ("", "_int8")]
+    scored = [x for x in lines if x.startswith("eval ") and "/work/trio_on4/" in x]
+    assert any("--sweep" in x for x in scored) and len(scored) == 3
+
+
 def test_third_refuses_to_start_without_the_blur_expert(tmp_path):
     with pytest.raises(AssertionError, match="needs BLUR=1"):
         run_script(tmp_path, THIRD="1", MAIN="0")
