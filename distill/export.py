@@ -189,9 +189,11 @@ def torch_logits(model: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
         return model.eval()(bgr_to_tensor(frames)).numpy()
 
 
-def ov_logits(xml: Path, frames: np.ndarray) -> np.ndarray:
+def ov_logits(xml: Path, frames: np.ndarray,
+              config: Optional[Dict[str, str]] = None) -> np.ndarray:
+    """The IR's logits of BGR u8 frames on the CPU (with `config`, e.g. f32 precision)."""
     from edge_app.model.ir_model import IRModel
-    ir = IRModel(xml, "CPU")
+    ir = IRModel(xml, "CPU", config)
     return np.stack([ir.infer(f) for f in frames])
 
 

@@ -22,9 +22,10 @@ are quantised).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -145,6 +146,18 @@ def read_ir(xml: Path) -> IRStudent:
     return IRStudent(layers, int(shape[1].get_length()), norm)
 
 
+@contextlib.contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """`model` in eval mode without gradients, its own mode back afterwards."""
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was)
+
+
 def torch_layers(model: nn.Module, size: int) -> List[TorchLayer]:
     """The convs and lone BNs an eval forward pass runs, in order; each conv with the BN
     its output feeds, if any."""
@@ -168,13 +181,10 @@ def torch_layers(model: nn.Module, size: int) -> List[TorchLayer]:
                 order.append(TorchLayer("affine", names[module], module))
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, CONVS + (nn.BatchNorm2d,))]
-    was = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with _evaluating(model):
             model(torch.zeros(1, 3, size, size))
     finally:
-        model.train(was)
         for h in handles:
             h.remove()
     return order
@@ -214,29 +224,25 @@ def _set_bn(bn: nn.BatchNorm2d, scale: torch.Tensor, shift: torch.Tensor,
 def _input_stats(model: nn.Module, bns: List[nn.BatchNorm2d], images: torch.Tensor
                  ) -> Dict[nn.BatchNorm2d, Tuple[torch.Tensor, torch.Tensor]]:
     """Per-channel mean and variance of each BN's input over `images` (eval mode)."""
-    sums: Dict[nn.BatchNorm2d, List[torch.Tensor]] = {}
+    sums: Dict[nn.BatchNorm2d, List[torch.Tensor]] = {}  # sum, sum of squares, count
 
     def hook(module, args):
         x = args[0].detach().double()
-        s = sums.setdefault(module, [0.0, 0.0, 0])
-        s[0] = s[0] + x.sum(dim=(0, 2, 3))
-        s[1] = s[1] + (x * x).sum(dim=(0, 2, 3))
-        s[2] += x.numel() // x.shape[1]
+        part = [x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)),
+                torch.tensor(x.numel() / x.shape[1], dtype=torch.float64)]
+        sums[module] = [a + b for a, b in zip(sums[module], part)] if module in sums else part
     handles = [bn.register_forward_pre_hook(hook) for bn in bns]
-    was = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with _evaluating(model):
             for i in range(0, len(images), 8):
                 model(images[i:i + 8])
     finally:
-        model.train(was)
         for h in handles:
             h.remove()
     stats = {}
-    for bn, (s, ss, n) in sums.items():
-        mean = s / n
-        stats[bn] = (mean.float(), (ss / n - mean * mean).clamp_min(0).float())
+    for bn, (total, squares, count) in sums.items():
+        mean = total / count
+        stats[bn] = (mean.float(), (squares / count - mean * mean).clamp_min(0).float())
     return stats
 
 
@@ -254,17 +260,13 @@ def _as_ir_input(frames: np.ndarray, norm: Optional[Tuple[np.ndarray, np.ndarray
 def check_reproduces(model: nn.Module, xml: Path, ir: IRStudent) -> float:
     """The largest logit difference between the student and its IR on two frames, over
     the IR's logit range; ValueError when above TOLERANCE."""
-    import openvino as ov
+    from distill.export import ov_logits
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (2, ir.size, ir.size, 3), dtype=np.uint8)
     frames[1] = np.clip(frames[1] // 2 + 64, 0, 255)  # a second, duller frame
-    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    want = np.stack([np.asarray(compiled(f[None])[0], np.float32)[0] for f in frames])
-    was = model.training
-    model.eval()
-    with torch.no_grad():
+    want = ov_logits(xml, frames, {"INFERENCE_PRECISION_HINT": "f32"})
+    with _evaluating(model):
         ours = model(_as_ir_input(frames, ir.bgr_norm)).numpy()
-    model.train(was)
     gap = float(np.abs(ours - want).max() / max(1e-6, float(want.max() - want.min())))
     if gap > TOLERANCE:
         raise ValueError(f"{xml}: the weights read back do not reproduce the IR (logits "
@@ -304,9 +306,8 @@ def load_ir_weights(model: nn.Module, xml: Path,
             elif got.bias is not None and conv.bias is None:
                 raise ValueError(f"{xml}: {layer.name} has a bias in the IR and none here")
     bn_names = {m: n for n, m in model.named_modules()}
-    for bn, (scale, shift) in maps.items():
-        ones = torch.ones_like(scale)
-        _set_bn(bn, scale, shift, torch.zeros_like(scale), ones - bn.eps)
+    for bn, (scale, shift) in maps.items():  # unit variance until calibrated
+        _set_bn(bn, scale, shift, torch.zeros_like(scale), torch.full_like(scale, 1 - bn.eps))
         loaded += [f"{bn_names[bn]}.{k}" for k in ("weight", "bias", "running_mean",
                                                     "running_var")]
     if calibration is not None:

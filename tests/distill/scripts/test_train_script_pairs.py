@@ -35,6 +35,7 @@ sources() {{ :; }}
 student_run() {{ {student_run} }}
 ensemble_run() {{ echo "ensemble $*" >> "$LOG"; }}
 {function("pair_student")}
+{function("side_by_side")}
 {function("pair")}
 {call} & p=$!
 s=0; wait "$p" || s=$?
