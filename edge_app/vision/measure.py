@@ -117,6 +117,19 @@ def crack_mask(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return ((logits[1] - logits[0]) > margin).astype(np.uint8)
 
 
+def seeded(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """uint8 0/1 mask of the 8-connected components of `weak` that hold a pixel of
+    `strong` (hysteresis: a faint crack is kept where it continues a sure one)."""
+    w = (weak > 0).astype(np.uint8)
+    if not w.any():
+        return w
+    n, labels = cv2.connectedComponents(w, connectivity=8)
+    keep = np.zeros(n, np.uint8)
+    keep[labels[(strong > 0) & (w > 0)]] = 1
+    keep[0] = 0
+    return keep[labels]
+
+
 # neighbour weights P2..P9 (clockwise from north) for a 3x3 code of every pixel
 _WEIGHTS = np.array([[128, 1, 2], [64, 0, 4], [32, 16, 8]], np.float32)
 
