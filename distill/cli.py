@@ -297,10 +297,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     photos = list_photos(args.photos)
     predict, size, desc = load_predictor(args.model)
-    log.info("%s on %d photos (%s)", desc, len(photos),
-             "whole photo" if args.scale is None else f"tiled at scale {args.scale}")
-    results = predict_photos(predict, size, photos, args.out, args.scale, args.threshold,
-                             args.tolerance, not getattr(args, "quiet", False))
+    from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
+    card = model_card(args.model) if args.model.suffix.lower() == ".xml" else {}
+    threshold = card_threshold(args.threshold, card)
+    seed = card_seed_threshold(args.seed_threshold, card)
+    log.info("%s on %d photos (%s), threshold %g%s", desc, len(photos),
+             "whole photo" if args.scale is None else f"tiled at scale {args.scale}",
+             threshold, f", seed threshold {seed:g}" if seed else "")
+    results = predict_photos(predict, size, photos, args.out, args.scale, threshold,
+                             args.tolerance, not getattr(args, "quiet", False), seed)
     print(table(results))
     if args.out:
         print(f"masks, overlays and summary.json in {args.out}")
@@ -486,7 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--scale", type=float, help="scale the photo by this and cover it with "
                     "model-sized tiles (default: squeeze the whole photo into one input, "
                     "as the car does)")
-    st.add_argument("--threshold", type=float, default=0.5, help="crack probability cut")
+    st.add_argument("--threshold", type=float, default=None,
+                    help="crack probability cut (default: an IR's card's, else 0.5)")
+    st.add_argument("--seed-threshold", type=float, default=None,
+                    help="keep only the marked components with a pixel above this "
+                         "(default: an IR's card's, else none; 0: none)")
     st.add_argument("--tolerance", type=int, default=0, metavar="PX",
                     help="also score with this many pixels of slack (for loosely drawn "
                          "reference masks): precision/recall/F1@PX")

@@ -150,6 +150,9 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     threshold: float = 0.5  # on the crack probability
+    seed_threshold: Optional[float] = None  # hysteresis: only the components above
+    # `threshold` that hold a pixel above this are kept (None: every component; the car's
+    # card says which its model was chosen with)
     frame_threshold: Optional[float] = None  # models with a frame head: masks of frames
     # whose crack_score is below it are dropped (None: the card's; 0: never)
     blur: List[int] = field(default_factory=lambda: [1, 5, 9, 13, 17, 21, 25, 31])
@@ -277,6 +280,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         need(t.t_min <= t.temperature <= t.t_max, "train.temperature",
              f"within [{t.t_min}, {t.t_max}] or 'dynamic'", t.temperature)
     need(0 < cfg.eval.threshold < 1, "eval.threshold", "between 0 and 1", cfg.eval.threshold)
+    need(cfg.eval.seed_threshold is None or 0 < cfg.eval.seed_threshold < 1,
+         "eval.seed_threshold", "between 0 and 1, or null (none)", cfg.eval.seed_threshold)
     need(all(k >= 1 and k % 2 for k in cfg.eval.blur), "eval.blur", "odd kernel sizes",
          cfg.eval.blur)
     need(cfg.export.size % 32 == 0, "export.size", "a multiple of 32", cfg.export.size)

@@ -102,7 +102,8 @@ def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
     else:
         _, ds = open_splits(cfg)
     predict, size, what = load_predictor(Path(model), cfg.train.device, cfg.eval.frame_threshold)
-    results = evaluate(predict, ds, size, cfg.eval.threshold, cfg.eval.blur, progress)
+    results = evaluate(predict, ds, size, cfg.eval.threshold, cfg.eval.blur, progress,
+                       seed_threshold=cfg.eval.seed_threshold)
     results["model"] = what
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "eval.json"
     write_json(results, out)
@@ -173,8 +174,9 @@ def stage_eval_sets(model: str, cfg: DistillConfig, data: Sequence[str],
     for role, predict, size, what in runs:
         per = {}
         for src, ds in sets:
-            per[src.name] = evaluate(predict, ds, size, cfg.eval.threshold, cfg.eval.blur,
-                                     progress)
+            per[src.name] = evaluate(  # the baseline has no sure and faint pixels
+                predict, ds, size, cfg.eval.threshold, cfg.eval.blur, progress,
+                seed_threshold=cfg.eval.seed_threshold if role == "model" else None)
             print(table(per[src.name], f"{what} on {src.name} ({len(ds)} images, {size} px)"))
         out[role] = {"what": what, "size": size, "datasets": per}
     if json_out:

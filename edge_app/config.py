@@ -43,6 +43,9 @@ class InferenceConfig:
     requests: int = 0  # requests in flight (0: 4 on MYRIAD, the plugin's optimum elsewhere)
     threshold: Optional[float] = None  # on the crack probability; null: the model card's
     # (chosen on validation photos by crack-distill eval --sweep), else 0.5
+    seed_threshold: Optional[float] = None  # hysteresis: of the components above
+    # `threshold`, only those with a pixel above this are marked; null: the model card's
+    # seed_threshold, else none; 0: none
     fallback_device: str = "CPU"  # remote inference: the local device when the server fails
     remote_api_key: str = ""  # remote inference: the server's API key
     remote_requests: int = 4  # remote inference: requests in flight
@@ -156,6 +159,8 @@ def validate(cfg: CarConfig) -> CarConfig:
     need(i.requests >= 0, "inference.requests", "0 (automatic) or more", i.requests)
     need(i.threshold is None or 0 < i.threshold < 1, "inference.threshold",
          "between 0 and 1, or null (the model card's)", i.threshold)
+    need(i.seed_threshold is None or 0 <= i.seed_threshold < 1, "inference.seed_threshold",
+         "0 (none), below 1, or null (the model card's)", i.seed_threshold)
     m = cfg.measure
     need(len(m.severity_px) == 2 and 0 < m.severity_px[0] < m.severity_px[1],
          "measure.severity_px", "two increasing widths [low_below, medium_below]",

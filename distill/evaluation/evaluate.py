@@ -19,7 +19,7 @@ from distill.data.datasets import CrackDataset
 from distill.data.mixture import source_of
 from distill.data.views import fit
 from distill.nets.student_io import bgr_to_unit_rgb
-from edge_app.vision.measure import crack_probability
+from edge_app.vision.measure import crack_probability, probability_mask
 
 log = logging.getLogger(__name__)
 Predictor = Callable[[np.ndarray], np.ndarray]  # BGR u8 (S, S, 3) -> crack probability (S, S)
@@ -87,11 +87,13 @@ def classical_predictor() -> Predictor:
 def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: float = 0.5,
              blur: Iterable[int] = (1, 5, 9, 13, 17, 21, 25, 31),
              progress: bool = False, tolerance: int = 2,
-             alarm_share: float = 0.001) -> Dict[str, object]:
+             alarm_share: float = 0.001, seed_threshold: Optional[float] = None
+             ) -> Dict[str, object]:
     """Per-image mean metrics of whole photos squeezed to size x size (as the car sees
     them) for clean/case1/case2, F1 within `tolerance` px on clean photos, IoU for every
     blur kernel, and the false-alarm rate on the crack-free photos (a predicted component
-    of at least `alarm_share` of the image)."""
+    of at least `alarm_share` of the image). Masks as the car makes them: the probability
+    above `threshold`, with `seed_threshold` only its components that reach it."""
     from distill.evaluation.predict import tolerant_scores
     blur = list(blur)
     accs = {name: MetricAccumulator() for name in NOISE_CASES}
@@ -104,7 +106,7 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
         source = by_source.setdefault(source_of(dataset.samples[i].name), {
             name: MetricAccumulator() for name in NOISE_CASES})
         for name, case in NOISE_CASES.items():
-            pred = predict(case(img)) > threshold
+            pred = probability_mask(predict(case(img)), threshold, seed_threshold)
             accs[name].add(pred, mask)
             source[name].add(pred, mask)
             if name != "clean":
@@ -114,8 +116,11 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
             elif tolerance:
                 tolerant.append(tolerant_scores(pred, mask, tolerance)[f"f1@{tolerance}px"])
         for k in blur:
-            blur_accs[k].add(predict(gaussian_blur(img, k)) > threshold, mask)
+            blur_accs[k].add(probability_mask(predict(gaussian_blur(img, k)), threshold,
+                                              seed_threshold), mask)
     out: Dict[str, object] = {"images": len(dataset), "threshold": threshold}
+    if seed_threshold is not None:
+        out["seed_threshold"] = seed_threshold
     out.update({name: acc.mean() for name, acc in accs.items()})
     if tolerant:
         out["clean"][f"f1@{tolerance}px"] = float(np.mean(tolerant))

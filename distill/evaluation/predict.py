@@ -20,6 +20,7 @@ import numpy as np
 from crack_common.files import atomic_write_bytes, atomic_write_text
 from crack_common.metrics import METRIC_NAMES, confusion
 from crack_common.progress import bar as progress_bar
+from edge_app.vision.measure import probability_mask
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -137,9 +138,11 @@ def _encode(path: Path, img: np.ndarray) -> bytes:
 def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
                    out: Optional[Path] = None, scale: Optional[float] = None,
                    threshold: float = 0.5, tolerance: int = 0,
-                   progress: bool = True) -> List[PhotoResult]:
-    """Run the model over photos; with `out`, write <name>_mask.png and <name>_overlay.jpg
-    and summary.json there."""
+                   progress: bool = True, seed_threshold: Optional[float] = None
+                   ) -> List[PhotoResult]:
+    """Run the model over photos (masks as the car makes them: above `threshold`, with
+    `seed_threshold` only the components reaching it); with `out`, write
+    <name>_mask.png and <name>_overlay.jpg and summary.json there."""
     from distill.data.datasets import read_image, read_mask
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty; choose a new folder (nothing was replaced)")
@@ -147,7 +150,8 @@ def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
     photos = list(photos)
     for photo in progress_bar(photos, desc="predict", unit="photo", enabled=progress):
         image = read_image(photo)
-        mask = (crack_probability_map(predict, size, image, scale) > threshold).astype(np.uint8)
+        mask = probability_mask(crack_probability_map(predict, size, image, scale), threshold,
+                                seed_threshold).astype(np.uint8)
         truth_path = find_truth(photo)
         truth = read_mask(truth_path) if truth_path else None
         metrics = None
@@ -163,7 +167,8 @@ def predict_photos(predict: Predictor, size: int, photos: Iterable[Path],
                               (out / f"{photo.stem}_overlay.jpg", overlay(image, mask, truth))):
                 atomic_write_bytes(path, _encode(path, img))
     if out is not None:
-        summary = {"scale": scale, "threshold": threshold, "tolerance_px": tolerance,
+        summary = {"scale": scale, "threshold": threshold, "seed_threshold": seed_threshold,
+                   "tolerance_px": tolerance,
                    "photos": [asdict(r) for r in results]}
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return results

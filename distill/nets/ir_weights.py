@@ -22,14 +22,15 @@ are quantised).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
+
+from distill.nets.student_io import evaluating
 
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 IR_KINDS = {"Convolution": "conv", "ConvolutionBackpropData": "deconv"}
@@ -146,18 +147,6 @@ def read_ir(xml: Path) -> IRStudent:
     return IRStudent(layers, int(shape[1].get_length()), norm)
 
 
-@contextlib.contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """`model` in eval mode without gradients, its own mode back afterwards."""
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was)
-
-
 def torch_layers(model: nn.Module, size: int) -> List[TorchLayer]:
     """The convs and lone BNs an eval forward pass runs, in order; each conv with the BN
     its output feeds, if any."""
@@ -182,7 +171,7 @@ def torch_layers(model: nn.Module, size: int) -> List[TorchLayer]:
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, CONVS + (nn.BatchNorm2d,))]
     try:
-        with _evaluating(model):
+        with evaluating(model):
             model(torch.zeros(1, 3, size, size))
     finally:
         for h in handles:
@@ -233,7 +222,7 @@ def _input_stats(model: nn.Module, bns: List[nn.BatchNorm2d], images: torch.Tens
         sums[module] = [a + b for a, b in zip(sums[module], part)] if module in sums else part
     handles = [bn.register_forward_pre_hook(hook) for bn in bns]
     try:
-        with _evaluating(model):
+        with evaluating(model):
             for i in range(0, len(images), 8):
                 model(images[i:i + 8])
     finally:
@@ -265,7 +254,7 @@ def check_reproduces(model: nn.Module, xml: Path, ir: IRStudent) -> float:
     frames = rng.integers(0, 256, (2, ir.size, ir.size, 3), dtype=np.uint8)
     frames[1] = np.clip(frames[1] // 2 + 64, 0, 255)  # a second, duller frame
     want = ov_logits(xml, frames, {"INFERENCE_PRECISION_HINT": "f32"})
-    with _evaluating(model):
+    with evaluating(model):
         ours = model(_as_ir_input(frames, ir.bgr_norm)).numpy()
     gap = float(np.abs(ours - want).max() / max(1e-6, float(want.max() - want.min())))
     if gap > TOLERANCE:

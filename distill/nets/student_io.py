@@ -3,6 +3,9 @@ standard deviation (what timm's HRNet weights expect). Export builds the same in
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 import torch
 
@@ -62,3 +65,15 @@ def bgr_to_unit_rgb(images: np.ndarray) -> torch.Tensor:
         images = images[None]
     x = torch.from_numpy(np.ascontiguousarray(images[..., ::-1])).permute(0, 3, 1, 2)
     return x.float() / 255.0
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """`model` in eval mode without gradients, its own mode back afterwards."""
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was)

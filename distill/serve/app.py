@@ -40,6 +40,7 @@ from distill.serve.backends import BatchModel, load_batch_model
 from distill.serve.batcher import DynamicBatcher
 from distill.serve.settings import ServeSettings
 from edge_app.vision.frames import squeeze
+from edge_app.vision.measure import probability_mask
 
 SETTINGS_ENV = "CRACK_SERVE_SETTINGS"
 
@@ -111,7 +112,8 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
     batcher = DynamicBatcher(model.predict, settings.max_batch,
                              settings.max_wait_ms / 1000.0, metrics.on_batch)
     info = {"name": model.name, "sha256": model.sha256, "kind": model.kind,
-            "size": model.size, "threshold": model.threshold}
+            "size": model.size, "threshold": model.threshold,
+            "seed_threshold": model.seed_threshold}
 
     async def segment(request: Request) -> Response:
         t0 = time.perf_counter()
@@ -147,7 +149,7 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
         except Exception as e:  # noqa: BLE001 - a model failure is the server's error
             metrics.errors.inc()
             return _error(500, f"inference failed: {type(e).__name__}: {e}")
-        mask = (prob > model.threshold).astype(np.uint8)
+        mask = probability_mask(prob, model.threshold, model.seed_threshold).astype(np.uint8)
         png = await loop.run_in_executor(
             None, _png, np.round(prob * 255).astype(np.uint8) if fmt == "prob" else mask * 255)
         headers = {"X-Model-Sha256": model.sha256, "X-Model-Name": model.name,

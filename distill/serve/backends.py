@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -24,6 +24,7 @@ class BatchModel:
     kind: str
     threshold: float
     predict: Callable[[np.ndarray], np.ndarray]
+    seed_threshold: Optional[float] = None  # hysteresis (an IR's card's), as the car masks
 
 
 def load_batch_model(path: Path, device: str = "cpu", threshold: float = 0.0) -> BatchModel:
@@ -51,7 +52,7 @@ def _ir_model(path: Path, threshold: float) -> BatchModel:
     """An IR through the car's asynchronous path (contract check, THROUGHPUT hint, the
     plugin's number of requests): a batch is its frames in flight at once."""
     from edge_app.model.inference import AsyncInfer
-    from edge_app.model.ir_model import card_threshold, model_card
+    from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
     results: dict = {}
     infer = AsyncInfer(path, "CPU", lambda i, logits, _score: results.__setitem__(i, logits))
     lock = threading.Lock()
@@ -67,9 +68,10 @@ def _ir_model(path: Path, threshold: float) -> BatchModel:
                 raise RuntimeError(f"{path.name}: {len(images) - len(results)} of "
                                    f"{len(images)} inferences failed")
             return crack_probability(np.stack([results[i] for i in range(len(images))]))
-    thr = threshold or card_threshold(None, model_card(path))
+    card = model_card(path)
+    thr = threshold or card_threshold(None, card)
     return BatchModel(path.name, sha256_file(path), infer.size, "openvino-ir", thr,
-                      predict_ir)
+                      predict_ir, card_seed_threshold(None, card))
 
 
 def _torch_model(path: Path, device: str, threshold: float) -> BatchModel:

@@ -37,7 +37,7 @@ from distill.data.registration import REGISTER_RADIUS, best_offset, shift_mask
 from distill.data.views import fit, plan_view, render_view
 from distill.nets import students
 from distill.nets.hrnet import HRNetFCN
-from distill.nets.student_io import bgr_to_tensor
+from distill.nets.student_io import bgr_to_tensor, evaluating
 from distill.nets.student_weights import load_student_weights, read_checkpoint
 from distill.training.cache import CacheError, Entry, TeacherCache, plan
 from distill.training.losses import IGMSDA, DistillLoss, FeatureAdapter, Temperature, hard_loss
@@ -197,14 +197,10 @@ def lr_factor(step: int, total: int, warmup: int, power: float) -> float:
     return max(0.0, 1 - (step - warmup) / rest) ** power
 
 
-@torch.no_grad()
 def predict_probs(model: nn.Module, images: np.ndarray, device: str) -> np.ndarray:
     """Crack probabilities (N, H, W) of BGR uint8 images (N, H, W, 3)."""
-    was = model.training
-    model.eval()
-    out = model(bgr_to_tensor(images).to(device)).softmax(1)[:, 1].cpu().numpy()
-    model.train(was)
-    return out
+    with evaluating(model):
+        return model(bgr_to_tensor(images).to(device)).softmax(1)[:, 1].cpu().numpy()
 
 
 def validate(model: nn.Module, dataset: CrackDataset, size: int, device: str,
@@ -235,10 +231,8 @@ def calibrate_offsets(model: nn.Module, data: TrainData, device: str, limit: int
     x, _, teacher = data.batch(list(range(min(limit, len(data)))))
     if isinstance(teacher, TeacherTargets):
         teacher = teacher.logits
-    was = model.training
-    model.eval()
-    student = model(x.to(device)).cpu()
-    model.train(was)
+    with evaluating(model):
+        student = model(x.to(device)).cpu()
     teacher = F.interpolate(teacher, size=student.shape[-2:], mode="bilinear",
                             align_corners=False)  # as the teacher upsamples its own output
     d_s = (student[:, 1] - student[:, 0]).flatten()

@@ -153,3 +153,11 @@ def card_threshold(configured: Optional[float], card: Dict[str, Any],
         return float(configured)
     t = finite_number(card.get(key))
     return t if t is not None and 0 < t < 1 else 0.5
+
+
+def card_seed_threshold(configured: Optional[float], card: Dict[str, Any]) -> Optional[float]:
+    """The hysteresis seed threshold (edge_app.vision.measure.crack_mask): the configured
+    one (0: none), else the card's `seed_threshold`, else None (every component above the
+    threshold is kept)."""
+    t = finite_number(card.get("seed_threshold")) if configured is None else configured
+    return float(t) if t is not None and 0 < t < 1 else None

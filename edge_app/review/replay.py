@@ -12,28 +12,35 @@ import cv2
 import numpy as np
 
 from crack_common.files import atomic_write_text
-from edge_app.model.ir_model import IRModel
+from edge_app.model.ir_model import IRModel, card_seed_threshold, card_threshold, model_card
 from edge_app.recorder import RunReader
 from edge_app.vision.measure import crack_mask, measure
 
 
-def _model(model: Optional[Path], device: str, api_key: str) -> Tuple[Any, int, str]:
-    """(frame -> logits, input size, label) of a local IR or a remote server."""
+def _model(model: Optional[Path], device: str, api_key: str
+           ) -> Tuple[Any, int, str, Dict[str, Any]]:
+    """(frame -> logits, input size, label, the card's thresholds) of a local IR or a
+    remote server."""
     from edge_app.model.remote_infer import PREFIX, RemoteClient, is_remote
     if is_remote(device):
         client = RemoteClient(device[len(PREFIX):], api_key, timeout=30.0)
         info = client.health()["model"]
         return (lambda img: client.segment(img)[0]), int(info["size"]), \
-            f"{device} ({info.get('name')})"
+            f"{device} ({info.get('name')})", info
     ir = IRModel(model, device)
-    return ir.infer, ir.size, str(model)
+    return ir.infer, ir.size, str(model), model_card(model)
 
 
-def replay(run_dir: Path, model: Optional[Path], device: str = "CPU", threshold: float = 0.5,
-           min_area_px: int = 30, api_key: str = "") -> Dict[str, Any]:
-    """Re-infer a run's frames with a local IR or through a server (device remote:URL)."""
+def replay(run_dir: Path, model: Optional[Path], device: str = "CPU",
+           threshold: Optional[float] = None, min_area_px: int = 30,
+           api_key: str = "") -> Dict[str, Any]:
+    """Re-infer a run's frames with a local IR or through a server (device remote:URL),
+    masks made as the car makes them (at `threshold`, default the model card's, with the
+    card's seed threshold)."""
     reader = RunReader(run_dir)
-    infer, size, label = _model(model, device, api_key)
+    infer, size, label, card = _model(model, device, api_key)
+    threshold = card_threshold(threshold, card)
+    seed = card_seed_threshold(None, card)
     ious, gained, lost, both = [], [], [], 0
     from crack_common.progress import bar
     for rec, jpeg in bar(reader.iter_frames(), total=len(reader.frames), desc="replay",
@@ -42,7 +49,7 @@ def replay(run_dir: Path, model: Optional[Path], device: str = "CPU", threshold:
         if img is None:
             continue
         small = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
-        new = crack_mask(infer(small), threshold)
+        new = crack_mask(infer(small), threshold, seed)
         old = reader.mask(rec.seq)
         if old is None:
             continue
@@ -59,6 +66,7 @@ def replay(run_dir: Path, model: Optional[Path], device: str = "CPU", threshold:
             lost.append(rec.seq)
         both += had and has
     out = {"run": reader.info.get("run_id"), "model": label, "frames": len(ious),
+           "threshold": threshold, "seed_threshold": seed,
            "mask_iou_mean": round(float(np.mean(ious)), 4) if ious else None,
            "frames_with_cracks_both": int(both), "gained_frames": gained, "lost_frames": lost}
     stem = Path(model).stem if model is not None else "remote"

@@ -111,15 +111,35 @@ def crack_probability(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(d, -60, 60)))
 
 
-def crack_mask(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """uint8 0/1 mask where the crack probability (softmax of 2 logits) exceeds threshold."""
-    margin = float(np.log(threshold / (1.0 - threshold)))
-    return ((logits[1] - logits[0]) > margin).astype(np.uint8)
+def _margin(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
+
+
+def crack_mask(logits: np.ndarray, threshold: float = 0.5,
+               seed_threshold: Optional[float] = None) -> np.ndarray:
+    """uint8 0/1 mask where the crack probability (softmax of 2 logits) exceeds threshold;
+    with a higher `seed_threshold`, only the components holding a pixel above it
+    (hysteresis, `seeded`)."""
+    d = logits[1] - logits[0]
+    mask = (d > _margin(threshold)).astype(np.uint8)
+    if seed_threshold is None or seed_threshold <= threshold:
+        return mask
+    return seeded(mask, d > _margin(seed_threshold))
+
+
+def probability_mask(prob: np.ndarray, threshold: float = 0.5,
+                     seed_threshold: Optional[float] = None) -> np.ndarray:
+    """crack_mask's rule on a crack-probability map (H, W): a bool mask."""
+    mask = prob > threshold
+    if seed_threshold is None or seed_threshold <= threshold:
+        return mask
+    return seeded(mask, prob > seed_threshold).astype(bool)
 
 
 def seeded(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     """uint8 0/1 mask of the 8-connected components of `weak` that hold a pixel of
-    `strong` (hysteresis: a faint crack is kept where it continues a sure one)."""
+    `strong` (hysteresis: a faint crack is kept where it continues a sure one, and a
+    faint blot with no sure pixel is dropped)."""
     w = (weak > 0).astype(np.uint8)
     if not w.any():
         return w

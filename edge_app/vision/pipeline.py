@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_app.config import CarConfig
 from edge_app.model.inference import AsyncInfer
-from edge_app.model.ir_model import card_threshold, model_card
+from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
 from edge_app.vision.frames import Frame, LatestSlot, squeeze
 from edge_app.vision.measure import FrameMeasure, crack_mask, measure
 from edge_app.vision.overlay import draw_overlay
@@ -84,6 +84,7 @@ class CarPipeline:
         self.size = self.infer.size
         card = model_card(cfg.model_path)
         self.threshold = card_threshold(cfg.inference.threshold, card)
+        self.seed_threshold = card_seed_threshold(cfg.inference.seed_threshold, card)
         self.frame_threshold = card_threshold(cfg.inference.frame_threshold, card,
                                               "crack_score_threshold")
         self._results: queue.Queue[Optional[tuple]] = queue.Queue(
@@ -146,7 +147,7 @@ class CarPipeline:
               score: Optional[float] = None, path: str = "local",
               view: ViewReading = NOT_GAUGED) -> None:
         c = self.cfg
-        mask = crack_mask(logits, self.threshold)
+        mask = crack_mask(logits, self.threshold, self.seed_threshold)
         suppressed = score is not None and score < self.frame_threshold and bool(mask.any())
         self.stats.count(f"frames_{path}")
         if suppressed:  # the frame head judged the frame crack-free

@@ -7,9 +7,11 @@ Runs MODEL once on every validation photo, clean and under the paper's noise cas
 scores false alarms on). Then it scores each mask rule on those same probabilities: the
 plain threshold the car uses (probability > T) at each T of THRESHOLDS, and hysteresis
 (LOW, HIGH): the pixels above LOW in 8-connected components that hold a pixel above HIGH
-(edge_app.vision.measure.seeded), for every LOW < HIGH of THRESHOLDS. For each rule:
-each source's IoU per case, the mean over sources (each counted once), and the false
-alarms on crack-free photos and windows, per source.
+(edge_app.vision.measure.probability_mask, as the car masks), for every LOW < HIGH of
+THRESHOLDS. For each rule: each source's IoU per case (clean: crack-free photos count
+too, scoring 1 when nothing is marked, as in the sweep; noise cases: crack photos), the
+mean over sources (each counted once), and the false alarms on crack-free photos and
+windows, per source.
 
 The rule, set before any rule was scored: a candidate replaces the plain threshold
 BASELINE (the card's) when no source raises more clean false alarms than BASELINE and its
@@ -59,24 +61,20 @@ def collect(predict, val, size: int) -> List[Dict[str, Any]]:
     return rows
 
 
-def apply(rule: Rule, prob: np.ndarray) -> np.ndarray:
-    from edge_app.vision.measure import seeded
-    low, high = rule
-    return prob > low if high is None else seeded(prob > low, prob > high).astype(bool)
-
-
 def score(rows: Sequence[Dict[str, Any]], rule: Rule) -> Dict[str, Any]:
     """Each source's IoU per case and false-alarm rate, and the means over sources."""
     from crack_common.metrics import MetricAccumulator, false_alarm
+    from edge_app.vision.measure import probability_mask
     iou: Dict[str, Dict[str, List[float]]] = {}
     alarms: Dict[str, List[bool]] = {}
     for r in rows:
-        pred = apply(rule, r["prob"].astype(np.float32))
+        pred = probability_mask(r["prob"].astype(np.float32), *rule)
         if r["mask"] is None:
             alarms.setdefault(r["source"], []).append(bool(false_alarm(pred)))
-            continue
-        acc = MetricAccumulator()
-        acc.add(pred, r["mask"])
+            if r["case"] == "window":
+                continue
+        acc = MetricAccumulator()  # a crack-free photo scores 1 when nothing is marked
+        acc.add(pred, np.zeros_like(pred) if r["mask"] is None else r["mask"])
         iou.setdefault(r["source"], {}).setdefault(r["case"], []).append(acc.mean()["iou"])
     per = {s: {c: float(np.mean(v)) for c, v in cases.items()} for s, cases in iou.items()}
     for s, a in alarms.items():

@@ -4,6 +4,7 @@ after a pair. The script's own functions run in bash with the stages they call
 (student_run, ensemble_run, pair) replaced by ones that log their arguments; the whole
 script runs with a crack-distill that logs and makes empty files (MAIN=0 and the
 sittings), since training is tested elsewhere."""
+import json
 import re
 import subprocess
 import sys
@@ -290,3 +291,23 @@ def test_an_edit_made_while_the_script_runs_does_not_reach_the_run(tmp_path):
     lines = run_script(tmp_path, copy, fake)
     assert "#" * 4000 in copy.read_text()  # the edit was made, during the run
     assert "EDITED" not in lines and trained(lines) == ["shipped", "seed1", "ft0", "ft1"]
+
+
+@pytest.mark.parametrize("chosen", [[0.4, 0.95], None])
+def test_hyst_scores_the_chosen_mask_rule_on_the_test_sets(tmp_path, chosen):
+    """HYST=1 sweeps the model for its plain threshold and, with hyst.json (the study's
+    choice) there, scores the chosen rule on the test sets, FP16 and INT8; nothing when
+    no rule passed."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "hyst.json").write_text(json.dumps({"chosen": chosen}))
+    lines = run_script(tmp_path, HYST="1", MAIN="0", HYST_MODEL="/m/car")
+    (sweep,) = [x for x in lines if "--sweep" in x]
+    assert sweep.startswith("eval /m/car.xml --sweep") and "/work/hyst " in sweep
+    scored = [x for x in lines if x.startswith("eval /m/car") and "--sweep" not in x]
+    if chosen is None:
+        assert scored == []
+        return
+    assert [x.split()[1] for x in scored] == ["/m/car.xml", "/m/car_int8.xml"]
+    for x in scored:
+        assert "eval.seed_threshold=0.95" in x and "eval.threshold=0.4" in x
+        assert x.endswith("--quiet") and "/work/eval_hyst" in x

@@ -4,7 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.vision.measure import crack_mask, measure, severity_of, skeleton_length, skeletonize
+from edge_app.vision.measure import (
+    crack_mask,
+    measure,
+    probability_mask,
+    severity_of,
+    skeleton_length,
+    skeletonize,
+)
 
 
 def test_straight_crack_length_width_area_and_box():
@@ -53,6 +60,30 @@ def test_threshold_on_probability_and_severity_limits():
     assert [severity_of(w, (3, 8)) for w in (2.9, 3, 7.9, 8)] == ["low", "medium", "medium",
                                                                   "high"]
     assert measure(np.zeros((10, 10), np.uint8)).cracks == []
+
+
+def _logits(prob: np.ndarray) -> np.ndarray:
+    """Two-class logits whose softmax gives `prob` for the crack class."""
+    return np.stack([np.zeros_like(prob), np.log(prob / (1 - prob))]).astype(np.float32)
+
+
+def test_hysteresis_keeps_faint_pixels_of_a_sure_crack_and_drops_faint_blots():
+    prob = np.full((40, 60), 0.05, np.float32)
+    prob[10, 5:50] = 0.6  # a faint crack ...
+    prob[10, 20:24] = 0.97  # ... with a sure stretch
+    prob[11, 50] = 0.6  # its faint end, joined diagonally (8-connected)
+    prob[30:34, 10:14] = 0.7  # a faint blot, nothing sure in it
+    prob[30, 40] = 0.99  # a sure speck on its own
+    want = np.zeros((40, 60), np.uint8)
+    want[10, 5:50] = want[11, 50] = want[30, 40] = 1
+    assert np.array_equal(crack_mask(_logits(prob), 0.5, 0.95), want)
+    assert np.array_equal(probability_mask(prob, 0.5, 0.95), want.astype(bool))
+    # no seed threshold, or one not above the threshold: the plain cut
+    plain = (prob > 0.5).astype(np.uint8)
+    for seed in (None, 0.5, 0.3):
+        assert np.array_equal(crack_mask(_logits(prob), 0.5, seed), plain)
+        assert np.array_equal(probability_mask(prob, 0.5, seed), plain.astype(bool))
+    assert crack_mask(_logits(np.full((4, 4), 0.1, np.float32)), 0.5, 0.9).sum() == 0
 
 
 def test_frame_path_labels_only_and_details_come_once_on_demand(monkeypatch):
