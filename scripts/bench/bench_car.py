@@ -4,7 +4,10 @@
   (a) pipeline capacity: frames/s of `crack-car run` with a trivial contract model at 448
       (decode, resize, view gauges, inference, threshold, measure), frames fed as fast as
       taken, and the same without the view gauges (`view.enabled: false`): their ratio is
-      what gauging every frame costs;
+      what gauging every frame costs; and the same with hysteresis masks
+      (`inference.seed_threshold`), and the mask rule alone on the shipped model's logits
+      of the demo frames (plain threshold against hysteresis, ms a frame): what the
+      card's rule costs;
   (b) end-to-end frames/s of the pipeline with the HRNet-W18 IR on CPU, fed by a real MJPG
       stream faster than it can keep up, divided by the raw asynchronous throughput of the
       same IR on the same device;
@@ -77,14 +80,36 @@ def demo_frames(size: int = 448, n: int = 8) -> np.ndarray:
                                 interpolation=cv2.INTER_AREA) for j in demo_jpegs(n)])
 
 
-def pipeline_fps(model: Path, source, max_frames=None, hook=None, view: bool = True) -> dict:
-    cfg = load_car_config(None, [{"inference": {"model": str(model)},
+def pipeline_fps(model: Path, source, max_frames=None, hook=None, view: bool = True,
+                 seed_threshold: float = 0.0) -> dict:
+    cfg = load_car_config(None, [{"inference": {"model": str(model),
+                                                "seed_threshold": seed_threshold},
                                   "server": {"enabled": False}, "view": {"enabled": view}}])
     pipe = CarPipeline(cfg, source, hooks=[hook] if hook else None)
     t0 = time.monotonic()
     s = pipe.run(max_frames)
     s["wall_fps"] = s["frames_processed"] / (time.monotonic() - t0)
     return s
+
+
+def mask_rule_ms(frames: np.ndarray, repeat: int = 50) -> tuple:
+    """(plain, hysteresis) milliseconds of crack_mask a frame, on the bundled model's
+    logits of FRAMES at its card's rule (plain: the card's threshold alone)."""
+    from edge_app.config import DEFAULT_MODEL
+    from edge_app.model.ir_model import IRModel, card_seed_threshold, card_threshold, model_card
+    from edge_app.vision.measure import crack_mask
+    card = model_card(DEFAULT_MODEL)
+    t, seed = card_threshold(None, card), card_seed_threshold(None, card) or 0.95
+    ir = IRModel(DEFAULT_MODEL, "CPU")
+    logits = [ir.infer(f) for f in frames]
+    out = []
+    for s in (None, seed):
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            for lg in logits:
+                crack_mask(lg, t, s)
+        out.append(1000 * (time.perf_counter() - t0) / (repeat * len(logits)))
+    return tuple(out)
 
 
 def raw_throughput(model: Path, frames: np.ndarray, seconds: float) -> float:
@@ -147,6 +172,13 @@ def main() -> int:
         off = pipeline_fps(ident, MemorySource(jpegs, args.seconds), view=False)
         print(f"    without the view gauges {off['wall_fps']:.0f} frames/s -> with / without "
               f"{a['wall_fps'] / off['wall_fps']:.3f}")
+        seeded = pipeline_fps(ident, MemorySource(jpegs, args.seconds), seed_threshold=0.95)
+        print(f"    with hysteresis masks (seed 0.95) {seeded['wall_fps']:.0f} frames/s -> "
+              f"hysteresis / plain {seeded['wall_fps'] / a['wall_fps']:.3f}")
+        plain_ms, seeded_ms = mask_rule_ms(demo_frames(448, 8))
+        print(f"    the mask rule alone on the shipped model's logits: plain {plain_ms:.2f} "
+              f"ms, hysteresis 0.4/0.95 {seeded_ms:.2f} ms a frame -> ratio "
+              f"{seeded_ms / plain_ms:.2f}")
         model = args.model
         if model is None:
             import torch

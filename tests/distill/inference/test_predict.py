@@ -106,6 +106,35 @@ def test_cli_with_a_real_ir_and_clear_errors(tmp_path, cli):
     assert r.returncode == 1 and "missing.xml: no such model file" in r.stderr
 
 
+def test_cli_masks_by_the_ir_cards_rule_unless_told_otherwise(tmp_path, cli):
+    """An IR's card threshold and seed threshold make predict's masks, as they make the
+    car's: the faint part of a crack that is sure in its middle is kept, a faint blot is
+    not; --seed-threshold 0 turns the rule off."""
+    xml = save(build(64, 60.0), tmp_path / "dark64.xml")  # crack logit (60 - grey) / 8
+    img = np.full((64, 64, 3), 190, np.uint8)
+    img[30, 4:60] = 50  # crack probability 0.78 ...
+    img[30, 28:36] = 20  # ... and 0.99 in its middle
+    img[5:11, 5:11] = 50  # a blot at 0.78
+    cv2.imwrite(str(tmp_path / "road.png"), img)
+
+    def masked(*extra):
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        r = cli("distill.cli", ["predict", str(xml), str(tmp_path / "road.png"),
+                                "--out", str(out), *extra])
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        mask = cv2.imread(str(out / "road_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+        return mask, summary["threshold"], summary["seed_threshold"]
+    mask, t, seed = masked()
+    assert (t, seed) == (0.5, None) and mask[5:11, 5:11].all()
+    xml.with_suffix(".yaml").write_text("threshold: 0.6\nseed_threshold: 0.95\n")
+    mask, t, seed = masked()
+    assert (t, seed) == (0.6, 0.95)
+    assert mask[30, 4:60].all() and not mask[5:11, 5:11].any() and mask.sum() == 56
+    mask, t, seed = masked("--seed-threshold", "0")
+    assert seed is None and mask[5:11, 5:11].all()
+
+
 def test_tolerant_scores_forgive_a_shift_but_not_a_miss():
     from distill.evaluation.predict import tolerant_scores
     truth = np.zeros((100, 200), np.uint8)

@@ -138,6 +138,21 @@ def test_replay_with_the_same_and_another_model(runs, dark_model, tmp_path):
     assert (load_run(runs[1]).dir / "replay_blind.json").is_file()
 
 
+def test_replay_masks_by_the_models_card_as_the_car_does(runs, dark_model, tmp_path):
+    """The replayed masks are made at the card's threshold and seed threshold (the
+    car's rule), not at a fixed 0.5; an explicit threshold still wins."""
+    import shutil
+    carded = tmp_path / "carded.xml"
+    for ext in (".xml", ".bin"):
+        shutil.copyfile(dark_model.with_suffix(ext), carded.with_suffix(ext))
+    carded.with_suffix(".yaml").write_text("threshold: 0.3\nseed_threshold: 0.9\n")
+    out = replay(runs[1], carded)
+    assert (out["threshold"], out["seed_threshold"]) == (0.3, 0.9)
+    assert replay(runs[1], carded, threshold=0.6)["threshold"] == 0.6
+    plain = replay(runs[1], dark_model)
+    assert (plain["threshold"], plain["seed_threshold"]) == (0.5, None)
+
+
 def test_csv_and_geojson_export(runs):
     d = load_run(runs[0])
     rows = list(csv.DictReader(io.StringIO(to_csv(runs[0]))))
