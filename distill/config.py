@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -149,13 +149,27 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    threshold: float = 0.5  # on the crack probability
+    threshold: Optional[float] = None  # on the crack probability (None: an IR's card's,
+    # as the car masks, else 0.5)
     seed_threshold: Optional[float] = None  # hysteresis: only the components above
-    # `threshold` that hold a pixel above this are kept (None: every component; the car's
-    # card says which its model was chosen with)
+    # `threshold` that hold a pixel above this are kept (None: an IR's card's, else none;
+    # 0: none)
     frame_threshold: Optional[float] = None  # models with a frame head: masks of frames
     # whose crack_score is below it are dropped (None: the card's; 0: never)
     blur: List[int] = field(default_factory=lambda: [1, 5, 9, 13, 17, 21, 25, 31])
+
+    @property
+    def plain_threshold(self) -> float:
+        """The threshold where no model card speaks (training's validation, checks)."""
+        return 0.5 if self.threshold is None else self.threshold
+
+    def mask_rule(self, model: object) -> Tuple[float, Optional[float]]:
+        """(threshold, seed threshold) for MODEL's masks: the configured ones, else an IR's
+        card's (the car's rule), else 0.5 and none."""
+        from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
+        card = model_card(model) if str(model).lower().endswith(".xml") else {}
+        return card_threshold(self.threshold, card), card_seed_threshold(self.seed_threshold,
+                                                                          card)
 
 
 @dataclass
@@ -279,9 +293,11 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     if t.temperature != "dynamic":
         need(t.t_min <= t.temperature <= t.t_max, "train.temperature",
              f"within [{t.t_min}, {t.t_max}] or 'dynamic'", t.temperature)
-    need(0 < cfg.eval.threshold < 1, "eval.threshold", "between 0 and 1", cfg.eval.threshold)
-    need(cfg.eval.seed_threshold is None or 0 < cfg.eval.seed_threshold < 1,
-         "eval.seed_threshold", "between 0 and 1, or null (none)", cfg.eval.seed_threshold)
+    need(cfg.eval.threshold is None or 0 < cfg.eval.threshold < 1, "eval.threshold",
+         "between 0 and 1, or null (an IR's card's, else 0.5)", cfg.eval.threshold)
+    need(cfg.eval.seed_threshold is None or 0 <= cfg.eval.seed_threshold < 1,
+         "eval.seed_threshold", "0 (none), below 1, or null (an IR's card's)",
+         cfg.eval.seed_threshold)
     need(all(k >= 1 and k % 2 for k in cfg.eval.blur), "eval.blur", "odd kernel sizes",
          cfg.eval.blur)
     need(cfg.export.size % 32 == 0, "export.size", "a multiple of 32", cfg.export.size)

@@ -102,8 +102,9 @@ def stage_eval(model: Path, cfg: DistillConfig, data: Optional[Path] = None,
     else:
         _, ds = open_splits(cfg)
     predict, size, what = load_predictor(Path(model), cfg.train.device, cfg.eval.frame_threshold)
-    results = evaluate(predict, ds, size, cfg.eval.threshold, cfg.eval.blur, progress,
-                       seed_threshold=cfg.eval.seed_threshold)
+    threshold, seed = cfg.eval.mask_rule(model)
+    results = evaluate(predict, ds, size, threshold, cfg.eval.blur, progress,
+                       seed_threshold=seed)
     results["model"] = what
     out = Path(json_out) if json_out else Path(cfg.work) / "eval" / "eval.json"
     write_json(results, out)
@@ -171,12 +172,13 @@ def stage_eval_sets(model: str, cfg: DistillConfig, data: Sequence[str],
     elif baseline not in (None, "classical"):
         raise ValueError(f"--baseline {baseline!r}: the only baseline is 'classical'")
     out: Dict[str, Any] = {}
+    threshold, seed = cfg.eval.mask_rule(model)
     for role, predict, size, what in runs:
         per = {}
         for src, ds in sets:
             per[src.name] = evaluate(  # the baseline has no sure and faint pixels
-                predict, ds, size, cfg.eval.threshold, cfg.eval.blur, progress,
-                seed_threshold=cfg.eval.seed_threshold if role == "model" else None)
+                predict, ds, size, threshold, cfg.eval.blur, progress,
+                seed_threshold=seed if role == "model" else None)
             print(table(per[src.name], f"{what} on {src.name} ({len(ds)} images, {size} px)"))
         out[role] = {"what": what, "size": size, "datasets": per}
     if json_out:
@@ -259,7 +261,7 @@ def _export_int8(cfg, model, paths, frames, size, info, quantize_int8) -> Dict[s
         acc = MetricAccumulator()
         for i in range(len(val)):
             img, mask = fit(*val.load(i), size)
-            acc.add(crack_probability(ir.infer(img)) > cfg.eval.threshold, mask)
+            acc.add(crack_probability(ir.infer(img)) > cfg.eval.plain_threshold, mask)
         scores[tag] = acc.mean()["iou"] if len(acc) else None
     write_card(xml8, {**info, "size": size, "precision": "INT8 (NNCF post-training)",
                       "int8_val_iou": scores})

@@ -485,7 +485,8 @@ class Trainer:
         if not self.rank and len(self.val_ds):
             size = self.cfg.size if self.cfg.crop_spec().whole else self.cfg.crop.car_size
             metrics.update(validate(self.model, self.val_ds, size, self.device,
-                                    self.cfg.eval.threshold, limit=self.cfg.data.val_limit))
+                                    self.cfg.eval.plain_threshold,
+                                    limit=self.cfg.data.val_limit))
             log.info("epoch %d: val IoU %.4f F1 %.4f", s.epoch + 1, metrics["iou"],
                      metrics["f1"])
         s.history.append(metrics)

@@ -397,6 +397,30 @@ def test_eval_scores_each_dataset_beside_the_classical_baseline(cli, collection,
         "model"]["datasets"]
 
 
+def test_eval_masks_an_ir_by_its_card_unless_told_otherwise(cli, collection, tmp_path):
+    """`crack-distill eval MODEL.xml` scores the masks the car makes: the card's threshold
+    and seed threshold, which --set eval.threshold / eval.seed_threshold override."""
+    import json
+
+    from edge_app.tools.contract_model import build, save
+    xml = save(build(64, 60.0), tmp_path / "dark64.xml")
+
+    def rule(*sets, both=False):
+        out = tmp_path / f"eval{len(list(tmp_path.glob('eval*.json')))}.json"
+        data = [str(collection / "small")] + ([str(collection / "big")] if both else [])
+        r = cli("distill.cli", ["eval", str(xml), *data, "--json-out", str(out),
+                                "--set", "eval.blur=[]", "--quiet", *sets])
+        assert r.returncode == 0, r.stderr
+        res = json.loads(out.read_text())
+        res = res["model"]["datasets"]["small"] if both else res  # one set: its results
+        return res["threshold"], res.get("seed_threshold")
+    assert rule() == (0.5, None)
+    xml.with_suffix(".yaml").write_text("threshold: 0.3\nseed_threshold: 0.9\n")
+    assert rule() == (0.3, 0.9) and rule(both=True) == (0.3, 0.9)
+    assert rule("--set", "eval.threshold=0.6") == (0.6, 0.9)
+    assert rule("--set", "eval.seed_threshold=0") == (0.3, None)
+
+
 def test_evaluate_scores_each_source_and_noise_case_of_a_mixture(collection):
     from distill.evaluation.evaluate import evaluate
     mix = open_mixture([f"{collection}/big", f"{collection}/small"])
