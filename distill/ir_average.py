@@ -44,8 +44,16 @@ def _mirrored(node: Any, flips: tuple, axes: Dict[str, int], shape: list) -> Any
 
 
 def _card(src: Path) -> Dict[str, Any]:
+    """SRC's card as a model made from it starts: at SRC's plain threshold, without the
+    mask rule (hysteresis) chosen for SRC alone, which a new model needs its own study
+    for (scripts/studies/hysteresis_choice.py)."""
     path = src.with_suffix(".yaml")
-    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+    card = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    rule = card.pop("mask_rule", None)
+    card.pop("seed_threshold", None)
+    if isinstance(rule, dict) and "plain_threshold" in rule:
+        card["threshold"] = rule["plain_threshold"]
+    return card
 
 
 def _check_flips(flips: str) -> None:

@@ -141,3 +141,27 @@ def test_flips_refuse_what_they_cannot_do(source_ir, tmp_path, cli):
     two = export_ir(scored, tmp_path / "scored", "scored", 64)["xml"]
     with pytest.raises(ExportError, match="one input and one output"):
         flip_average_ir(two, tmp_path / "y.xml", "h")
+
+
+def test_a_model_made_from_a_carded_one_starts_at_its_plain_threshold(source_ir, other_ir,
+                                                                      tmp_path):
+    """A mask rule (hysteresis) was chosen for one model: an ensemble, flip average or
+    gate made from it gets its plain threshold and no seed threshold until its own
+    study."""
+    import shutil
+
+    from distill.ir_gate import gate_ir
+    carded = tmp_path / "carded.xml"
+    for ext in (".xml", ".bin"):
+        shutil.copyfile(source_ir.with_suffix(ext), carded.with_suffix(ext))
+    card = yaml.safe_load(source_ir.with_suffix(".yaml").read_text())
+    card.update({"threshold": 0.4, "seed_threshold": 0.95,
+                 "mask_rule": {"plain_threshold": 0.7}})
+    carded.with_suffix(".yaml").write_text(yaml.safe_dump(card))
+    made = [ensemble_ir([carded, other_ir], tmp_path / "ens.xml"),
+            flip_average_ir(carded, tmp_path / "flips.xml", "h"),
+            gate_ir(carded, other_ir, tmp_path / "gated.xml", 3.0)]
+    for out in made:
+        assert out["threshold"] == 0.7
+        assert "seed_threshold" not in out and "mask_rule" not in out
+    assert yaml.safe_load((tmp_path / "ens.yaml").read_text())["threshold"] == 0.7
