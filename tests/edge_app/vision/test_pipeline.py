@@ -95,6 +95,8 @@ def test_missing_device_lists_what_is_there():
 def test_bad_config_values_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="inference.threshold: between 0 and 1"):
         load_car_config(None, [{"inference": {"threshold": 2}}])
+    with pytest.raises(ConfigError, match="inference.seed_threshold: 0 \\(none\\), below 1"):
+        load_car_config(None, [{"inference": {"seed_threshold": 1.2}}])
     with pytest.raises(ConfigError, match="unknown config key 'sourc'"):
         load_car_config(None, [{"sourc": {}}])
     with pytest.raises(ConfigError, match="car_id"):
@@ -167,3 +169,46 @@ def test_car_drops_masks_of_frames_the_model_scores_crack_free(tmp_path):
     finally:
         srv.close()
     assert all(r.mask.any() and not r.suppressed for r in kept)
+
+
+def test_the_car_masks_by_the_cards_hysteresis(dark_model, tmp_path):
+    """A card's seed threshold reaches the car: a faint crack with a sure middle is marked
+    whole, a faint blot beside it not at all; `inference.seed_threshold: 0` turns the
+    rule off and the blot is marked too."""
+    import shutil
+
+    from tests.services.streams import headers, part
+    xml = tmp_path / "carded.xml"
+    for ext in (".xml", ".bin"):
+        shutil.copyfile(dark_model.with_suffix(ext), xml.with_suffix(ext))
+    xml.with_suffix(".yaml").write_text("threshold: 0.6\nseed_threshold: 0.95\n")
+    img = np.full((240, 320, 3), 200, np.uint8)
+    img[118:124, 20:300] = 45  # crack probability about 0.87 (the dark-pixel IR) ...
+    img[118:124, 140:180] = 10  # ... and above 0.99 in its middle
+    img[30:60, 30:60] = 45  # a faint blot
+    body = cv2.imencode(".png", img)[1].tobytes()
+    body = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(body, np.uint8), 1),
+                        [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+
+    def play(h):
+        headers(h)
+        for _ in range(3):
+            h.wfile.write(part(body))
+            h.wfile.flush()
+            time.sleep(0.02)
+
+    def masks(**over):
+        srv = ScriptedMjpegServer([play])
+        results = []
+        try:
+            CarPipeline(config(xml, **over), MjpegSource(srv.url, reconnect_min=0.05),
+                        hooks=[results.append]).run(max_frames=3)
+        finally:
+            srv.close()
+        return results[-1].mask
+    line, blot = (slice(210, 240), slice(40, 410)), (slice(70, 100), slice(55, 75))  # 448 px
+    seeded = masks()
+    assert seeded[line].any(axis=0).all()  # the whole crack, end to end ...
+    assert not seeded[:150].any()  # ... and nothing of the blot
+    plain = masks(inference={"seed_threshold": 0})
+    assert plain[blot].all() and plain[line].any(axis=0).all()
