@@ -141,11 +141,12 @@ def seeded(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     `strong` (hysteresis: a faint crack is kept where it continues a sure one, and a
     faint blot with no sure pixel is dropped)."""
     w = (weak > 0).astype(np.uint8)
-    if not w.any():
-        return w
+    sure = (strong > 0) & (w > 0)
+    if not sure.any():  # nothing sure (most sound frames): no labelling needed
+        return np.zeros_like(w)
     n, labels = cv2.connectedComponents(w, connectivity=8)
     keep = np.zeros(n, np.uint8)
-    keep[labels[(strong > 0) & (w > 0)]] = 1
+    keep[labels[sure]] = 1
     keep[0] = 0
     return keep[labels]
 
