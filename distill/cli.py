@@ -297,10 +297,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--tolerance must be 0 or more pixels, got {args.tolerance}")
     photos = list_photos(args.photos)
     predict, size, desc = load_predictor(args.model)
-    from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
+    from edge_app.model.ir_model import mask_rule, model_card
     card = model_card(args.model) if args.model.suffix.lower() == ".xml" else {}
-    threshold = card_threshold(args.threshold, card)
-    seed = card_seed_threshold(args.seed_threshold, card)
+    threshold, seed = mask_rule(card, args.threshold, args.seed_threshold)
     log.info("%s on %d photos (%s), threshold %g%s", desc, len(photos),
              "whole photo" if args.scale is None else f"tiled at scale {args.scale}",
              threshold, f", seed threshold {seed:g}" if seed else "")

@@ -166,10 +166,9 @@ class EvalConfig:
     def mask_rule(self, model: object) -> Tuple[float, Optional[float]]:
         """(threshold, seed threshold) for MODEL's masks: the configured ones, else an IR's
         card's (the car's rule), else 0.5 and none."""
-        from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
+        from edge_app.model.ir_model import mask_rule, model_card
         card = model_card(model) if str(model).lower().endswith(".xml") else {}
-        return card_threshold(self.threshold, card), card_seed_threshold(self.seed_threshold,
-                                                                          card)
+        return mask_rule(card, self.threshold, self.seed_threshold)
 
 
 @dataclass

@@ -16,7 +16,6 @@ Usage: .venv/bin/python scripts/ship_gated.py WORK [--name crack-hrsegnet-b16] [
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -26,13 +25,11 @@ from typing import Any, Dict, List
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # the project, its sibling scripts
+
+import ship_model  # noqa: E402
 
 from crack_common.files import sha256_file  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("ship_model", REPO / "scripts" / "ship_model.py")
-ship_model = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ship_model)
 
 EXPERT = "blur_0q"  # the training script's run of the expert
 EXPERT_LABEL = ("the blurred-view expert alone: HrSegNet-B16, the shipped recipe with 85% of "

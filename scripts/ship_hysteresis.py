@@ -16,7 +16,6 @@ Usage: .venv/bin/python scripts/ship_hysteresis.py WORK [--name crack-hrsegnet-b
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -25,17 +24,11 @@ from typing import Any, Dict, List
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # the project, its sibling scripts
 
+import ship_gated  # noqa: E402
+import ship_model  # noqa: E402
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ship_model, ship_gated = _load("ship_model"), _load("ship_gated")
 REPRODUCE = ("HYST=1 MAIN=0 scripts/train_shipped_model DATA_DIR [WORK_DIR] (CPU), then "
              "scripts/ship_hysteresis.py WORK_DIR")
 

@@ -16,7 +16,6 @@ Usage: .venv/bin/python scripts/ship_trio.py WORK [--third thirdq] [--trio trio]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -26,19 +25,12 @@ from typing import Any, Dict, List
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # the project, its sibling scripts
+
+import ship_gated  # noqa: E402
+import ship_model  # noqa: E402
 
 from crack_common.files import sha256_file  # noqa: E402
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ship_model, ship_gated = _load("ship_model"), _load("ship_gated")
 
 THIRD_LABEL = ("a third student (seed 2) trained on for 40 epochs from the blurred-view "
                "expert's last checkpoint with the shipped recipe, fine-tuned quieter; "

@@ -52,7 +52,7 @@ def _ir_model(path: Path, threshold: float) -> BatchModel:
     """An IR through the car's asynchronous path (contract check, THROUGHPUT hint, the
     plugin's number of requests): a batch is its frames in flight at once."""
     from edge_app.model.inference import AsyncInfer
-    from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
+    from edge_app.model.ir_model import mask_rule, model_card
     results: dict = {}
     infer = AsyncInfer(path, "CPU", lambda i, logits, _score: results.__setitem__(i, logits))
     lock = threading.Lock()
@@ -68,10 +68,9 @@ def _ir_model(path: Path, threshold: float) -> BatchModel:
                 raise RuntimeError(f"{path.name}: {len(images) - len(results)} of "
                                    f"{len(images)} inferences failed")
             return crack_probability(np.stack([results[i] for i in range(len(images))]))
-    card = model_card(path)
-    thr = threshold or card_threshold(None, card)
+    thr, seed = mask_rule(model_card(path), threshold or None)  # 0: the card's
     return BatchModel(path.name, sha256_file(path), infer.size, "openvino-ir", thr,
-                      predict_ir, card_seed_threshold(None, card))
+                      predict_ir, seed)
 
 
 def _torch_model(path: Path, device: str, threshold: float) -> BatchModel:

@@ -161,3 +161,10 @@ def card_seed_threshold(configured: Optional[float], card: Dict[str, Any]) -> Op
     threshold is kept)."""
     t = finite_number(card.get("seed_threshold")) if configured is None else configured
     return float(t) if t is not None and 0 < t < 1 else None
+
+
+def mask_rule(card: Dict[str, Any], threshold: Optional[float] = None,
+              seed_threshold: Optional[float] = None) -> Tuple[float, Optional[float]]:
+    """The car's mask rule, (threshold, seed threshold) for crack_mask: the configured
+    values where given, else the card's (card_threshold, card_seed_threshold)."""
+    return card_threshold(threshold, card), card_seed_threshold(seed_threshold, card)

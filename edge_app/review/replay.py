@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from crack_common.files import atomic_write_text
-from edge_app.model.ir_model import IRModel, card_seed_threshold, card_threshold, model_card
+from edge_app.model.ir_model import IRModel, mask_rule, model_card
 from edge_app.recorder import RunReader
 from edge_app.vision.measure import crack_mask, measure
 
@@ -39,8 +39,7 @@ def replay(run_dir: Path, model: Optional[Path], device: str = "CPU",
     card's seed threshold)."""
     reader = RunReader(run_dir)
     infer, size, label, card = _model(model, device, api_key)
-    threshold = card_threshold(threshold, card)
-    seed = card_seed_threshold(None, card)
+    threshold, seed = mask_rule(card, threshold)
     ious, gained, lost, both = [], [], [], 0
     from crack_common.progress import bar
     for rec, jpeg in bar(reader.iter_frames(), total=len(reader.frames), desc="replay",

@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_app.config import CarConfig
 from edge_app.model.inference import AsyncInfer
-from edge_app.model.ir_model import card_seed_threshold, card_threshold, model_card
+from edge_app.model.ir_model import card_threshold, mask_rule, model_card
 from edge_app.vision.frames import Frame, LatestSlot, squeeze
 from edge_app.vision.measure import FrameMeasure, crack_mask, measure
 from edge_app.vision.overlay import draw_overlay
@@ -83,8 +83,8 @@ class CarPipeline:
         self.infer = open_inference(cfg, self._on_result, self._on_error)
         self.size = self.infer.size
         card = model_card(cfg.model_path)
-        self.threshold = card_threshold(cfg.inference.threshold, card)
-        self.seed_threshold = card_seed_threshold(cfg.inference.seed_threshold, card)
+        self.threshold, self.seed_threshold = mask_rule(card, cfg.inference.threshold,
+                                                        cfg.inference.seed_threshold)
         self.frame_threshold = card_threshold(cfg.inference.frame_threshold, card,
                                               "crack_score_threshold")
         self._results: queue.Queue[Optional[tuple]] = queue.Queue(
