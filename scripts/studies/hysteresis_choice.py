@@ -38,26 +38,39 @@ THRESHOLDS = (0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 Rule = Tuple[float, Optional[float]]  # (low, high); high None: the plain threshold low
 
 
-def collect(predict, val, size: int) -> List[Dict[str, Any]]:
+def collect(predict, val, size: int, free_cases: Sequence[str] = ("clean",),
+            gauged: bool = False) -> List[Dict[str, Any]]:
     """One record per validation input: source, case ('window' for a crack-free window),
-    the mask (None when crack-free) and the crack probability in float16."""
+    the mask (None when crack-free) and the crack probability in float16. Crack-free
+    photos and windows are run under each of FREE_CASES (a window under a noise case is
+    case 'window_case1', ...); with GAUGED, each record also holds the input's sharpness
+    (crack-car's view gauge)."""
     from crack_common.noise import NOISE_CASES
     from distill.data.mixture import source_of
     from distill.data.views import fit
     from distill.evaluation.evaluate import clear_window_view
+    from edge_app.vision.view_quality import gauge
     rows = []
+
+    def add(src: str, case: str, mask: Optional[np.ndarray], img: np.ndarray) -> None:
+        row = {"source": src, "case": case, "mask": mask,
+               "prob": predict(img).astype(np.float16)}
+        if gauged:
+            row["sharpness"] = gauge(img)[0]
+        rows.append(row)
+
     for i in range(len(val)):
         photo, full_mask = val.load(i)
         img, mask = fit(photo, full_mask, size)
         src = source_of(val.samples[i].name)
         crack = bool(mask.any())
-        for case in CASES if crack else ("clean",):
-            rows.append({"source": src, "case": case, "mask": mask if crack else None,
-                         "prob": predict(NOISE_CASES[case](img)).astype(np.float16)})
+        for case in CASES if crack else free_cases:
+            add(src, case, mask if crack else None, NOISE_CASES[case](img))
         window = clear_window_view(photo, full_mask, i, size) if crack else None
         if window is not None:
-            rows.append({"source": src, "case": "window", "mask": None,
-                         "prob": predict(window).astype(np.float16)})
+            for case in free_cases:
+                add(src, "window" if case == "clean" else f"window_{case}", None,
+                    NOISE_CASES[case](window))
     return rows
 
 
