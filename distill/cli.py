@@ -352,7 +352,19 @@ def _cmd_flips(args: argparse.Namespace) -> int:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from distill.ir_gate import gate_ir
+    from distill.ir_gate import gate_ir, shift_ir
+    if (args.expert is None) == (args.blurred_shift is None):
+        raise ValueError("give an EXPERT IR or --blurred-shift (not both): the expert's "
+                         "logits, or MAIN's own crack logit raised, on blurred frames")
+    if args.expert is None:
+        card = shift_ir(args.main, args.out, args.below_sharpness, args.blurred_shift)
+        v = card["view_shift"]
+        soft = ", ".join(f"{k} {t:g}" for k, t in v["soft_view_thresholds"].items())
+        print(f"{args.out}: {args.main.name} ({v['runs_per_frame']} runs per frame), its crack "
+              f"logit raised by {v['crack_logit_shift']:g} on frames of sharpness below "
+              f"{v['below_sharpness']:g}: there the card's rule marks at {soft or 'threshold'}"
+              f" (sharp frames as before)")
+        return 0
     card = gate_ir(args.main, args.expert, args.out, args.below_sharpness,
                    args.expert_threshold, args.threshold)
     g = card["view_gate"]
@@ -551,15 +563,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "more false alarms)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_ensemble)
-    st = sub.add_parser("gate", help="one IR of a main model and a blurred-view expert",
+    st = sub.add_parser("gate", help="one IR of a main model and a blurred-view expert, "
+                        "or of a main model that marks cracks more readily on blurred views",
                         description="Write an IR that runs MAIN and EXPERT on each frame and "
                                     "passes on EXPERT's logits when the frame's sharpness "
                                     "(crack-car's view gauge, computed inside the graph) is "
                                     "below --below-sharpness, MAIN's otherwise (the car's "
                                     "contract and opsets 1-10 kept; MAIN's card copied with "
-                                    "the gate).")
+                                    "the gate). With --blurred-shift and no EXPERT, MAIN runs "
+                                    "alone and its crack logit is raised on those frames.")
     st.add_argument("main", type=Path, help="the IR (.xml) for sharp views")
-    st.add_argument("expert", type=Path, help="the IR (.xml) for blurred views")
+    st.add_argument("expert", type=Path, nargs="?", default=None,
+                    help="the IR (.xml) for blurred views (or --blurred-shift)")
     st.add_argument("--below-sharpness", type=float, required=True,
                     help="the gate: variance of the Laplacian of the grey model input "
                          "(crack-car view-check prints it for photos)")
@@ -568,6 +583,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--expert-threshold", type=float, default=None,
                     help="the expert's own threshold (default: its card's); its crack "
                          "logit is shifted so that it falls on MAIN's threshold")
+    st.add_argument("--blurred-shift", type=float, default=None,
+                    help="no expert: raise MAIN's own crack logit by this much on blurred "
+                         "frames, one pass per frame (the card's thresholds p fall to "
+                         "sigmoid(logit(p) - shift) there; scripts/studies/"
+                         "view_shift_choice.py chooses it on validation)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_gate)
     st = sub.add_parser("config", help="print the effective or default configuration",

@@ -1,5 +1,7 @@
 """A view-gated IR: one model file that runs a main IR and a degraded-view expert on each
-frame and passes on the expert's logits when the frame is blurred.
+frame and passes on the expert's logits when the frame is blurred; or a view-shifted IR,
+one pass of a single IR whose crack logit is raised on blurred frames, so that a crack
+the blur has made faint still reaches the card's mask rule.
 
 The gate is the car's own sharpness gauge (`edge_app.vision.view_quality.gauge`: the
 variance of the 3x3 Laplacian of the grey image) computed inside the graph on the model
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
+import yaml
 
 from crack_common.files import sha256_file
 from distill.export import ExportError, save_ir
@@ -130,6 +133,56 @@ def gate_ir(main: Path, expert: Path, dst: Path, below_sharpness: float,
         "gauge": "variance of the 3x3 Laplacian of the grey model input (as crack-car's "
                  "view gauge); the expert's logits below it, the main model's otherwise",
         "runs_per_frame": runs}})
+
+
+def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dict[str, Any]:
+    """Write `dst` (.xml/.bin/.yaml): `main` run once per frame, its crack logit raised by
+    `shift` on frames whose sharpness is below `below_sharpness` (background's left as it
+    is), so every threshold of its card's mask rule falls from p to
+    sigmoid(logit(p) - shift) on those frames alone; sharp frames are masked as before.
+    The card is copied whole (threshold, seed threshold and mask rule: the rule on sharp
+    frames is the one chosen for `main`) with a `view_shift` section. Returns the card."""
+    import openvino as ov
+    import openvino.opset1 as op1
+    main, dst = Path(main), Path(dst)
+    if not main.is_file():
+        raise ValueError(f"{main}: no such IR")
+    if dst.resolve() == main.resolve():
+        raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
+    if not (math.isfinite(below_sharpness) and below_sharpness > 0):
+        raise ValueError(f"below_sharpness must be a positive number, got {below_sharpness}")
+    if not (math.isfinite(shift) and 0 < shift <= 10):
+        raise ValueError(f"the shift must be a crack-logit raise in (0, 10], got {shift}")
+    card_path = main.with_suffix(".yaml")
+    card = yaml.safe_load(card_path.read_text()) if card_path.is_file() else {}
+    card = card if isinstance(card, dict) else {}
+    if card.get("view_gate") or card.get("view_shift"):
+        raise ValueError(f"{main}: already view-gated or view-shifted; shift the plain IR")
+    copy = read_single(ov.Core(), main, "shifting")
+    shape = [int(d) for d in copy.input(0).get_shape()]
+    image = op1.parameter(shape, copy.input(0).get_element_type(), name="image")
+    logits = splice(copy, "main", image)
+    blurred = _below(_sharpness(image), below_sharpness)
+    raise_ = op1.constant(np.array([0.0, shift], np.float32).reshape(1, 2, 1, 1))
+    out = op1.add(logits, op1.multiply(blurred, raise_))
+    model = ov.Model([op1.result(out)], [image], dst.stem)
+    model.input(0).get_tensor().set_names({"image"})
+    model.output(0).get_tensor().set_names({"logits"})
+    save_ir(model, dst, fp16=card.get("precision", "FP16") == "FP16")
+    soft = {str(k): round(_lowered(float(card[k]), shift), 4)
+            for k in ("threshold", "seed_threshold") if k in card}
+    return _write_card(card, dst, {"view_shift": {
+        "file": main.name, "bin_sha256": sha256_file(main.with_suffix(".bin")),
+        "below_sharpness": float(below_sharpness), "crack_logit_shift": float(shift),
+        "soft_view_thresholds": soft,
+        "gauge": "variance of the 3x3 Laplacian of the grey model input (as crack-car's "
+                 "view gauge); the crack logit is raised by the shift below it",
+        "runs_per_frame": _runs(card)}})
+
+
+def _lowered(threshold: float, shift: float) -> float:
+    """The probability threshold that a crack-logit raise of SHIFT puts THRESHOLD at."""
+    return 1.0 / (1.0 + math.exp(shift - math.log(threshold / (1 - threshold))))
 
 
 def _runs(card: Dict[str, Any]) -> int:

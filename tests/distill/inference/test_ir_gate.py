@@ -10,10 +10,10 @@ import yaml
 
 from distill.export import legacy_logits, opsets_of
 from distill.ir_average import ensemble_ir
-from distill.ir_gate import gate_ir, logit_shift
+from distill.ir_gate import gate_ir, logit_shift, shift_ir
 from distill.pipeline import legacy_python
 from edge_app.model.ir_model import IRModel
-from edge_app.vision.measure import crack_probability
+from edge_app.vision.measure import crack_mask, crack_probability, probability_mask
 from edge_app.vision.view_quality import gauge
 from tests.distill.helpers import int8_twin, skewed_ir
 
@@ -127,3 +127,93 @@ def test_gate_refuses_what_it_cannot_do(pair, tmp_path, cli):
     r = cli("distill.cli", ["gate", str(main), str(expert), "--below-sharpness", "-1",
                             "--out", str(tmp_path / "bad.xml")])
     assert r.returncode == 1 and "positive number" in r.stderr
+
+
+@pytest.fixture()
+def carded_main(pair, tmp_path):
+    """MAIN with a hysteresis card (threshold 0.35, seed 0.9, a mask_rule), in TMP_PATH."""
+    main, _ = pair
+    for f in ("xml", "bin"):
+        (tmp_path / f"m.{f}").write_bytes(main.with_suffix(f".{f}").read_bytes())
+    card = yaml.safe_load(main.with_suffix(".yaml").read_text())
+    card.update({"threshold": 0.35, "seed_threshold": 0.9,
+                 "mask_rule": {"rule": "hysteresis 0.35/0.9", "plain_threshold": 0.5}})
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(card))
+    return tmp_path / "m.xml"
+
+
+def test_view_shift_raises_the_crack_logit_on_blurred_frames_alone(carded_main, tmp_path):
+    sharp, blurred = _sharp_and_blurred()
+    cut = float(np.sqrt(gauge(sharp)[0] * gauge(blurred)[0]))
+    card = shift_ir(carded_main, tmp_path / "s.xml", cut, 2.0)
+    m, s = IRModel(carded_main), IRModel(tmp_path / "s.xml")
+    assert np.abs(s.infer(sharp) - m.infer(sharp)).max() < 2e-2  # sharp: as before
+    got, own = s.infer(blurred), m.infer(blurred)
+    assert np.abs(got[0] - own[0]).max() < 2e-2  # background's logit untouched
+    assert np.abs(got[1] - own[1] - 2.0).max() < 2e-2  # crack's raised by the shift
+    # the rule on sharp frames is the one chosen for MAIN: the card is kept whole
+    assert (card["threshold"], card["seed_threshold"]) == (0.35, 0.9)
+    assert card["mask_rule"]["plain_threshold"] == 0.5
+    v = card["view_shift"]
+    assert (v["below_sharpness"], v["crack_logit_shift"], v["runs_per_frame"]) == (cut, 2.0, 1)
+    assert v["soft_view_thresholds"] == {"threshold": 0.0679, "seed_threshold": 0.5491}
+    assert v["file"] == "m.xml" and yaml.safe_load((tmp_path / "s.yaml").read_text()) == card
+    assert set(opsets_of(tmp_path / "s.xml")) <= {f"opset{i}" for i in range(1, 11)}
+
+
+def test_the_car_masks_a_blurred_frame_by_the_lowered_rule(carded_main, tmp_path):
+    """On a blurred frame the car, masking the shifted IR's logits by the card's rule,
+    marks what MAIN's probabilities give under the soft-view thresholds: more than MAIN."""
+    _, blurred = _sharp_and_blurred()
+    prob = crack_probability(IRModel(carded_main).infer(blurred))
+    low, high = (float(np.quantile(prob, q)) for q in (0.7, 0.97))  # a rule for this frame
+    card = yaml.safe_load(carded_main.with_suffix(".yaml").read_text())
+    card.update({"threshold": low, "seed_threshold": high})
+    carded_main.with_suffix(".yaml").write_text(yaml.safe_dump(card))
+    # every frame soft; this untrained student's probabilities span 0.47-0.56
+    card = shift_ir(carded_main, tmp_path / "s.xml", 1e6, 0.05)
+    soft = card["view_shift"]["soft_view_thresholds"]
+    got = crack_mask(IRModel(tmp_path / "s.xml").infer(blurred), low, high).astype(bool)
+    want = probability_mask(prob, soft["threshold"], soft["seed_threshold"])
+    clear = (np.abs(prob - soft["threshold"]) > 0.002) & (np.abs(prob - soft["seed_threshold"])
+                                                          > 0.002)
+    assert clear.mean() > 0.5 and 0 < want.mean() < 1
+    assert np.array_equal(got[clear], want[clear])
+    assert want.sum() > probability_mask(prob, low, high).sum()
+
+
+def test_view_shifted_ir_runs_in_openvino_2022_3(carded_main, tmp_path):
+    legacy = legacy_python()
+    assert legacy is not None, "the Python 3.9 + OpenVINO 2022.3 environment is missing"
+    sharp, blurred = _sharp_and_blurred()
+    cut = float(np.sqrt(gauge(sharp)[0] * gauge(blurred)[0]))
+    shift_ir(carded_main, tmp_path / "s.xml", cut, 1.5)
+    frames = np.stack([sharp, blurred])
+    current = np.stack([IRModel(tmp_path / "s.xml").infer(f) for f in frames])
+    assert np.abs(legacy_logits(tmp_path / "s.xml", frames, legacy) - current).max() < 0.05
+
+
+def test_view_shift_refuses_what_it_cannot_do(pair, carded_main, tmp_path, cli):
+    main, expert = pair
+    for cut, shift, match in ((0, 1, "positive number"), (10, 0, r"\(0, 10\]"),
+                              (10, float("nan"), r"\(0, 10\]")):
+        with pytest.raises(ValueError, match=match):
+            shift_ir(carded_main, tmp_path / "x.xml", cut, shift)
+    with pytest.raises(ValueError, match="would overwrite"):
+        shift_ir(carded_main, carded_main, 10, 1)
+    with pytest.raises(ValueError, match="no such IR"):
+        shift_ir(tmp_path / "missing.xml", tmp_path / "x.xml", 10, 1)
+    shift_ir(carded_main, tmp_path / "s.xml", 10, 1)
+    gate_ir(main, expert, tmp_path / "g.xml", 10)
+    for src in ("s.xml", "g.xml"):
+        with pytest.raises(ValueError, match="already view-gated or view-shifted"):
+            shift_ir(tmp_path / src, tmp_path / "x.xml", 10, 1)
+    assert not (tmp_path / "x.xml").exists()
+    r = cli("distill.cli", ["gate", str(carded_main), "--below-sharpness", "12",
+                            "--blurred-shift", "2", "--out", str(tmp_path / "cli.xml")])
+    assert r.returncode == 0 and "raised by 2 on frames of sharpness below 12" in r.stdout, r.stderr
+    assert "threshold 0.0679, seed_threshold 0.5491" in r.stdout
+    for args in ([str(main), str(expert), "--blurred-shift", "2"], [str(main)]):
+        r = cli("distill.cli", ["gate", *args, "--below-sharpness", "12", "--out",
+                                str(tmp_path / "bad.xml")])
+        assert r.returncode == 1 and "give an EXPERT IR or --blurred-shift" in r.stderr
