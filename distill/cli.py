@@ -585,9 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "logit is shifted so that it falls on MAIN's threshold")
     st.add_argument("--blurred-shift", type=float, default=None,
                     help="no expert: raise MAIN's own crack logit by this much on blurred "
-                         "frames, one pass per frame (the card's thresholds p fall to "
-                         "sigmoid(logit(p) - shift) there; scripts/studies/"
-                         "view_shift_choice.py chooses it on validation)")
+                         "frames (lower it, if negative), one pass per frame (the card's "
+                         "thresholds p move to sigmoid(logit(p) - shift) there; "
+                         "scripts/studies/view_shift_choice.py chooses it on validation)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_gate)
     st = sub.add_parser("config", help="print the effective or default configuration",

@@ -137,9 +137,9 @@ def gate_ir(main: Path, expert: Path, dst: Path, below_sharpness: float,
 
 def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dict[str, Any]:
     """Write `dst` (.xml/.bin/.yaml): `main` run once per frame, its crack logit raised by
-    `shift` on frames whose sharpness is below `below_sharpness` (background's left as it
-    is), so every threshold of its card's mask rule falls from p to
-    sigmoid(logit(p) - shift) on those frames alone; sharp frames are masked as before.
+    `shift` (lowered, if negative) on frames whose sharpness is below `below_sharpness`
+    (background's left as it is), so every threshold of its card's mask rule moves from p
+    to sigmoid(logit(p) - shift) on those frames alone; sharp frames are masked as before.
     The card is copied whole (threshold, seed threshold and mask rule: the rule on sharp
     frames is the one chosen for `main`) with a `view_shift` section. Returns the card."""
     import openvino as ov
@@ -151,8 +151,9 @@ def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dic
         raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
     if not (math.isfinite(below_sharpness) and below_sharpness > 0):
         raise ValueError(f"below_sharpness must be a positive number, got {below_sharpness}")
-    if not (math.isfinite(shift) and 0 < shift <= 10):
-        raise ValueError(f"the shift must be a crack-logit raise in (0, 10], got {shift}")
+    if not (math.isfinite(shift) and 0 < abs(shift) <= 10):
+        raise ValueError(f"the shift must be a crack-logit change of at most 10 either way, "
+                         f"not 0, got {shift}")
     card_path = main.with_suffix(".yaml")
     card = yaml.safe_load(card_path.read_text()) if card_path.is_file() else {}
     card = card if isinstance(card, dict) else {}
