@@ -311,3 +311,26 @@ def test_hyst_scores_the_chosen_mask_rule_on_the_test_sets(tmp_path, chosen):
     for x in scored:
         assert "eval.seed_threshold=0.95" in x and "eval.threshold=0.4" in x
         assert x.endswith("--quiet") and "/work/eval_hyst" in x
+
+
+@pytest.mark.parametrize("chosen", [[5.0, 2.0], None])
+def test_vshift_builds_and_scores_the_chosen_view_shift(tmp_path, chosen):
+    """VSHIFT=1 studies the car's model against its card's own rule and, with vshift.json
+    (the study's choice) there, builds the view-shifted IRs (FP16, INT8) and scores them
+    on the test sets at the card's threshold; nothing when no shift passed."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "vshift.json").write_text(json.dumps({"chosen": chosen}))
+    (tmp_path / "car.yaml").write_text("threshold: 0.4\nseed_threshold: 0.95\n")
+    lines = run_script(tmp_path, VSHIFT="1", MAIN="0", VSHIFT_MODEL=str(tmp_path / "car"))
+    gates = [x for x in lines if x.startswith("gate ")]
+    scored = [x for x in lines if x.startswith("eval ") and "/work/vshift/" in x]
+    if chosen is None:
+        assert gates == [] and scored == []
+        return
+    assert [x.split()[1] for x in gates] == [f"{tmp_path}/car.xml", f"{tmp_path}/car_int8.xml"]
+    for x in gates:
+        assert "--below-sharpness 5.0 --blurred-shift 2.0 --out" in x
+    assert [x.split()[1] for x in scored] == [f"{tmp_path}/work/vshift/car.xml",
+                                             f"{tmp_path}/work/vshift/car_int8.xml"]
+    for x in scored:
+        assert "eval.threshold=0.4" in x and "/work/eval_vshift" in x
