@@ -145,8 +145,9 @@ def _check_sources(srcs: Sequence[Path], dst: Path) -> List[Dict[str, Any]]:
                              "; average the single-pass IRs")
         if card.get("ensemble"):
             raise ValueError(f"{src}: already an ensemble; list its members instead")
-        if card.get("view_gate"):
-            raise ValueError(f"{src}: view-gated; average the ungated IRs, then gate")
+        if card.get("view_gate") or card.get("view_shift"):
+            raise ValueError(f"{src}: view-gated or view-shifted; average the ungated IRs, "
+                             "then gate")
         cards.append(card)
     return cards
 

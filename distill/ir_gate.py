@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import yaml
@@ -86,17 +86,8 @@ def gate_ir(main: Path, expert: Path, dst: Path, below_sharpness: float,
     import openvino as ov
     import openvino.opset1 as op1
     main, expert, dst = Path(main), Path(expert), Path(dst)
-    for src in (main, expert):
-        if not src.is_file():
-            raise ValueError(f"{src}: no such IR")
-        if dst.resolve() == src.resolve():
-            raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
-    if not (math.isfinite(below_sharpness) and below_sharpness > 0):
-        raise ValueError(f"below_sharpness must be a positive number, got {below_sharpness}")
+    _check_inputs((main, expert), dst, below_sharpness)
     card, expert_card = _card(main), _card(expert)
-    for src, c in ((main, card), (expert, expert_card)):
-        if c.get("view_gate"):
-            raise ValueError(f"{src}: already view-gated; gate the ungated IRs")
     precisions = {c.get("precision", "FP16") for c in (card, expert_card)}
     if len(precisions) > 1:
         raise ValueError(f"the IRs mix precisions ({', '.join(sorted(precisions))}); gate "
@@ -145,20 +136,13 @@ def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dic
     import openvino as ov
     import openvino.opset1 as op1
     main, dst = Path(main), Path(dst)
-    if not main.is_file():
-        raise ValueError(f"{main}: no such IR")
-    if dst.resolve() == main.resolve():
-        raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
-    if not (math.isfinite(below_sharpness) and below_sharpness > 0):
-        raise ValueError(f"below_sharpness must be a positive number, got {below_sharpness}")
+    _check_inputs((main,), dst, below_sharpness)
     if not (math.isfinite(shift) and 0 < abs(shift) <= 10):
         raise ValueError(f"the shift must be a crack-logit change of at most 10 either way, "
                          f"not 0, got {shift}")
     card_path = main.with_suffix(".yaml")
     card = yaml.safe_load(card_path.read_text()) if card_path.is_file() else {}
     card = card if isinstance(card, dict) else {}
-    if card.get("view_gate") or card.get("view_shift"):
-        raise ValueError(f"{main}: already view-gated or view-shifted; shift the plain IR")
     copy = read_single(ov.Core(), main, "shifting")
     shape = [int(d) for d in copy.input(0).get_shape()]
     image = op1.parameter(shape, copy.input(0).get_element_type(), name="image")
@@ -179,6 +163,23 @@ def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dic
         "gauge": "variance of the 3x3 Laplacian of the grey model input (as crack-car's "
                  "view gauge); the crack logit is raised by the shift below it",
         "runs_per_frame": _runs(card)}})
+
+
+def _check_inputs(srcs: Tuple[Path, ...], dst: Path, below_sharpness: float) -> None:
+    """ValueError unless every source IR exists, is neither view-gated nor view-shifted
+    (one sharpness gate a model) and is not DST, and the cut is a positive number."""
+    for src in srcs:
+        if not src.is_file():
+            raise ValueError(f"{src}: no such IR")
+        if dst.resolve() == src.resolve():
+            raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
+        card = src.with_suffix(".yaml")
+        card = yaml.safe_load(card.read_text()) if card.is_file() else None
+        if isinstance(card, dict) and (card.get("view_gate") or card.get("view_shift")):
+            raise ValueError(f"{src}: already view-gated or view-shifted; start from the "
+                             "IRs without a gate")
+    if not (math.isfinite(below_sharpness) and below_sharpness > 0):
+        raise ValueError(f"below_sharpness must be a positive number, got {below_sharpness}")
 
 
 def _lowered(threshold: float, shift: float) -> float:

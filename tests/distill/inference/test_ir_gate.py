@@ -114,7 +114,7 @@ def test_gate_refuses_what_it_cannot_do(pair, tmp_path, cli):
     gate_ir(main, expert, tmp_path / "g.xml", 10)
     with pytest.raises(ValueError, match="already view-gated"):
         gate_ir(tmp_path / "g.xml", expert, tmp_path / "x.xml", 10)
-    with pytest.raises(ValueError, match="view-gated; average the ungated"):
+    with pytest.raises(ValueError, match="view-gated or view-shifted; average the ungated"):
         ensemble_ir([tmp_path / "g.xml", main], tmp_path / "x.xml")
     int8 = int8_twin(expert, tmp_path / "int8")
     with pytest.raises(ValueError, match="mix precisions"):
@@ -208,6 +208,10 @@ def test_view_shift_refuses_what_it_cannot_do(pair, carded_main, tmp_path, cli):
     for src in ("s.xml", "g.xml"):
         with pytest.raises(ValueError, match="already view-gated or view-shifted"):
             shift_ir(tmp_path / src, tmp_path / "x.xml", 10, 1)
+    with pytest.raises(ValueError, match="already view-gated or view-shifted"):
+        gate_ir(tmp_path / "s.xml", expert, tmp_path / "x.xml", 10)
+    with pytest.raises(ValueError, match="view-shifted; average the ungated"):
+        ensemble_ir([tmp_path / "s.xml", main], tmp_path / "x.xml")
     assert not (tmp_path / "x.xml").exists()
     r = cli("distill.cli", ["gate", str(carded_main), "--below-sharpness", "12",
                             "--blurred-shift", "2", "--out", str(tmp_path / "cli.xml")])
