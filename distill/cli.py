@@ -357,6 +357,9 @@ def _cmd_gate(args: argparse.Namespace) -> int:
         raise ValueError("give an EXPERT IR or --blurred-shift (not both): the expert's "
                          "logits, or MAIN's own crack logit raised, on blurred frames")
     if args.expert is None:
+        if args.threshold is not None or args.expert_threshold is not None:
+            raise ValueError("--threshold and --expert-threshold set a gate with an EXPERT; a "
+                             "view shift keeps MAIN's card and moves it by --blurred-shift")
         card = shift_ir(args.main, args.out, args.below_sharpness, args.blurred_shift)
         v = card["view_shift"]
         soft = ", ".join(f"{k} {t:g}" for k, t in v["soft_view_thresholds"].items())

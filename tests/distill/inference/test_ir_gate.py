@@ -221,3 +221,7 @@ def test_view_shift_refuses_what_it_cannot_do(pair, carded_main, tmp_path, cli):
         r = cli("distill.cli", ["gate", *args, "--below-sharpness", "12", "--out",
                                 str(tmp_path / "bad.xml")])
         assert r.returncode == 1 and "give an EXPERT IR or --blurred-shift" in r.stderr
+    r = cli("distill.cli", ["gate", str(main), "--blurred-shift", "-1", "--threshold", "0.5",
+                            "--below-sharpness", "12", "--out", str(tmp_path / "bad.xml")])
+    assert r.returncode == 1 and "set a gate with an EXPERT" in r.stderr
+    assert not (tmp_path / "bad.xml").exists()
