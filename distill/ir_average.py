@@ -43,12 +43,23 @@ def _mirrored(node: Any, flips: tuple, axes: Dict[str, int], shape: list) -> Any
     return node
 
 
-def _card(src: Path) -> Dict[str, Any]:
-    """SRC's card as a model made from it starts: at SRC's plain threshold, without the
-    mask rule (hysteresis) chosen for SRC alone, which a new model needs its own study
-    for (scripts/studies/hysteresis_choice.py)."""
+def read_card(src: Path) -> Dict[str, Any]:
+    """The card beside IR SRC as written ({} when there is none or it holds no mapping);
+    an unreadable card raises."""
     path = src.with_suffix(".yaml")
     card = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    return card if isinstance(card, dict) else {}
+
+
+def _card(src: Path) -> Dict[str, Any]:
+    """SRC's card as a model made from it starts (`started_from`)."""
+    return started_from(read_card(src))
+
+
+def started_from(card: Dict[str, Any]) -> Dict[str, Any]:
+    """CARD as a model made from its IR starts: at the IR's plain threshold, without the
+    mask rule (hysteresis) chosen for that IR alone, which a new model needs its own
+    study for (scripts/studies/hysteresis_choice.py). CARD itself is changed."""
     rule = card.pop("mask_rule", None)
     card.pop("seed_threshold", None)
     if isinstance(rule, dict) and "plain_threshold" in rule:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-import yaml
 
 from crack_common.files import sha256_file
 from distill.export import ExportError, save_ir
-from distill.ir_average import _card, _write_card, read_single, splice
+from distill.ir_average import _write_card, read_card, read_single, splice, started_from
 
 GREY_BGR = (1868 / 16384, 9617 / 16384, 4899 / 16384)  # OpenCV's fixed-point BGR -> grey
 LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))  # cv2.Laplacian, ksize 1
@@ -86,8 +85,8 @@ def gate_ir(main: Path, expert: Path, dst: Path, below_sharpness: float,
     import openvino as ov
     import openvino.opset1 as op1
     main, expert, dst = Path(main), Path(expert), Path(dst)
-    _check_inputs((main, expert), dst, below_sharpness)
-    card, expert_card = _card(main), _card(expert)
+    card, expert_card = (started_from(c) for c in
+                         _check_inputs((main, expert), dst, below_sharpness))
     precisions = {c.get("precision", "FP16") for c in (card, expert_card)}
     if len(precisions) > 1:
         raise ValueError(f"the IRs mix precisions ({', '.join(sorted(precisions))}); gate "
@@ -136,13 +135,10 @@ def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dic
     import openvino as ov
     import openvino.opset1 as op1
     main, dst = Path(main), Path(dst)
-    _check_inputs((main,), dst, below_sharpness)
+    (card,) = _check_inputs((main,), dst, below_sharpness)
     if not (math.isfinite(shift) and 0 < abs(shift) <= 10):
         raise ValueError(f"the shift must be a crack-logit change of at most 10 either way, "
                          f"not 0, got {shift}")
-    card_path = main.with_suffix(".yaml")
-    card = yaml.safe_load(card_path.read_text()) if card_path.is_file() else {}
-    card = card if isinstance(card, dict) else {}
     copy = read_single(ov.Core(), main, "shifting")
     shape = [int(d) for d in copy.input(0).get_shape()]
     image = op1.parameter(shape, copy.input(0).get_element_type(), name="image")
@@ -154,7 +150,7 @@ def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dic
     model.input(0).get_tensor().set_names({"image"})
     model.output(0).get_tensor().set_names({"logits"})
     save_ir(model, dst, fp16=card.get("precision", "FP16") == "FP16")
-    soft = {str(k): round(_lowered(float(card[k]), shift), 4)
+    soft = {str(k): round(soft_threshold(float(card[k]), shift), 4)
             for k in ("threshold", "seed_threshold") if k in card}
     return _write_card(card, dst, {"view_shift": {
         "file": main.name, "bin_sha256": sha256_file(main.with_suffix(".bin")),
@@ -165,25 +161,30 @@ def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dic
         "runs_per_frame": _runs(card)}})
 
 
-def _check_inputs(srcs: Tuple[Path, ...], dst: Path, below_sharpness: float) -> None:
-    """ValueError unless every source IR exists, is neither view-gated nor view-shifted
-    (one sharpness gate a model) and is not DST, and the cut is a positive number."""
+def _check_inputs(srcs: Tuple[Path, ...], dst: Path,
+                  below_sharpness: float) -> List[Dict[str, Any]]:
+    """The cards of SRCS as written; ValueError unless every source IR exists, is neither
+    view-gated nor view-shifted (one sharpness gate a model) and is not DST, and the cut
+    is a positive number."""
+    cards = []
     for src in srcs:
         if not src.is_file():
             raise ValueError(f"{src}: no such IR")
         if dst.resolve() == src.resolve():
             raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
-        card = src.with_suffix(".yaml")
-        card = yaml.safe_load(card.read_text()) if card.is_file() else None
-        if isinstance(card, dict) and (card.get("view_gate") or card.get("view_shift")):
+        card = read_card(src)
+        if card.get("view_gate") or card.get("view_shift"):
             raise ValueError(f"{src}: already view-gated or view-shifted; start from the "
                              "IRs without a gate")
+        cards.append(card)
     if not (math.isfinite(below_sharpness) and below_sharpness > 0):
         raise ValueError(f"below_sharpness must be a positive number, got {below_sharpness}")
+    return cards
 
 
-def _lowered(threshold: float, shift: float) -> float:
-    """The probability threshold that a crack-logit raise of SHIFT puts THRESHOLD at."""
+def soft_threshold(threshold: float, shift: float) -> float:
+    """The probability threshold that, on a model's own probabilities, marks what
+    THRESHOLD marks once its crack logit is raised by SHIFT (a view shift's soft frames)."""
     return 1.0 / (1.0 + math.exp(shift - math.log(threshold / (1 - threshold))))
 
 

@@ -42,7 +42,6 @@ Usage: .venv/bin/python scripts/studies/view_shift_choice.py MODEL.xml LOW [HIGH
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -57,14 +56,6 @@ CUTS = (2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 50.0)
 SHIFTS = (-4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def shifted(threshold: Optional[float], shift: float) -> Optional[float]:
-    """The probability threshold that, on the original probabilities, marks what
-    THRESHOLD marks on probabilities whose crack logit was raised by SHIFT."""
-    if threshold is None:
-        return None
-    return 1.0 / (1.0 + math.exp(-(math.log(threshold / (1 - threshold)) - shift)))
-
-
 def free_case(case: str) -> str:
     """The noise case of a crack-free input ('window_case1' -> 'case1')."""
     return "clean" if case == "window" else case.replace("window_", "")
@@ -75,8 +66,9 @@ def score(rows: Sequence[Dict[str, Any]], low: float, high: Optional[float],
     """Each source's IoU per case and false-alarm rate per case, the means over sources,
     and the share of each case's inputs below CUT (None: no shift anywhere)."""
     from crack_common.metrics import MetricAccumulator, false_alarm
+    from distill.ir_gate import soft_threshold
     from edge_app.vision.measure import probability_mask
-    soft_rule = (shifted(low, shift), shifted(high, shift))
+    soft_rule = tuple(None if t is None else soft_threshold(t, shift) for t in (low, high))
     iou: Dict[str, Dict[str, List[float]]] = {}
     alarms: Dict[str, Dict[str, List[bool]]] = {}
     routed: Dict[str, List[bool]] = {}
