@@ -17,8 +17,8 @@ spec.loader.exec_module(study)
 
 def _rows(window_sharpness: float = 50.0):
     """A faint blurred crack (0.3 along its line, under every threshold of the rule 0.4)
-    seen soft under case 1 and sharp clean; a sound window under case 1 with a faint blot
-    of 0.2, at WINDOW_SHARPNESS."""
+    seen soft under cases 1 and 2 and sharp clean; a sound window under case 1 with a
+    faint blot of 0.2, at WINDOW_SHARPNESS; blank sharp windows clean and under case 2."""
     mask = np.zeros((64, 64), np.uint8)
     mask[30:33, 4:60] = 1
     faint = np.full((64, 64), 0.05, np.float16)
@@ -30,7 +30,9 @@ def _rows(window_sharpness: float = 50.0):
             {"source": "A", "case": "case1", "mask": mask, "prob": faint, "sharpness": 2.0},
             {"source": "A", "case": "case2", "mask": mask, "prob": faint, "sharpness": 1.0},
             {"source": "A", "case": "window_case1", "mask": None, "prob": blot,
-             "sharpness": window_sharpness}]
+             "sharpness": window_sharpness}] + [
+        {"source": "A", "case": c, "mask": None, "prob": np.full((64, 64), 0.05, np.float16),
+         "sharpness": 50.0} for c in ("window", "window_case2")]
 
 
 def test_a_raise_below_the_cut_marks_the_blurred_crack_and_leaves_sharp_inputs():
@@ -39,9 +41,9 @@ def test_a_raise_below_the_cut_marks_the_blurred_crack_and_leaves_sharp_inputs()
     shifted = study.score(rows, 0.4, None, 5.0, 2.0)  # 0.4 -> 0.083 on soft inputs
     assert base["sources"]["A"]["case1"] == 0.0 and shifted["sources"]["A"]["case1"] == 1.0
     assert base["sources"]["A"]["clean"] == shifted["sources"]["A"]["clean"] == 1.0
-    # the crack inputs of both cases are soft; of case 1's two inputs the window is not
-    assert shifted["routed"] == {"clean": 0.0, "case1": 0.5, "case2": 1.0}
-    assert shifted["sources"]["A"]["false_alarm"] == {"case1": 0.0}  # the window is sharp
+    # the crack inputs of both cases are soft; the sharp windows are not
+    assert shifted["routed"] == {"clean": 0.0, "case1": 0.5, "case2": 0.5}
+    assert shifted["sources"]["A"]["false_alarm"] == {"case1": 0.0, "clean": 0.0, "case2": 0.0}
     assert shifted["means"]["noise"] == 1.0 and base["means"]["noise"] == 0.0
     assert study.choose(base, [base, shifted]) is shifted
     assert "chosen: +2 below 5" in study.report([base, shifted], shifted, rows)
