@@ -3,6 +3,7 @@ evaluation, export into both OpenVINO runtimes, and bad inputs."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,9 +128,14 @@ def test_killed_training_resumes_to_the_same_weights(assets, tmp_path):
     for name in ("straight", "killed"):
         cfg = tiny_config(tmp_path / name, teacher, data, train={"epochs": 2, "save_every": 1,
                                                                    "photometric": 0.5})
-        sets = cli_sets(cfg)
-        assert _distill(["cache", "--quiet", *sets], cfg.work).wait(120) == 0
-        runs[name] = (cfg, sets)
+        runs[name] = (cfg, cli_sets(cfg))
+    # one teacher cache for both runs, as a resumed run reuses its own: a teacher pass in
+    # another process may differ in a last bit (BLAS threading), which can survive the
+    # cache's float16 and which Adam's first steps would amplify; what is under test here
+    # is the student's resume, not the teacher's bitwise reproducibility across processes
+    cfg, sets = runs["straight"]
+    assert _distill(["cache", "--quiet", *sets], cfg.work).wait(120) == 0
+    shutil.copytree(tmp_path / "straight" / "cache", tmp_path / "killed" / "cache")
     cfg, sets = runs["straight"]
     p = _distill(["train", "--quiet", *sets], cfg.work)
     assert p.wait(300) == 0, p.stderr.read()
