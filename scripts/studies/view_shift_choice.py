@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -61,30 +61,48 @@ def free_case(case: str) -> str:
     return "clean" if case == "window" else case.replace("window_", "")
 
 
-def score(rows: Sequence[Dict[str, Any]], low: float, high: Optional[float],
-          cut: Optional[float], shift: float) -> Dict[str, Any]:
-    """Each source's IoU per case and false-alarm rate per case, the means over sources,
-    and the share of each case's inputs below CUT (None: no shift anywhere)."""
+Outcome = Tuple[Optional[bool], Optional[float]]  # an input's (false alarm, IoU)
+
+
+def outcome(r: Dict[str, Any], rule: Tuple[Optional[float], Optional[float]]) -> Outcome:
+    """Whether input R alarms under RULE (crack-free inputs only) and its IoU (crack
+    photos, and crack-free photos when clean: 1 when nothing is marked)."""
     from crack_common.metrics import MetricAccumulator, false_alarm
-    from distill.ir_gate import soft_threshold
     from edge_app.vision.measure import probability_mask
+    pred = probability_mask(r["prob"].astype(np.float32), *rule)
+    alarm = bool(false_alarm(pred)) if r["mask"] is None else None
+    if r["mask"] is None and r["case"] != "clean":
+        return alarm, None
+    acc = MetricAccumulator()
+    acc.add(pred, np.zeros_like(pred) if r["mask"] is None else r["mask"])
+    return alarm, acc.mean()["iou"]
+
+
+def score(rows: Sequence[Dict[str, Any]], low: float, high: Optional[float],
+          cut: Optional[float], shift: float,
+          memo: Optional[Dict[Tuple[int, tuple], Outcome]] = None) -> Dict[str, Any]:
+    """Each source's IoU per case and false-alarm rate per case, the means over sources,
+    and the share of each case's inputs below CUT (None: no shift anywhere). MEMO keeps
+    each input's outcome under each rule across calls: a rule is the same for every cut
+    that sends an input its way, so the rules x inputs are masked once, not per cut."""
+    from distill.ir_gate import soft_threshold
     soft_rule = tuple(None if t is None else soft_threshold(t, shift) for t in (low, high))
+    memo = {} if memo is None else memo
     iou: Dict[str, Dict[str, List[float]]] = {}
     alarms: Dict[str, Dict[str, List[bool]]] = {}
     routed: Dict[str, List[bool]] = {}
-    for r in rows:
+    for i, r in enumerate(rows):
         soft = cut is not None and r["sharpness"] < cut
         routed.setdefault(free_case(r["case"]), []).append(soft)
-        pred = probability_mask(r["prob"].astype(np.float32),
-                                *(soft_rule if soft else (low, high)))
-        if r["mask"] is None:
+        rule = soft_rule if soft else (low, high)
+        if (i, rule) not in memo:
+            memo[i, rule] = outcome(r, rule)
+        alarm, value = memo[i, rule]
+        if alarm is not None:
             alarms.setdefault(r["source"], {}).setdefault(free_case(r["case"]), []).append(
-                bool(false_alarm(pred)))
-            if r["case"] != "clean":
-                continue
-        acc = MetricAccumulator()  # a crack-free photo scores 1 when nothing is marked
-        acc.add(pred, np.zeros_like(pred) if r["mask"] is None else r["mask"])
-        iou.setdefault(r["source"], {}).setdefault(r["case"], []).append(acc.mean()["iou"])
+                alarm)
+        if value is not None:
+            iou.setdefault(r["source"], {}).setdefault(r["case"], []).append(value)
     per: Dict[str, Dict[str, Any]] = {
         s: {c: float(np.mean(v)) for c, v in cases.items()} for s, cases in iou.items()}
     for s, by_case in alarms.items():
@@ -168,8 +186,9 @@ def main(argv: List[str]) -> int:
     _, val = open_splits(_config(build_parser().parse_args(["eval", args[0], *rest])))
     predict, size, _ = load_predictor(Path(args[0]))
     rows = collect(predict, val, size, free_cases=CASES, gauged=True)
-    results = [score(rows, low, high, None, 0.0)]
-    results += [score(rows, low, high, c, s) for c in cuts for s in shifts]
+    memo: Dict[Tuple[int, tuple], Outcome] = {}
+    results = [score(rows, low, high, None, 0.0, memo)]
+    results += [score(rows, low, high, c, s, memo) for c in cuts for s in shifts]
     chosen = choose(results[0], results)
     print(report(results, chosen, rows))
     if out is not None:

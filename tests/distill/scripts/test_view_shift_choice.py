@@ -67,3 +67,15 @@ def test_soft_thresholds_follow_the_ir_shift():
     assert soft_threshold(0.5, 0.0) == pytest.approx(0.5)
     assert soft_threshold(0.4, 2.0) == pytest.approx(1 / (1 + np.exp(2 - np.log(0.4 / 0.6))))
     assert soft_threshold(0.4, -1.0) > 0.4
+
+
+def test_scores_sharing_one_memo_equal_scores_made_alone():
+    rows = _rows(window_sharpness=3.0)
+    memo = {}
+    rules = [(None, 0.0), (5.0, 2.0), (2.5, 2.0), (5.0, -1.0), (None, 0.0)]
+    shared = [study.score(rows, 0.4, 0.6, c, s, memo) for c, s in rules]
+    assert shared == [study.score(rows, 0.4, 0.6, c, s) for c, s in rules]
+    # each input masked once per rule it meets: base, +2 (cuts 5 and 2.5), -1 on the soft
+    soft = sum(r["sharpness"] < 5.0 for r in rows)
+    assert len(memo) == len(rows) + 2 * soft
+    assert shared[1]["sources"]["A"]["case1"] == 1.0 and shared[0]["sources"]["A"]["case1"] == 0.0
