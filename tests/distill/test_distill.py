@@ -140,7 +140,6 @@ def test_killed_training_resumes_to_the_same_weights(assets, tmp_path):
     cfg, sets = runs["straight"]
     assert _distill(["cache", "--quiet", *sets], cfg.work).wait(120) == 0
     shutil.copytree(tmp_path / "straight" / "cache", tmp_path / "killed" / "cache")
-    cfg, sets = runs["straight"]
     p = _distill(["train", "--quiet", *sets], cfg.work)
     assert p.wait(300) == 0, p.stderr.read()
 
