@@ -25,6 +25,7 @@ import yaml
 from crack_common.files import atomic_write_text, sha256_file
 from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS
 from distill.export import ExportError, save_ir
+from edge_app.model.ir_model import model_card
 
 # image axis -> dim: the input is NHWC, the logits NCHW
 _NHWC = {"h": 1, "w": 2}
@@ -43,17 +44,9 @@ def _mirrored(node: Any, flips: tuple, axes: Dict[str, int], shape: list) -> Any
     return node
 
 
-def read_card(src: Path) -> Dict[str, Any]:
-    """The card beside IR SRC as written ({} when there is none or it holds no mapping);
-    an unreadable card raises."""
-    path = src.with_suffix(".yaml")
-    card = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    return card if isinstance(card, dict) else {}
-
-
 def _card(src: Path) -> Dict[str, Any]:
-    """SRC's card as a model made from it starts (`started_from`)."""
-    return started_from(read_card(src))
+    """SRC's card as a model made from it starts (`started_from`); unreadable: raises."""
+    return started_from(model_card(src, strict=True))
 
 
 def started_from(card: Dict[str, Any]) -> Dict[str, Any]:

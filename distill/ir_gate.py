@@ -24,7 +24,8 @@ import numpy as np
 
 from crack_common.files import sha256_file
 from distill.export import ExportError, save_ir
-from distill.ir_average import _write_card, read_card, read_single, splice, started_from
+from distill.ir_average import _write_card, read_single, splice, started_from
+from edge_app.model.ir_model import model_card
 
 GREY_BGR = (1868 / 16384, 9617 / 16384, 4899 / 16384)  # OpenCV's fixed-point BGR -> grey
 LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))  # cv2.Laplacian, ksize 1
@@ -172,7 +173,7 @@ def _check_inputs(srcs: Tuple[Path, ...], dst: Path,
             raise ValueError(f"{src}: no such IR")
         if dst.resolve() == src.resolve():
             raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
-        card = read_card(src)
+        card = model_card(src, strict=True)
         if card.get("view_gate") or card.get("view_shift"):
             raise ValueError(f"{src}: already view-gated or view-shifted; start from the "
                              "IRs without a gate")

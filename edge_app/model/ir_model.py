@@ -134,13 +134,17 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
-def model_card(xml: Path) -> Dict[str, Any]:
-    """The YAML card beside an IR ({} when there is none or it is unreadable)."""
+def model_card(xml: Path, strict: bool = False) -> Dict[str, Any]:
+    """The YAML card beside an IR ({} when there is none or it holds no mapping); an
+    unreadable card reads as {} too, or raises with `strict` (a tool writing a new model
+    from the card must not silently lose its threshold)."""
     import yaml
     card = Path(xml).with_suffix(".yaml")
     try:
         data = yaml.safe_load(card.read_text()) if card.is_file() else {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        if strict:
+            raise
         return {}
     return data if isinstance(data, dict) else {}
 
