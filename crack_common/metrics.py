@@ -9,11 +9,14 @@ a crack-free image with any false alarm scores 0 on every metric.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 METRIC_NAMES = ("precision", "recall", "f1", "iou")
+# the value a dataset's mask holds where its `ignore/` mask marks the pixel unlabelled
+# (distill.data.datasets): such pixels count in no metric and no loss
+IGNORE = 255
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,33 @@ def _as_bool(mask: np.ndarray, name: str) -> np.ndarray:
     return mask > 0 if mask.dtype != bool else mask
 
 
-def confusion(pred: np.ndarray, truth: np.ndarray) -> Confusion:
-    """Confusion counts of a predicted mask against the ground truth (nonzero = crack)."""
+def labelled(mask: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(crack, valid) of a dataset mask of 0 / 1 / IGNORE: the crack pixels, and the
+    labelled ones (None when every pixel is labelled)."""
+    mask = np.asarray(mask)
+    ignored = mask == IGNORE
+    if not ignored.any():
+        return mask > 0, None
+    return (mask > 0) & ~ignored, ~ignored
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray,
+              valid: Optional[np.ndarray] = None) -> Confusion:
+    """Confusion counts of a predicted mask against the ground truth (nonzero = crack),
+    over the `valid` pixels only when given (a dataset's unlabelled pixels left out)."""
     p, t = _as_bool(pred, "pred"), _as_bool(truth, "truth")
     if p.shape != t.shape:
         raise ValueError(f"pred shape {p.shape} differs from truth shape {t.shape}")
+    size = p.size
+    if valid is not None:
+        v = _as_bool(valid, "valid")
+        if v.shape != p.shape:
+            raise ValueError(f"valid shape {v.shape} differs from pred shape {p.shape}")
+        p, t, size = p & v, t & v, int(np.count_nonzero(v))
     tp = int(np.count_nonzero(p & t))
     fp = int(np.count_nonzero(p)) - tp
     fn = int(np.count_nonzero(t)) - tp
-    return Confusion(tp, fp, fn, p.size - tp - fp - fn)
+    return Confusion(tp, fp, fn, size - tp - fp - fn)
 
 
 class MetricAccumulator:
@@ -82,8 +103,9 @@ class MetricAccumulator:
     def __init__(self) -> None:
         self._items: List[Confusion] = []
 
-    def add(self, pred: np.ndarray, truth: np.ndarray) -> Confusion:
-        c = confusion(pred, truth)
+    def add(self, pred: np.ndarray, truth: np.ndarray,
+            valid: Optional[np.ndarray] = None) -> Confusion:
+        c = confusion(pred, truth, valid)
         self._items.append(c)
         return c
 
@@ -114,12 +136,19 @@ class MetricAccumulator:
                 "counts": asdict(sum(self._items, Confusion(0, 0, 0, 0)))}
 
 
-def false_alarm(pred: np.ndarray, min_share: float = 0.001) -> bool:
+def false_alarm(pred: np.ndarray, min_share: float = 0.001,
+                valid: Optional[np.ndarray] = None) -> bool:
     """True when a predicted crack component covers at least `min_share` of the image
-    (the false-alarm test on crack-free images; 8-connected components)."""
+    (the false-alarm test on crack-free images; 8-connected components); with `valid`,
+    only the prediction on labelled pixels counts, against the labelled area."""
     import cv2
-    p = _as_bool(pred, "pred").astype(np.uint8)
+    p = _as_bool(pred, "pred")
+    area = p.size
+    if valid is not None:
+        v = _as_bool(valid, "valid")
+        p, area = p & v, int(np.count_nonzero(v))
+    p = p.astype(np.uint8)
     if not p.any():
         return False
     n, _, stats, _ = cv2.connectedComponentsWithStats(p, connectivity=8)
-    return bool(n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= min_share * p.size)
+    return bool(n > 1 and stats[1:, cv2.CC_STAT_AREA].max() >= min_share * area)

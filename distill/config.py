@@ -29,7 +29,11 @@ KD_MODES = ("cwd", "rfkd", "pixel")
 HARD_LOSSES = {"ce_dice": "(0.2 CE + 0.8 Dice)", "igmsda": "(0.2 IGMSDA + 0.8 Dice)",
                "ce_lovasz": "(0.2 CE + 0.8 Lovasz hinge)"}
 # the students by name (built by distill.nets.students)
-STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct")
+# effnet_liteN: an ImageNet-pretrained EfficientNet-LiteN encoder with the car's light
+# decoder; effnet_liteN_wide: the same encoder with a teacher's wide decoder
+STUDENTS = ("hrnet_w18", "hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct",
+            "effnet_lite0", "effnet_lite1", "effnet_lite2",
+            "effnet_lite0_wide", "effnet_lite1_wide", "effnet_lite2_wide")
 # test-time flip sets by name (export.flips, crack-distill flips): the image axes mirrored
 # in each run, () = the frame as it is
 FLIP_SETS = {"none": ((),), "h": ((), ("w",)), "hv": ((), ("w",), ("h",), ("h", "w"))}
@@ -92,12 +96,14 @@ class CropConfig:
 
 @dataclass
 class StudentConfig:
-    name: str = "hrnet_w18"  # hrnet_w18, hrsegnet_b16, hrsegnet_b32, hrsegnet_b48 or pct
+    name: str = "hrnet_w18"  # hrnet_w18, hrsegnet_b16|b32|b48, pct, effnet_lite0|1|2 (an
+    # ImageNet-pretrained encoder, light decoder) or effnet_lite0|1|2_wide (wide decoder)
     width: int = 18  # HRNet width (18 = HRNet-W18; smaller only for tests)
     modules: List[int] = field(default_factory=lambda: [1, 4, 3])  # stages 2-4 (W18: 1, 4, 3)
     blocks: int = 4  # basic blocks per branch (W18: 4)
     head_kernel: int = 1  # FCN head conv kernel (1 as mmsegmentation, or 3)
     # weights to start from: timm, mmsegmentation, a student checkpoint or one FP16 IR
+    # (effnet_* students start from their encoder's ImageNet weights without one)
     init: Optional[str] = None
     frame_head: bool = False  # a frame-level crack/no-crack head: the IR's crack_score
     refine: bool = False  # HrSegNet: a full-resolution edge refiner on the logits

@@ -7,6 +7,11 @@ Layouts understood:
   folder (gt, groundTruth, GT, mask, masks, label, labels) with matching stems;
   CFD's MATLAB ground truth (.mat, `groundTruth.Segmentation`, crack = 2) needs scipy.
 
+A dataset may also hold an `ignore/` folder beside its masks (roadcam's RoadSurvey_BR):
+one 0/255 PNG per pair, 255 where the pixel is unlabelled. `load` then returns the mask
+with IGNORE (255) at those pixels, which every loss and metric leaves out
+(crack_common.metrics.labelled); without the folder masks are 0/1 as before.
+
 Masks are binary: lossless files must hold two values at most (0 and one foreground
 value); JPEG masks are thresholded at 128 unless more than 5% of their pixels are grey
 (between 32 and 223), which means they are no mask at all. Every problem found is
@@ -21,6 +26,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from crack_common.metrics import IGNORE
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".mat")
@@ -47,6 +54,7 @@ class Sample:
     name: str
     image: Path
     mask: Path
+    ignore: Optional[Path] = None  # 255 where the pixel is unlabelled
 
 
 def _files(folder: Path, exts: Sequence[str]) -> Dict[str, List[Path]]:
@@ -110,10 +118,14 @@ class CrackDataset:
     """Image/mask pairs of one folder (and split); load with `load(i)` or iterate."""
 
     def __init__(self, root: Path, image_dir: Path, mask_dir: Path,
-                 names: Optional[Sequence[str]] = None):
+                 names: Optional[Sequence[str]] = None, ignore_dir: Optional[Path] = None):
         self.root = Path(root)
         images, masks = _files(image_dir, IMAGE_EXTS), _files(mask_dir, MASK_EXTS)
+        ignores = _files(ignore_dir, (".png",)) if ignore_dir is not None else {}
         problems: List[str] = []
+        if ignore_dir is not None:
+            problems += [f"{images[stem][0]}: image has no ignore mask in {ignore_dir}"
+                         for stem in sorted(set(images) & set(masks) - set(ignores))]
         for stem in sorted(set(images) | set(masks)):
             same = images.get(stem, []) + masks.get(stem, [])
             if len(images.get(stem, [])) > 1 or len(masks.get(stem, [])) > 1:
@@ -132,7 +144,8 @@ class CrackDataset:
             problems.append(f"no image/mask pairs in {image_dir} and {mask_dir}")
         if problems:
             raise DatasetError(root, problems)
-        self.samples = [Sample(s, images[s][0], masks[s][0]) for s in stems]
+        self.samples = [Sample(s, images[s][0], masks[s][0],
+                               ignores[s][0] if s in ignores else None) for s in stems]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -144,6 +157,13 @@ class CrackDataset:
         if img.shape[:2] != mask.shape:
             raise ValueError(f"{s.name}: image {s.image.name} is {img.shape[1]}x{img.shape[0]} "
                              f"but mask {s.mask.name} is {mask.shape[1]}x{mask.shape[0]}")
+        if s.ignore is not None:
+            ignored = read_mask(s.ignore)
+            if ignored.shape != mask.shape:
+                raise ValueError(f"{s.name}: ignore mask {s.ignore.name} is "
+                                 f"{ignored.shape[1]}x{ignored.shape[0]} but mask "
+                                 f"{s.mask.name} is {mask.shape[1]}x{mask.shape[0]}")
+            mask[ignored > 0] = IGNORE
         return img, mask
 
     def __iter__(self) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
@@ -168,7 +188,7 @@ class CrackDataset:
                      enabled=progress, leave=False):
             try:
                 image, mask = self.load(i)
-                crack_free += int(not mask.any())
+                crack_free += int(not (mask == 1).any())
                 if each is not None:
                     each(image, mask)
             except ValueError as e:
@@ -223,4 +243,5 @@ def open_dataset(root: Path, split: Optional[str] = None,
                                   f"{', '.join(IMAGE_DIRS)}) and a mask folder (one of "
                                   f"{', '.join(MASK_DIRS)})"])
     names = read_split_file(split_file) if split_file else None
-    return CrackDataset(root, image_dir, mask_dir, names)
+    ignore_dir = base / "ignore" if (base / "ignore").is_dir() else None
+    return CrackDataset(root, image_dir, mask_dir, names, ignore_dir)

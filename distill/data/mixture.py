@@ -94,7 +94,8 @@ class MixedDataset(CrackDataset):
         self.samples: List[Sample] = []
         self.owner: List[int] = []
         for k, (src, ds) in enumerate(self.parts):
-            self.samples += [Sample(f"{src.name}/{s.name}", s.image, s.mask) for s in ds.samples]
+            self.samples += [Sample(f"{src.name}/{s.name}", s.image, s.mask, s.ignore)
+                             for s in ds.samples]
             self.owner += [k] * len(ds)
 
     def sample_weights(self) -> Optional[np.ndarray]:

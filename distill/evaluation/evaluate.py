@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 import numpy as np
 import torch
 
-from crack_common.metrics import METRIC_NAMES, MetricAccumulator, false_alarm
+from crack_common.metrics import METRIC_NAMES, MetricAccumulator, false_alarm, labelled
 from crack_common.noise import NOISE_CASES, gaussian_blur
 from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
@@ -103,21 +103,23 @@ def evaluate(predict: Predictor, dataset: CrackDataset, size: int, threshold: fl
     by_source: Dict[str, Dict[str, MetricAccumulator]] = {}
     for i in progress_bar(range(len(dataset)), desc="eval", unit="img", enabled=progress):
         img, mask = fit(*dataset.load(i), size)
+        truth, valid = labelled(mask)  # unlabelled pixels (ignore/) count nowhere
         source = by_source.setdefault(source_of(dataset.samples[i].name), {
             name: MetricAccumulator() for name in NOISE_CASES})
         for name, case in NOISE_CASES.items():
             pred = probability_mask(predict(case(img)), threshold, seed_threshold)
-            accs[name].add(pred, mask)
-            source[name].add(pred, mask)
+            accs[name].add(pred, truth, valid)
+            source[name].add(pred, truth, valid)
             if name != "clean":
                 continue
-            if not mask.any():
-                alarms.append(false_alarm(pred, alarm_share))
+            if not truth.any():
+                alarms.append(false_alarm(pred, alarm_share, valid))
             elif tolerance:
-                tolerant.append(tolerant_scores(pred, mask, tolerance)[f"f1@{tolerance}px"])
+                kept = pred if valid is None else pred & valid
+                tolerant.append(tolerant_scores(kept, truth, tolerance)[f"f1@{tolerance}px"])
         for k in blur:
             blur_accs[k].add(probability_mask(predict(gaussian_blur(img, k)), threshold,
-                                              seed_threshold), mask)
+                                              seed_threshold), truth, valid)
     out: Dict[str, object] = {"images": len(dataset), "threshold": threshold}
     if seed_threshold is not None:
         out["seed_threshold"] = seed_threshold
@@ -154,19 +156,23 @@ def threshold_sweep(predict: Predictor, dataset: CrackDataset, size: int,
     for i in progress_bar(range(len(dataset)), desc="sweep", unit="img", enabled=progress):
         photo, full_mask = dataset.load(i)
         img, mask = fit(photo, full_mask, size)
+        truth, valid = labelled(mask)
         prob = predict(img)
         source = by_source.setdefault(source_of(dataset.samples[i].name), {
             t: MetricAccumulator() for t in thresholds})
         for t in thresholds:
-            accs[t].add(prob > t, mask)
-            source[t].add(prob > t, mask)
-        free = prob if not mask.any() else _clear_window_probability(predict, photo,
-                                                                     full_mask, i, size)
+            accs[t].add(prob > t, truth, valid)
+            source[t].add(prob > t, truth, valid)
+        # a crack-free photo counts on its labelled pixels; a clear window holds no
+        # unlabelled pixel (they keep it away as cracks do)
+        free = prob if not truth.any() else _clear_window_probability(predict, photo,
+                                                                      full_mask, i, size)
+        free_valid = valid if not truth.any() else None
         if free is not None:
             mine = source_alarms.setdefault(source_of(dataset.samples[i].name),
                                             {t: [] for t in thresholds})
             for t in thresholds:
-                alarms[t].append(false_alarm(free > t))
+                alarms[t].append(false_alarm(free > t, valid=free_valid))
                 mine[t].append(alarms[t][-1])
     rows = {f"{t:.2f}": accs[t].mean() for t in thresholds}
     for t in thresholds:

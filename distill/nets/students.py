@@ -8,7 +8,7 @@ the frame-level crack head reads (the coarsest).
 
 from __future__ import annotations
 
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -18,10 +18,11 @@ from distill.nets.frame_score import ScoredStudent
 from distill.nets.hrnet import HRNetFCN, HRNetSpec
 from distill.nets.hrsegnet import VARIANTS as HRSEGNET_VARIANTS
 from distill.nets.hrsegnet import HrSegNet
+from distill.nets.lite_seg import LITE_STUDENTS, LiteSeg
 from distill.nets.pct import PoolingCrackTiny
 
 __all__ = ["STUDENTS", "ScoredStudent", "bare", "build", "classifier", "coarsest", "features",
-           "inference_parameters", "keep_coarsest", "name_of", "with_frame_head"]
+           "inference_parameters", "keep_coarsest", "load_pretrained", "name_of", "with_frame_head"]
 
 
 def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
@@ -43,9 +44,21 @@ def build(name: str = "hrnet_w18", head_kernel: int = 1, width: int = 18,
         model = HrSegNet(HRSEGNET_VARIANTS[name], num_classes, refine, centre)
     elif name == "pct":
         model = PoolingCrackTiny(num_classes)
+    elif name in LITE_STUDENTS:
+        model = LiteSeg(*LITE_STUDENTS[name], num_classes=num_classes)
     else:
         raise ValueError(f"unknown student {name!r}; choose one of {', '.join(STUDENTS)}")
     return with_frame_head(model) if frame_head else model
+
+
+def load_pretrained(model: nn.Module) -> Dict[str, List[str]]:
+    """Put the ImageNet weights of its encoder into a fresh pretrained-encoder student
+    (effnet_*); {} for the students trained from scratch."""
+    model = bare(model)
+    if not isinstance(model, LiteSeg):
+        return {}
+    from distill.nets.efficientnet_lite import load_lite_weights
+    return load_lite_weights(model.encoder)
 
 
 def coarsest(model: nn.Module) -> Tuple[nn.Module, int, int]:
@@ -58,6 +71,8 @@ def coarsest(model: nn.Module) -> Tuple[nn.Module, int, int]:
         return model.blocks[-1], model.base * 8, 1
     if isinstance(model, PoolingCrackTiny):
         return model.stages[-1], model.stages[-1][0].norm1.num_features, -1
+    if isinstance(model, LiteSeg):
+        return model.encoder, model.encoder.channels[-1], -1
     raise TypeError(f"not a student: {type(model).__name__}")
 
 
@@ -107,6 +122,9 @@ def name_of(model: nn.Module) -> str:
         return f"hrsegnet_b{model.base}"
     if isinstance(model, PoolingCrackTiny):
         return "pct"
+    if isinstance(model, LiteSeg):
+        wide = "_wide" if model.decoder == "wide" else ""
+        return f"effnet_{model.variant}{wide}"
     raise TypeError(f"not a student: {type(model).__name__}")
 
 

@@ -12,6 +12,11 @@
   the expected gradient-modulated loss over implicit feature augmentations (below).
 - `train.hard_loss: ce_lovasz`: the Dice term becomes the Lovasz hinge (Berman et al.,
   CVPR 2018), the tight convex surrogate of each image's 1 - IoU, the metric scored.
+
+Pixels whose target is IGNORE (a dataset's unlabelled pixels) count in no term: CE skips
+them, Dice and the Lovasz hinge see only labelled pixels, and the distillation terms
+drop them from their sums (CWD's distributions over positions are taken over the
+labelled positions alone).
 """
 
 from __future__ import annotations
@@ -22,11 +27,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crack_common.metrics import IGNORE
+
+# a logit this low takes a position out of a softmax over positions (exp underflows to 0)
+_OUT = -1e4
+
+
+def labelled(target: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) float: 1 where the target is labelled, 0 where it is IGNORE."""
+    return (target != IGNORE).float()
+
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """1 - soft Dice of the crack-class probability, over each image, averaged."""
-    p = logits.softmax(dim=1)[:, 1]
-    t = target.float()
+    v = labelled(target)
+    p = logits.softmax(dim=1)[:, 1] * v
+    t = (target == 1).float()
     inter = (p * t).flatten(1).sum(1)
     denom = p.flatten(1).sum(1) + t.flatten(1).sum(1)
     return (1 - (2 * inter + eps) / (denom + eps)).mean()
@@ -42,8 +58,12 @@ def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     the mask with the erring pixels flipped.
     """
     margin = (logits[:, 1] - logits[:, 0]).flatten(1)
-    truth = target.flatten(1).float()
-    errors, order = (1 - margin * (2 * truth - 1)).sort(dim=1, descending=True)
+    truth = (target == 1).flatten(1).float()
+    # an unlabelled pixel's error is pushed below every hinge's zero: it sorts last and
+    # adds nothing
+    valid = labelled(target).flatten(1)
+    errors = torch.where(valid > 0, 1 - margin * (2 * truth - 1), torch.full_like(margin, -1))
+    errors, order = errors.sort(dim=1, descending=True)
     return (F.relu(errors) * _jaccard_steps(truth.gather(1, order))).sum(1).mean()
 
 
@@ -63,28 +83,44 @@ def hard_loss(logits: torch.Tensor, target: torch.Tensor, ce_weight: float = 0.2
               dice_weight: float = 0.8, region: str = "dice") -> torch.Tensor:
     """0.2 CE + 0.8 Dice (or, with region="lovasz", the Lovasz hinge) against the
     ground-truth mask (N, H, W) of 0/1."""
-    return ce_weight * F.cross_entropy(logits, target.long()) + \
-        dice_weight * REGION_LOSSES[region](logits, target)
+    target = target.long()
+    ce = F.cross_entropy(logits, target, ignore_index=IGNORE) if (target != IGNORE).any() \
+        else logits.sum() * 0.0  # nothing labelled: no CE (cross_entropy would give NaN)
+    return ce_weight * ce + dice_weight * REGION_LOSSES[region](logits, target)
+
+
+def _drop(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Logits (N, C, H, W) with the unlabelled positions (valid (N, H, W) == 0) out of
+    any softmax over positions."""
+    if valid is None:
+        return logits
+    return torch.where(valid[:, None] > 0, logits, torch.full_like(logits, _OUT))
 
 
 def cwd_loss(student: torch.Tensor, teacher: torch.Tensor,
-             temperature: torch.Tensor | float) -> torch.Tensor:
-    """Channel-wise distillation loss between (N, C, H, W) logits."""
+             temperature: torch.Tensor | float,
+             valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Channel-wise distillation loss between (N, C, H, W) logits; with `valid`
+    (N, H, W), each channel's distribution is over the labelled positions only."""
     n, c = student.shape[:2]
-    s = student.reshape(n * c, -1) / temperature
-    t = teacher.reshape(n * c, -1) / temperature
+    s = _drop(student / temperature, valid).reshape(n * c, -1)
+    t = _drop(teacher / temperature, valid).reshape(n * c, -1)
     t_log = F.log_softmax(t, dim=1)
     kl = (t_log.exp() * (t_log - F.log_softmax(s, dim=1))).sum()
     return kl * temperature ** 2 / (c * n)
 
 
 def pixel_kd_loss(student: torch.Tensor, teacher: torch.Tensor,
-                  temperature: torch.Tensor | float) -> torch.Tensor:
+                  temperature: torch.Tensor | float,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
     """Pixel-wise distillation (Hinton's KD at every position): KL(teacher || student)
-    of the class distributions at temperature T, times T^2, averaged over positions."""
+    of the class distributions at temperature T, times T^2, averaged over (the labelled)
+    positions."""
     t_log = F.log_softmax(teacher / temperature, dim=1)
     kl = (t_log.exp() * (t_log - F.log_softmax(student / temperature, dim=1))).sum(1)
-    return kl.mean() * temperature ** 2
+    if valid is None:
+        return kl.mean() * temperature ** 2
+    return (kl * valid).sum() / valid.sum().clamp(min=1) * temperature ** 2
 
 
 # the distillation term of each train.kd_mode (RFKD adds its feature term to CWD's)
@@ -243,6 +279,9 @@ class DistillLoss(nn.Module):
         parts = {}
         total = torch.zeros((), device=student.device)
         if self.hard_weight and self.igmsda is not None:
+            if (target == IGNORE).any():
+                raise ValueError("train.hard_loss igmsda cannot leave out unlabelled pixels "
+                                 "(a dataset with an ignore/ folder); use ce_dice or ce_lovasz")
             if features is None or weight is None:
                 raise ValueError("IGMSDA needs the classifier's input features and weight")
             parts["igmsda"] = self.igmsda(student, target, features, weight, progress)
@@ -258,7 +297,8 @@ class DistillLoss(nn.Module):
                 teacher = F.interpolate(teacher.float(), size=student.shape[-2:],
                                         mode="bilinear", align_corners=False)
             t = self.temperature()
-            parts["soft"] = self.soft(student, teacher.float(), t)
+            valid = labelled(target) if (target == IGNORE).any() else None
+            parts["soft"] = self.soft(student, teacher.float(), t, valid)
             parts["temperature"] = t.detach()
             total = total + self.kd_weight * parts["soft"]
         parts["total"] = total

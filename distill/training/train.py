@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crack_common.files import atomic_write
-from crack_common.metrics import MetricAccumulator
+from crack_common.metrics import MetricAccumulator, labelled
 from crack_common.progress import bar as progress_bar
 from distill.config import DistillConfig
 from distill.data.datasets import CrackDataset
@@ -215,7 +215,7 @@ def validate(model: nn.Module, dataset: CrackDataset, size: int, device: str,
         pairs = [fit(*dataset.load(j), size) for j in picks[i:i + batch]]
         probs = predict_probs(model, np.stack([p[0] for p in pairs]), device)
         for prob, (_, mask) in zip(probs, pairs):
-            acc.add(prob > threshold, mask)
+            acc.add(prob > threshold, *labelled(mask))
     return acc.mean()
 
 
@@ -283,6 +283,12 @@ class Trainer:
             report = load_student_weights(self.model, Path(cfg.student.init),
                                           calibration=self._calibration_views)
             log.info("student init %s: %s", cfg.student.init, report.summary())
+        else:  # a pretrained-encoder student starts from its ImageNet weights
+            pretrained = students.load_pretrained(self.model)
+            if pretrained:
+                log.info("student %s: %d ImageNet encoder tensors loaded (%d classifier "
+                         "tensors skipped)", cfg.student.name, len(pretrained["loaded"]),
+                         len(pretrained["skipped"]))
         self.model.to(self.device)
         if t.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -467,7 +473,7 @@ class Trainer:
     def _frame_loss(self, frame: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The frame head's loss: a view is a crack frame when at least
         train.frame_min_share of its pixels are crack; IGMSDA or CE as the hard loss."""
-        share = y.flatten(1).float().mean(1)
+        share = (y == 1).flatten(1).float().mean(1)
         label = (share >= max(self.cfg.train.frame_min_share, 1e-9)).long()[:, None, None]
         if self.frame_igmsda is not None:
             head = self.model.frame_head

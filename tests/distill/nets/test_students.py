@@ -193,7 +193,8 @@ def kd_assets(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name,hard", [("hrsegnet_b16", "igmsda"), ("pct", "ce_dice"),
-                                       ("hrsegnet_b16+refine", "ce_dice")])
+                                       ("hrsegnet_b16+refine", "ce_dice"),
+                                       ("effnet_lite0", "ce_dice")])
 def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, hard):
     root, data, teacher = kd_assets
     name, _, refine = name.partition("+")
@@ -227,7 +228,7 @@ def test_students_train_with_kd_and_reload_by_name(kd_assets, tmp_path, name, ha
 
 @pytest.mark.parametrize("name", ["hrsegnet_b16", "hrsegnet_b32", "hrsegnet_b48", "pct",
                                   "hrsegnet_b16+refine", "hrsegnet_b16+colour",
-                                  "hrsegnet_b16+brightness"])
+                                  "hrsegnet_b16+brightness", "effnet_lite0", "effnet_lite2_wide"])
 def test_every_student_exports_to_both_openvino_runtimes(tmp_path, name):
     torch.manual_seed(0)
     name, _, option = name.partition("+")
@@ -482,7 +483,9 @@ def test_rfkd_caches_clean_view_features_and_trains_the_adapter(kd_assets, tmp_p
         Trainer(rf, *open_splits(rf), tmp_path / "p", progress=False)
 
 
-@pytest.mark.parametrize("name", STUDENTS)
+# every architecture once (the Lite variants differ only in widths and depths)
+@pytest.mark.parametrize("name", [n for n in STUDENTS if not n.startswith("effnet_lite")
+                                  or n in ("effnet_lite0", "effnet_lite2_wide")])
 def test_the_car_runs_every_exported_student(tmp_path, name):
     """Each student's IR goes through the car's pipeline: real MJPG stream, async requests,
     masks and measurements at the model's resolution."""
