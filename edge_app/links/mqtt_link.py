@@ -10,7 +10,14 @@ Detections go through the spool: written to disk first, handed to paho only whil
 connected, acknowledged (PUBACK/PUBCOMP) before they leave the spool. paho resends its
 in-flight messages after a reconnect, and nothing newer goes out until they are through
 (order); the spool resends whatever a previous process left.
-With QoS 2 (the default for detections) and a persistent session, each arrives once."""
+With QoS 2 (the default for detections) and a persistent session, each arrives once.
+
+No disk I/O happens on paho's network thread, which also delivers commands: an
+acknowledgement only moves a watermark in memory, and one spool thread records it on disk
+and hands the next messages to paho, so a stop never waits behind an fsync. The
+watermark is the oldest detection still in flight (or the last one handed over): a
+sequence number the spool never held (a write the disk refused, a message trimmed) is no
+gap that could stall it."""
 
 from __future__ import annotations
 
@@ -68,11 +75,14 @@ class MqttLink:
         self.commands = {"accepted": 0, "rejected": 0}
         self._lock = threading.Lock()
         self._sent_upto = self.spool.acked  # handed to paho
+        self._ack_target = self.spool.acked  # acknowledged, not yet recorded on disk
         self._mid_seq: Dict[int, int] = {}
-        self._done: set = set()
         self._barrier: set = set()  # in flight at a disconnect: they go first after it
         self._early: Dict[int, float] = {}  # acknowledged mids not yet matched to a seq
         self._pump_lock = threading.Lock()
+        self._wake = threading.Event()  # work for the spool thread
+        self._worker = threading.Thread(target=self._spool_loop, name="mqtt-spool",
+                                        daemon=True)
         u = urlsplit(cfg.url)
         if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
             raise ValueError(f"mqtt.url {cfg.url!r}: expected mqtt://host[:port] or "
@@ -115,6 +125,7 @@ class MqttLink:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        self._worker.start()
         self.client.connect_async(self.host, self.port, self.cfg.keepalive)
         self.client.loop_start()
 
@@ -127,7 +138,29 @@ class MqttLink:
                 info.wait_for_publish(timeout)
         self.client.disconnect()
         self.client.loop_stop()
+        self._wake.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout)
+        self._record_ack()
         self.spool.close()
+
+    def _spool_loop(self) -> None:
+        """The spool thread: records acknowledgements and hands pending messages to paho,
+        off the network thread."""
+        while not self._closing:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self._record_ack()
+                self.pump()
+            except Exception:  # noqa: BLE001 - the thread must outlive any one failure
+                log.exception("MQTT spool thread")
+
+    def _record_ack(self) -> None:
+        with self._lock:
+            target = self._ack_target
+        if target > self.spool.acked:
+            self.spool.ack(target)
 
     # ------------------------------------------------------------ callbacks
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
@@ -140,7 +173,7 @@ class MqttLink:
         client.subscribe(f"{self.prefix}/cmd", qos=0)
         client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
         self.connected.set()
-        self.pump()
+        self._wake.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
@@ -153,25 +186,20 @@ class MqttLink:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any = None,
                     properties: Any = None) -> None:
-        with self._lock:
+        with self._lock:  # memory only: this is the thread that delivers commands
             self._barrier.discard(mid)
-            seq = self._mid_seq.pop(mid, None)
-            if seq is None:  # acknowledged before pump() noted its seq (or not a detection)
+            if self._mid_seq.pop(mid, None) is None:  # acknowledged before pump() noted it
                 self._early[mid] = time.monotonic()
                 return
-            top = self._acked_upto(seq)
-        if top > self.spool.acked:
-            self.spool.ack(top)
-        self.pump()
+            self._ack_target = max(self._ack_target, self._watermark())
+        self._wake.set()
 
-    def _acked_upto(self, seq: int) -> int:
-        """Note `seq` as acknowledged; the highest seq below which all are (lock held)."""
-        self._done.add(seq)
-        top = self.spool.acked
-        while top + 1 in self._done:
-            top += 1
-            self._done.discard(top)
-        return top
+    def _watermark(self) -> int:
+        """The highest seq below which every detection is acknowledged (lock held): just
+        under the oldest still in flight, or the last one handed to paho."""
+        if self._mid_seq:
+            return min(self._mid_seq.values()) - 1
+        return self._sent_upto
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         cid = ""
@@ -196,41 +224,41 @@ class MqttLink:
 
     # ------------------------------------------------------------ outgoing
     def pump(self) -> None:
-        """Hand the next spooled messages to paho while connected, in order. paho's own
-        locks are never taken while ours is held (its callbacks take ours)."""
+        """Hand the next spooled messages to paho while connected, in order (the spool
+        thread's job; the spool is read without our lock, which the network thread takes).
+        paho's own locks are never taken while ours is held (its callbacks take ours)."""
         if not self.connected.is_set() or not self._pump_lock.acquire(blocking=False):
             return  # whoever holds the pump lock keeps pumping
         try:
             while self.connected.is_set():
                 with self._lock:
                     room = self.cfg.max_inflight - len(self._mid_seq)
+                    after = self._sent_upto
                     if room <= 0 or self._barrier:  # paho resends the older ones first
                         return
-                    batch = self.spool.pending(after=self._sent_upto, limit=room)
+                batch = self.spool.pending(after=after, limit=room)
                 if not batch:
                     return
                 for seq, topic, payload in batch:
                     info = self.client.publish(topic, payload, qos=self.cfg.detections_qos)
-                    top = 0
                     with self._lock:
                         self._sent_upto = seq
-                        if self._early.pop(info.mid, None) is not None:
-                            top = self._acked_upto(seq)
-                        else:
+                        if self._early.pop(info.mid, None) is None:
                             self._mid_seq[info.mid] = seq
+                        self._ack_target = max(self._ack_target, self._watermark())
                         now = time.monotonic()
                         for mid in [m for m, t in self._early.items() if now - t > 60]:
                             del self._early[mid]
-                    if top > self.spool.acked:
-                        self.spool.ack(top)
+                self._record_ack()
         finally:
             self._pump_lock.release()
 
     def publish_detection(self, make_payload: Callable[[int], Dict[str, Any]]) -> int:
-        """Spool a detection (its payload gets the spool's sequence number) and send it."""
+        """Spool a detection (its payload gets the spool's sequence number); the spool
+        thread sends it."""
         seq = self.spool.append(f"{self.prefix}/detections",
                                 lambda s: json.dumps(make_payload(s)))
-        self.pump()
+        self._wake.set()
         return seq
 
     def publish_telemetry(self, data: Dict[str, Any]) -> None:

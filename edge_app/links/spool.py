@@ -8,7 +8,9 @@ sequence number the broker has acknowledged; after a reconnect or a restart ever
 after it is pending again, in order. Pending messages stay on disk, not in memory. The
 queue is bounded (`max_messages`): past it the oldest unacknowledged messages are
 dropped and counted (`dropped`, in telemetry). A disk error never raises into the car:
-`append` logs it, counts it (`errors`) and returns, so the car keeps driving.
+`append` logs it, counts it (`errors`), keeps the message in a bounded queue in memory
+(`memory_max`, oldest dropped and counted) that is sent in order with the rest, and
+returns, so the car keeps driving and, while the broker is there, publishing.
 
 sqlite3 rather than a hand-written log: atomic commits, crash recovery and bounded reads
 come with Python on every Pi, and a detection a second is far below its cost.
@@ -16,24 +18,30 @@ come with Python on every Pi, and a detection a second is far below its cost.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, OrderedDict, Tuple
 
 log = logging.getLogger(__name__)
 DB_NAME = "spool.sqlite"
 
 
 class Spool:
-    def __init__(self, folder: Path, max_messages: int = 100_000):
+    def __init__(self, folder: Path, max_messages: int = 100_000, memory_max: int = 1000):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / DB_NAME
         self.max_messages = max_messages
+        self.memory_max = memory_max
+        # messages the disk refused: seq -> (topic, payload), sent from memory
+        self._memory: OrderedDict[int, Tuple[str, str]] = collections.OrderedDict()
         self.dropped = 0
         self.errors = 0
+        self._ack_failing = False  # the last acknowledgement could not be recorded
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False,
                                    isolation_level=None)
@@ -72,27 +80,36 @@ class Spool:
                 self.dropped += max(0, over)
             except sqlite3.Error as e:
                 self.errors += 1
-                log.warning("spool: message %d not stored (%s); the car drives on", self.seq, e)
+                log.warning("spool: message %d not stored on disk (%s); kept in memory, the "
+                            "car drives on", self.seq, e)
+                self._memory[self.seq] = (topic, payload)
+                while len(self._memory) > self.memory_max:
+                    self._memory.popitem(last=False)
+                    self.dropped += 1
             return self.seq
 
     def pending(self, after: Optional[int] = None, limit: int = 100) -> List[Tuple[int, str, str]]:
         """Unacknowledged messages with seq > after (default: > acked), in order."""
         after = self.acked if after is None else max(after, self.acked)
         with self._lock:
+            held = [(s, t, p) for s, (t, p) in self._memory.items() if s > after][:limit]
             try:
-                return [(int(s), t, p) for s, t, p in self._db.execute(
+                rows = [(int(s), t, p) for s, t, p in self._db.execute(
                     "SELECT seq, topic, payload FROM messages WHERE seq > ? ORDER BY seq "
                     "LIMIT ?", (after, limit))]
             except sqlite3.Error as e:
                 self.errors += 1
                 log.warning("spool: cannot read pending messages (%s)", e)
-                return []
+                rows = []
+            return sorted(rows + held)[:limit]
 
     def ack(self, seq: int) -> None:
         """The broker has everything up to `seq` (acknowledgements arrive in order)."""
         with self._lock:
             if seq <= self.acked:
                 return
+            for s in [s for s in self._memory if s <= seq]:
+                del self._memory[s]
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
@@ -103,13 +120,21 @@ class Spool:
                 self._depth -= gone  # no count of the backlog on every acknowledgement
             except sqlite3.Error as e:
                 self.errors += 1
-                log.warning("spool: cannot record the acknowledgement of %d (%s); it may be "
-                            "sent again", seq, e)
+                if not self._ack_failing:
+                    log.warning("spool: cannot record the acknowledgement of %d (%s); this "
+                                "run sends nothing twice, a restart before the disk recovers "
+                                "may", seq, e)
+                self._ack_failing = True
+                self.acked = seq  # in memory: nothing acknowledged is sent again by this run
+                with contextlib.suppress(sqlite3.Error):
+                    self._depth = self._count()
+                return
+            self._ack_failing = False
 
     @property
     def depth(self) -> int:
         with self._lock:
-            return self._depth
+            return self._depth + len(self._memory)
 
     def close(self) -> None:
         with self._lock:

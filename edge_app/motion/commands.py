@@ -8,11 +8,15 @@ on them. A command is a JSON object:
   {"cmd": "speed", "speed": 0.4}                   cruise speed (0..max_speed)
   {"cmd": "drive", "speed": 0.3, "turn": -0.2}     teleop, manual mode only (-1..1 each)
 
-Every command carries "t", the sender's clock in Unix seconds: one older (or further in
-the future) than `mqtt.command_max_age_s` is refused, so nothing queued, delayed or
-retained drives the car later. With `mqtt.command_key` set, it also carries "sig", the
-hex HMAC-SHA256 of the command without "sig" (JSON, keys sorted, no spaces) under that
-key; a signature seen before is refused, so a captured command cannot be replayed.
+Every motion command (start, speed, drive, a mode other than stopped) carries "t", the
+sender's clock in Unix seconds: one older (or further in the future) than
+`mqtt.command_max_age_s` is refused, so nothing queued, delayed or retained drives the car
+later. With `mqtt.command_key` set, every command also carries "sig", the hex HMAC-SHA256
+of the command without "sig" (JSON, keys sorted, no spaces) under that key; a motion
+command whose signature was seen before is refused, so a captured one cannot be replayed.
+Stopping (stop, estop, mode stopped) is never refused for its age, a replay or a clock out
+of step: it needs only to be well formed and, with a key, signed (a forged stop is
+harmless, a refused one is not).
 `sign()` makes such a command. Optional: "id" (echoed in the result). Anything else is
 rejected with the reason, on `cmd/result`."""
 
@@ -27,6 +31,7 @@ import time
 from typing import Any, Deque, Dict, Optional, Tuple
 
 MAX_BYTES = 4096
+MAX_DEPTH = 8  # JSON nesting a command may have (a command is one flat object)
 FIELDS: Dict[str, Dict[str, Any]] = {
     "start": {"mode": ("manual", "cruise")},
     "stop": {},
@@ -92,12 +97,7 @@ def parse_command(raw: bytes, key: Optional[str] = None, max_age_s: float = 2.0,
     `max_age_s` 0 accepts commands without a time (tests and tools only)."""
     if len(raw) > MAX_BYTES:
         raise CommandError(f"payload of {len(raw)} bytes; the limit is {MAX_BYTES}")
-    try:
-        cmd = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CommandError(f"not JSON: {e}") from None
-    if not isinstance(cmd, dict):
-        raise CommandError("expected a JSON object")
+    cmd = _decode(raw)
     cid = cmd.get("id", "")
     if not isinstance(cid, (str, int)) or isinstance(cid, bool):
         raise CommandError("id must be a string or an integer")
@@ -109,30 +109,76 @@ def parse_command(raw: bytes, key: Optional[str] = None, max_age_s: float = 2.0,
         raise
 
 
+def _decode(raw: bytes) -> Dict[str, Any]:
+    """The payload's JSON object; nesting deeper than MAX_DEPTH is refused before parsing
+    (json would recurse on it)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CommandError(f"not JSON: {e}") from None
+    depth = deepest = 0
+    for ch in text:  # brackets inside strings count too: a conservative bound
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise CommandError(f"not a command: JSON nested {deepest} deep (at most {MAX_DEPTH})")
+    try:
+        cmd = json.loads(text)
+    except ValueError as e:
+        raise CommandError(f"not JSON: {e}") from None
+    if not isinstance(cmd, dict):
+        raise CommandError("expected a JSON object")
+    return cmd
+
+
+def _send_time(cmd: Dict[str, Any]) -> float:
+    t = cmd.get("t")
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        raise CommandError("no send time: commands carry \"t\" (Unix seconds)")
+    try:
+        t = float(t)
+    except OverflowError:
+        raise CommandError("t is not a time: out of range") from None
+    if t != t or t in (float("inf"), float("-inf")):
+        raise CommandError("t is not a time: expected finite Unix seconds")
+    return t
+
+
 def _check(cmd: Dict[str, Any], raw: bytes, cid: str, key: Optional[str], max_age_s: float,
            replay: Optional[ReplayGuard], now: Optional[float]) -> Tuple[Dict[str, Any], str]:
     now = time.time() if now is None else now
     if key:
         sig = cmd.get("sig")
         good = hmac.new(key.encode(), canonical(cmd), hashlib.sha256).hexdigest()
-        if not isinstance(sig, str) or not hmac.compare_digest(sig, good):
+        if not isinstance(sig, str) or not sig.isascii() or \
+                not hmac.compare_digest(sig, good):
             raise CommandError("unauthorised: missing or wrong signature")
+    out = _fields(cmd)
+    if not is_motion(out):  # stopping is never refused for age, replay or clock
+        return out, cid
     if max_age_s > 0:
-        t = cmd.get("t")
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or t != t:
-            raise CommandError("no send time: commands carry \"t\" (Unix seconds)")
+        t = _send_time(cmd)
         if abs(now - t) > max_age_s:
-            raise CommandError(f"stale: sent {now - t:+.1f} s from now (limit "
+            raise CommandError(f"stale: sent {t - now:+.1f} s from now (limit "
                                f"{max_age_s:g} s; are the clocks in sync?)")
     if replay is not None and max_age_s > 0:
         replay.check(cmd.get("sig") or hashlib.sha256(raw).hexdigest(), now)
+    return out, cid
+
+
+def _fields(cmd: Dict[str, Any]) -> Dict[str, Any]:
+    """The command's name and fields, each checked against FIELDS."""
     name = cmd.get("cmd")
-    if name not in FIELDS:
-        raise CommandError(f"unknown command {name!r}; expected one of {', '.join(FIELDS)}")
+    if not isinstance(name, str) or name not in FIELDS:
+        raise CommandError(f"unknown command {str(name)[:40]!r}; expected one of "
+                           f"{', '.join(FIELDS)}")
     allowed = FIELDS[name]
-    extra = sorted(set(cmd) - set(allowed) - ENVELOPE)
+    extra = sorted(str(k) for k in set(cmd) - set(allowed) - ENVELOPE)
     if extra:
-        raise CommandError(f"{name}: unexpected field(s) {', '.join(extra)}")
+        raise CommandError(f"{name}: unexpected field(s) {', '.join(extra)[:200]}")
     for key in REQUIRED.get(name, ()):
         if key not in cmd:
             raise CommandError(f"{name}: missing field {key!r}")
@@ -142,14 +188,21 @@ def _check(cmd: Dict[str, Any], raw: bytes, cid: str, key: Optional[str], max_ag
             continue
         value = cmd[key]
         if isinstance(rule[0], str):
-            if value not in rule:
+            if not isinstance(value, str) or value not in rule:
                 raise CommandError(f"{name}: {key} must be one of {', '.join(rule)}, "
-                                   f"got {value!r}")
+                                   f"got {str(value)[:40]!r}")
         else:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or \
-                    value != value or not rule[0] <= value <= rule[1]:
+                    not _in_range(value, rule):
                 raise CommandError(f"{name}: {key} must be a number in {rule[0]}..{rule[1]}, "
-                                   f"got {value!r}")
+                                   f"got {str(value)[:40]}")
             value = float(value)
         out[key] = value
-    return out, cid
+    return out
+
+
+def _in_range(value: float, rule: Tuple[float, float]) -> bool:
+    try:
+        return rule[0] <= float(value) <= rule[1]  # NaN compares false; huge ints overflow
+    except OverflowError:
+        return False

@@ -1,6 +1,7 @@
 """MQTT against a real mosquitto: no detection lost or doubled across a broker outage,
 commands validated (fuzzed ones never move the motors), estop timing, Last Will on SIGKILL."""
 
+import contextlib
 import json
 import os
 import random
@@ -17,7 +18,9 @@ from edge_app.links.mqtt_link import MqttConfig, MqttLink
 from edge_app.motion.commands import CommandError, ReplayGuard, parse_command, sign
 from edge_app.motion.drive import DriveConfig, DriveController, make_robot
 from tests.conftest import REPO
+from tests.services import slow_disk
 from tests.services.broker import Broker, available
+from tests.services.small_disk import fill, small_disk
 
 pytestmark = pytest.mark.skipif(not available(), reason="mosquitto is installed by scripts/setup")
 
@@ -275,13 +278,15 @@ def test_command_parser_rules():
     assert parse_command(b'{"cmd": "drive", "speed": 0.3, "turn": -1, "id": 7}',
                          max_age_s=0) == ({"cmd": "drive", "speed": 0.3, "turn": -1.0}, "7")
     with pytest.raises(CommandError, match="no send time"):
-        parse_command(b'{"cmd": "stop"}')
-    with pytest.raises(CommandError, match="stale"):
-        parse_command(json.dumps({"cmd": "stop", "t": 1000.0}).encode(), now=1003.0)
-    with pytest.raises(CommandError, match="stale"):  # from the future too
-        parse_command(json.dumps({"cmd": "stop", "t": 1003.0}).encode(), now=1000.0)
-    signed = json.dumps(sign({"cmd": "stop"}, "k", 1000.0)).encode()
-    assert parse_command(signed, "k", now=1001.0)[0] == {"cmd": "stop"}
+        parse_command(b'{"cmd": "start"}')
+    # an old command says how old, with the sign of "from now" right
+    with pytest.raises(CommandError, match=r"stale: sent -3.0 s from now"):
+        parse_command(json.dumps({"cmd": "start", "t": 1000.0}).encode(), now=1003.0)
+    with pytest.raises(CommandError, match=r"stale: sent \+3.0 s"):  # from the future too
+        parse_command(json.dumps({"cmd": "speed", "speed": 0.2, "t": 1003.0}).encode(),
+                      now=1000.0)
+    signed = json.dumps(sign({"cmd": "start"}, "k", 1000.0)).encode()
+    assert parse_command(signed, "k", now=1001.0)[0] == {"cmd": "start"}
     with pytest.raises(CommandError, match="unauthorised"):
         parse_command(signed, "other", now=1001.0)
     guard = ReplayGuard(2.0)
@@ -291,9 +296,39 @@ def test_command_parser_rules():
     for raw, reason in [(b'{"cmd": "mode"}', "missing field 'mode'"),
                         (b'{"cmd": "stop", "speed": 1}', "unexpected field(s) speed"),
                         (b'{"cmd": "speed", "speed": NaN}', "must be a number"),
+                        (b'{"cmd": "speed", "speed": ' + b"9" * 400 + b"}", "must be a number"),
+                        (b'{"cmd": ["start"]}', "unknown command"),
+                        (b'{"cmd": {"a": 1}}', "unknown command"),
+                        (b'{"cmd": "mode", "mode": ["cruise"]}', "mode must be one of"),
+                        (b'[' * 2000 + b']' * 2000, "nested 2000 deep"),
                         (b'"stop"', "expected a JSON object")]:
         with pytest.raises(CommandError, match=reason.replace("(", r"\(").replace(")", r"\)")):
             parse_command(raw, max_age_s=0)
+    with pytest.raises(CommandError, match="t is not a time"):
+        parse_command(b'{"cmd": "start", "t": ' + b"1" * 400 + b"}")
+    with pytest.raises(CommandError, match="unauthorised"):  # a non-ASCII signature
+        parse_command(json.dumps({"cmd": "start", "t": 1.0, "sig": "\u00e9"}).encode(), "k")
+
+
+@pytest.mark.parametrize("skew_s", [-3600.0, 30.0, 1e9])
+def test_a_stop_is_never_refused_for_a_skewed_clock_or_a_replay(skew_s):
+    """A ground station whose clock is off (or a Pi booted without a real-time clock)
+    still stops the car; a repeated stop is obeyed again; with a key a stop must still be
+    signed, and a motion command from that clock is refused."""
+    now = 1_700_000_000.0
+    guard = ReplayGuard(2.0)
+    for name in ("estop", "stop"):
+        raw = json.dumps(sign({"cmd": name}, "k", now + skew_s)).encode()
+        for _ in range(2):  # the same bytes twice: both obeyed
+            assert parse_command(raw, "k", replay=guard, now=now)[0] == {"cmd": name}
+        with pytest.raises(CommandError, match="unauthorised"):
+            parse_command(raw, "other", replay=guard, now=now)
+    raw = json.dumps(sign({"cmd": "mode", "mode": "stopped"}, "k", now + skew_s)).encode()
+    assert parse_command(raw, "k", replay=guard, now=now)[0]["mode"] == "stopped"
+    assert parse_command(b'{"cmd": "estop"}', now=now)[0] == {"cmd": "estop"}  # no "t"
+    with pytest.raises(CommandError, match="stale"):
+        parse_command(json.dumps(sign({"cmd": "start"}, "k", now + skew_s)).encode(), "k",
+                      replay=guard, now=now)
 
 
 def test_retained_and_offline_commands_never_drive_the_car(broker, tmp_path):
@@ -347,3 +382,95 @@ def test_motion_needs_tls_credentials_and_a_key_off_this_machine(tmp_path):
     remote._on_message(remote.client, None, Msg())
     assert got == [{"cmd": "estop"}]  # anyone may stop the car; nobody unauthenticated drives
     assert "refused" in sent[0]["reason"] and sent[1]["accepted"]
+
+
+@pytest.mark.skipif(not slow_disk.available(), reason="needs a C compiler for the fsync shim")
+def test_estop_reaches_the_motors_while_every_fsync_stalls_two_seconds(broker, tmp_path):
+    """A real slow disk (LD_PRELOAD: every fsync takes 2 s) under a car that spools a
+    detection every 20 ms: acknowledgements queue behind the disk, estops must not."""
+    shim = slow_disk.build(tmp_path)
+    env = slow_disk.slow_env(shim, 2000)
+    env["PYTHONPATH"] = str(REPO)
+    car = subprocess.Popen([sys.executable, str(REPO / "tests" / "services" / "slow_disk_car.py"),
+                            broker.url, str(tmp_path / "spool")], cwd=REPO, env=env,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines = []
+
+    def read():
+        for line in car.stdout:
+            lines.append((time.monotonic(), line.split()))
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def wait_for(word, timeout, after=0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            hits = [w for _, w in lines[after:] if w and w[0] == word]
+            if hits:
+                return hits[0]
+            time.sleep(0.002)
+        raise AssertionError(f"no {word} from the car within {timeout} s: {lines}")
+
+    pub = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        wait_for("READY", 60)
+        assert float(wait_for("APPEND", 10)[1]) >= 1.9  # the disk really stalls
+        time.sleep(2.5)  # acknowledgements now wait on the disk
+        latencies = []
+        for _ in range(5):
+            mark = len(lines)
+            t0 = time.monotonic()
+            pub.publish("crackcar/car1/cmd", json.dumps({"cmd": "estop", "t": time.time()}),
+                        qos=1)
+            latencies.append(float(wait_for("STOP", 5, mark)[1]) - t0)
+            mark = len(lines)
+            car.stdin.write("cruise\n")
+            car.stdin.flush()
+            wait_for("CRUISING", 5, mark)
+            time.sleep(0.3)
+        print(f"estop -> motors off with fsync stalled 2 s: max {max(latencies) * 1000:.1f} ms")
+        assert max(latencies) < 0.25, latencies
+    finally:
+        pub.loop_stop()
+        with contextlib.suppress(OSError):
+            car.stdin.write("quit\n")
+            car.stdin.flush()
+        try:
+            car.wait(30)
+        except subprocess.TimeoutExpired:
+            car.kill()
+
+
+def test_detections_a_full_disk_refused_are_still_delivered_in_order(broker, tmp_path):
+    """The spool on a real tmpfs that fills up: detections the disk refuses are held in
+    memory and delivered in order with the stored ones, and the acknowledgement watermark
+    passes the gaps they leave on disk (nothing pending, nothing sent again on restart)."""
+    ground = Listener(broker, "crackcar/car1/detections", qos=1)
+    time.sleep(0.5)
+    with small_disk(tmp_path / "disk", 512) as disk:
+        car = MqttLink(MqttConfig(url=broker.url, reconnect_min=1, reconnect_max=2), "car1",
+                       disk / "spool", lambda c: None)
+        fill(disk, 48)
+        for i in range(1, 61):
+            car.publish_detection(lambda seq, n=i: {"seq": seq, "n": n, "pad": "z" * 3000})
+        assert car.spool.errors > 0  # the disk did refuse some
+        car.start()
+        assert ground.wait(lambda ms: len(ms) >= 60, 30), len(ground.messages)
+        assert [json.loads(p)["n"] for _, p, _ in ground.messages] == list(range(1, 61))
+        end = time.time() + 10
+        while (car.spool_depth or car.spool.acked < 60) and time.time() < end:
+            time.sleep(0.05)
+        assert car.spool_depth == 0 and car.spool.acked == 60
+        (disk / "filler").unlink()  # the disk recovers: the next acknowledgement is recorded
+        car.publish_detection(lambda seq: {"seq": seq, "n": 61})
+        assert ground.wait(lambda ms: len(ms) >= 61, 10)
+        end = time.time() + 10
+        while car.spool.acked < 61 and time.time() < end:
+            time.sleep(0.05)
+        car.close()
+        again = MqttLink(MqttConfig(url=broker.url), "car1", disk / "spool", lambda c: None)
+        assert again.spool.acked == 61 and again.spool.pending() == []  # nothing sent twice
+        again.spool.close()
+    ground.close()
