@@ -150,7 +150,7 @@ def validate(cfg: CarConfig) -> CarConfig:
     need(bool(cfg.car_id) and all(c.isalnum() or c in "-_" for c in cfg.car_id), "car_id",
          "letters, digits, - and _ (it is part of MQTT topics)", cfg.car_id)
     s = cfg.source
-    need(s.timeout > 0, "source.timeout", "positive", s.timeout)
+    need(0 < s.timeout <= 60, "source.timeout", "positive, at most 60 s", s.timeout)
     need(0 < s.reconnect_min <= s.reconnect_max, "source.reconnect_min/max",
          "0 < reconnect_min <= reconnect_max", (s.reconnect_min, s.reconnect_max))
     need(s.max_frame_bytes >= 10000, "source.max_frame_bytes", "at least 10000",
@@ -191,6 +191,11 @@ def validate(cfg: CarConfig) -> CarConfig:
              getattr(d, key))
     for key in ("command_timeout_s", "frame_timeout_s", "m_per_s_at_full", "watchdog_hz"):
         need(getattr(d, key) > 0, f"drive.{key}", "positive", getattr(d, key))
+    # safety timeouts are bounded too: a finite but huge one switches the stop off as
+    # surely as .inf would
+    for key, most in (("command_timeout_s", 10.0), ("frame_timeout_s", 10.0)):
+        need(getattr(d, key) <= most, f"drive.{key}",
+             f"at most {most:g} s (the car stops when it runs out)", getattr(d, key))
     need(d.watchdog_hz >= 4, "drive.watchdog_hz", "at least 4 (motors must stop within 0.5 s)",
          d.watchdog_hz)
     g = cfg.gps
@@ -207,7 +212,8 @@ def validate(cfg: CarConfig) -> CarConfig:
     need(q.max_inflight >= 1, "mqtt.max_inflight", "at least 1 (0 would send nothing)",
          q.max_inflight)
     need(q.spool_max >= 100, "mqtt.spool_max", "at least 100", q.spool_max)
-    need(q.command_max_age_s > 0, "mqtt.command_max_age_s", "positive", q.command_max_age_s)
+    need(0 < q.command_max_age_s <= 60, "mqtt.command_max_age_s",
+         "positive, at most 60 s (older motion commands are refused)", q.command_max_age_s)
     need(all(c.isalnum() or c in "-_/" for c in q.topic_prefix) and q.topic_prefix,
          "mqtt.topic_prefix", "letters, digits, -, _ and /", q.topic_prefix)
     r = cfg.record

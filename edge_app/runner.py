@@ -46,8 +46,11 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
     armed = latch.arm()
     start_mode = cfg.start_mode
     if start_mode != "stopped" and (held is not None or not armed):
-        why = (f"the last run ended by {held.get('reason') or held.get('state')}" if held
-               else "the fault latch cannot be written")
+        why = ("the fault latch cannot be written" if held is None
+               else f"the last run ended by a fault: {held['reason']}" if held.get("reason")
+               else "the last run did not end cleanly (killed, or the power was cut)"
+               if held.get("state") == "running"
+               else f"the last run's fault latch is {held.get('state')}")
         log.warning("starting stopped instead of %s: %s; send a start command", start_mode,
                     why)
         start_mode = "stopped"
@@ -87,8 +90,10 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         services.event("start", {"source": source.name, "device": cfg.inference.device})
         if held is not None:
             services.event("held", {"previous": held, "start_mode": cfg.start_mode})
-        if start_mode != "stopped":
-            drive.start(start_mode)
+        if start_mode != "stopped" and not drive.begin(start_mode):
+            log.warning("starting stopped instead of %s: a %s came during start-up",
+                        start_mode, drive.stop_reason)
+            services.event("held", {"previous": drive.stop_reason, "start_mode": start_mode})
         notify("READY=1")
         summary = pipeline.run(max_frames, on_tick=_watchdog_feeder(services.telemetry))
         summary.update({"live_view": live.url if live else None,

@@ -169,6 +169,16 @@ class DriveController:
             self.estopped = False
             self.set_mode(mode)
 
+    def begin(self, mode: str) -> bool:
+        """Apply the run's start mode unless a stop, estop or fault came first (a command
+        over MQTT while the car was starting up): no start-up step may undo a stop.
+        Whether it started."""
+        with self._lock:
+            if self.estopped or self._fault or self.stop_reason != "start":
+                return False
+            self.start(mode)
+            return True
+
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")

@@ -137,7 +137,8 @@ class ReviewServer:
         if origin and origin.rstrip("/") + "/" != self.url and \
                 origin.rstrip("/") != f"http://{h.headers.get('Host', '')}":
             return "cross-origin request"
-        if not secrets.compare_digest(h.headers.get("X-Review-Token", ""), self.token):
+        given = h.headers.get("X-Review-Token", "").encode("utf-8", "surrogateescape")
+        if not secrets.compare_digest(given, self.token.encode()):
             return "missing or wrong session token"
         return ""
 

@@ -122,3 +122,24 @@ def test_phase_enable_driver_and_bad_mode(car):
     assert phase.state == 1 and enable.state == pytest.approx(0.4)  # reverse at 40%
     with pytest.raises(ValueError, match="mode 'fly'"):
         d.set_mode("fly")
+
+
+@pytest.mark.parametrize("first", ["estop", "stop", "fault", None])
+def test_a_stop_during_start_up_is_not_undone_by_the_start_mode(car, first):
+    """An estop (or stop, or fault) that arrives over MQTT while the car is still starting
+    up holds: the run's start mode is applied only to a car nothing has stopped."""
+    d, robot, _ = car()
+    if first == "estop":
+        d.estop()
+    elif first == "stop":
+        d.stop("command")
+    elif first == "fault":
+        d.fault("inference")
+    started = d.begin("cruise")
+    assert started is (first is None)
+    if first is None:
+        assert d.mode == "cruise" and not off(robot)
+    else:
+        assert d.mode == "stopped" and off(robot)
+        with pytest.raises(PermissionError):
+            d.drive(0.3)

@@ -279,6 +279,10 @@ def test_spool_is_bounded_and_counts_what_it_drops(tmp_path):
     ({"drive": {"watchdog_hz": float("inf")}}, "drive.watchdog_hz"),
     ({"drive": {"command_timeout_s": float("nan")}}, "drive.command_timeout_s"),
     ({"mqtt": {"max_inflight": 0}}, "mqtt.max_inflight"),
+    ({"drive": {"frame_timeout_s": 1000}}, "drive.frame_timeout_s"),
+    ({"drive": {"command_timeout_s": 1e9}}, "drive.command_timeout_s"),
+    ({"mqtt": {"command_max_age_s": 1e9}}, "mqtt.command_max_age_s"),
+    ({"source": {"timeout": 86400}}, "source.timeout"),
 ])
 def test_config_refuses_values_that_switch_safety_off(override, key):
     from crack_common.yamlconfig import ConfigError
@@ -312,6 +316,14 @@ def test_no_secret_reaches_a_run_folder_a_log_line_or_an_error(tmp_path, caplog)
     from edge_app.sources.mjpeg import MjpegSource
     assert redact_text("mqtt://car:hunter2@ground:1883 and http://u:p@cam/x") == \
         "mqtt://car:***@ground:1883 and http://u:***@cam/x"
+    # passwords holding a raw "@", ":" or a space, which urlsplit and paho accept
+    for url, shown in [("mqtt://car:hun@ter2@ground:1883", "mqtt://car:***@ground:1883"),
+                       ("mqtt://car:hun ter2@ground", "mqtt://car:***@ground"),
+                       ("mqtts://car:a:b@c@ground/x?y@z", "mqtts://car:***@ground/x?y@z")]:
+        assert redact_text(url) == shown
+        assert redact({"mqtt": {"url": url}}) == {"mqtt": {"url": shown}}
+    assert redact_text("see mqtt://car:hun@ter2@ground:1883 now") == \
+        "see mqtt://car:***@ground:1883 now"
     cfg = load_car_config(None, [{"mqtt": {"url": "mqtt://car:hunter2@10.0.0.2",
                                            "password": "hunter3", "command_key": "k3y"},
                                   "source": {"url": "http://cam:camp4ss@127.0.0.1:9/s"}}])
@@ -405,6 +417,7 @@ def test_review_server_refuses_forged_malformed_and_oversized_posts(review_run):
         ok = {**good, "Content-Length": str(len(body))}
         assert _post(url, body, ok) == 200
         assert _post(url, body, {**ok, "X-Review-Token": "guess"}) == 403
+        assert _post(url, body, {**ok, "X-Review-Token": "t\u00f6k\u00e9n"}) == 403  # non-ASCII
         assert _post(url, body, {k: v for k, v in ok.items() if k != "X-Review-Token"}) == 403
         assert _post(url, body, {**ok, "Origin": "http://evil.example"}) == 403
         assert _post(url, body, ok, host="evil.example:80") == 403
