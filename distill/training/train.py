@@ -12,6 +12,7 @@ an uninterrupted one (the data order and every view derive from the seed). Sever
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -189,6 +190,14 @@ class TrainData:
         return bgr_to_tensor(np.stack(imgs)), torch.from_numpy(np.stack(masks)).long(), teacher
 
 
+def _chain(digest: str, epoch: int, indices: List[int], x: torch.Tensor) -> str:
+    """`digest` extended by one batch: its epoch, indices and input bytes."""
+    h = hashlib.blake2b(digest.encode(), digest_size=16)
+    h.update(f"{epoch}:{indices}".encode())
+    h.update(x.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def lr_factor(step: int, total: int, warmup: int, power: float) -> float:
     """Linear warm-up to 1 over `warmup` steps, then (1 - progress) ** power."""
     if warmup and step < warmup:
@@ -258,6 +267,9 @@ class TrainState:
     step: int = 0
     best_iou: float = -1.0
     history: Optional[List[Dict[str, float]]] = None
+    # a digest chained over every step's batch (its indices and input bytes): equal for two
+    # runs that trained on the same inputs in the same order, a killed-and-resumed run too
+    batches: str = ""
 
 
 class Trainer:
@@ -414,6 +426,7 @@ class Trainer:
             ahead = pool.submit(self.data.batch, self._indices(order, s.iteration), epoch)
             while s.iteration < self.per_epoch:
                 x, y, teacher = ahead.result()
+                s.batches = _chain(s.batches, epoch, self._indices(order, s.iteration), x)
                 if s.iteration + 1 < self.per_epoch:
                     ahead = pool.submit(self.data.batch, self._indices(order, s.iteration + 1),
                                         epoch)
