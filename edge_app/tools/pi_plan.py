@@ -85,8 +85,8 @@ def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
                 "model": f"{MODEL}.xml", "picamera2": False, "codename": codename,
                 "notes": notes + ["picamera2 is not importable from Python 3.9: the camera "
                                   "is read through ustreamer's MJPG stream (the default)"]}
-    raise PlanError(f"Raspberry Pi OS {codename or 'unknown'}: supported are Bullseye and "
-                    "Bookworm")
+    raise PlanError(f"Raspberry Pi OS {codename or 'unknown'}: supported are Bullseye, "
+                    "Bookworm and Trixie")
 
 
 def as_shell(p: Dict[str, object]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_pi5_without_a_stick_runs_current_openvino_on_the_cpu_with_int8():
     assert plan(BOOKWORM, "arm64", NO_STICK, int8=False)["model"] == "crack-hrsegnet-b16.xml"
     forced = plan(BULLSEYE, "arm64", STICK, no_ncs2=True)
     assert forced["path"] == "c" and "--no-ncs2" in forced["notes"][0]
-    with pytest.raises(PlanError, match="Bullseye and Bookworm"):
+    with pytest.raises(PlanError, match="Bullseye, Bookworm and Trixie"):
         plan('VERSION_CODENAME=jessie\n', "arm64", STICK)
 
 
@@ -56,3 +57,35 @@ def test_install_pi_dry_run_prints_the_plan_and_changes_nothing(tmp_path, os_rel
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"path {path} on ")
     assert "== Debian packages" not in r.stdout  # it stopped at the plan
+
+
+@pytest.mark.parametrize("device", ["MYRIAD", "CPU"])
+def test_install_pi_writes_a_car_config_that_validates(tmp_path, device):
+    """The installer's config step (scripts/lib-pi.sh, as install-pi runs it) turns the
+    example into the car's config: camera stream, device, model, runs folder and real
+    motors set, and the car's own validation accepts it."""
+    import yaml
+    out = tmp_path / "config.yaml"
+    model = REPO / "models" / "crack-hrsegnet-b16.xml"
+    script = (f'source "{REPO}/scripts/lib-pi.sh"; write_car_config '
+              f'"{REPO}/config/crack-car.example.yaml" "{out}" {device} "{model}" "{tmp_path}/runs"')
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(out.read_text())
+    assert cfg["inference"]["device"] == device and cfg["drive"]["motors"] == "gpio"
+    assert cfg["source"]["url"] == "http://127.0.0.1:8080/stream"
+    assert cfg["inference"]["model"] == str(model)
+    r = subprocess.run([sys.executable, "-m", "edge_app.cli", "config", "--config", str(out)],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"device: {device}" in r.stdout and "motors: gpio" in r.stdout
+
+
+def test_install_pi_config_step_fails_whole_on_an_unexpected_example(tmp_path):
+    example = tmp_path / "example.yaml"
+    example.write_text("source:\n  url: something else\n")
+    out = tmp_path / "config.yaml"
+    r = subprocess.run(["bash", "-c", f'source "{REPO}/scripts/lib-pi.sh"; write_car_config '
+                        f'"{example}" "{out}" MYRIAD m.xml runs'], capture_output=True, text=True)
+    assert r.returncode == 1 and "no line for url" in r.stderr
+    assert not out.exists() and not (tmp_path / "config.yaml.new").exists()
