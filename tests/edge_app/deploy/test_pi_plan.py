@@ -67,8 +67,9 @@ def test_install_pi_writes_a_car_config_that_validates(tmp_path, device):
     import yaml
     out = tmp_path / "config.yaml"
     model = REPO / "models" / "crack-hrsegnet-b16.xml"
+    example = REPO / "config" / "crack-car.example.yaml"
     script = (f'source "{REPO}/scripts/lib-pi.sh"; write_car_config '
-              f'"{REPO}/config/crack-car.example.yaml" "{out}" {device} "{model}" "{tmp_path}/runs"')
+              f'"{example}" "{out}" {device} "{model}" "{tmp_path}/runs"')
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     cfg = yaml.safe_load(out.read_text())
