@@ -130,7 +130,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.warning("serving on %s without API keys: anyone who reaches it can use it",
                     args.host)
     settings = ServeSettings(str(args.model), args.device, args.max_batch, args.max_wait_ms,
-                             keys, args.max_bytes, args.timeout, args.threshold)
+                             keys, args.max_bytes, args.timeout, args.threshold,
+                             max_pixels=args.max_pixels)
     run(settings, args.host, args.port, args.workers,
         "debug" if getattr(args, "verbose", False) else "info")
     return 0
@@ -672,6 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--api-key-file", type=Path,
                     help="file with one API key per line (also CRACK_SERVE_KEYS=k1,k2)")
     sv.add_argument("--max-bytes", type=int, default=d.max_bytes, help="largest request body")
+    sv.add_argument("--max-pixels", type=int, default=d.max_pixels,
+                    help="most pixels an image's header may claim (larger ones get 413 "
+                         "before decoding)")
     sv.add_argument("--timeout", type=float, default=d.timeout_s,
                     help="seconds a request may wait")
     sv.add_argument("--threshold", type=float, default=d.threshold,

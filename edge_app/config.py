@@ -49,7 +49,8 @@ class InferenceConfig:
     fallback_device: str = "CPU"  # remote inference: the local device when the server fails
     remote_api_key: str = ""  # remote inference: the server's API key
     remote_requests: int = 4  # remote inference: requests in flight
-    remote_timeout_s: float = 2.0  # remote inference: per request, then the local device
+    remote_timeout_s: float = 0.6  # remote inference: the deadline of a whole request, then
+    # the local device (below drive.frame_timeout_s, so one late answer stops no cruise)
     remote_retry_s: float = 5.0  # remote inference: stay local this long after a failure
     frame_threshold: Optional[float] = None  # models with a `crack_score` output: masks of
     # frames scored below it are dropped; null: the card's crack_score_threshold, else 0.5
@@ -196,6 +197,11 @@ def validate(cfg: CarConfig) -> CarConfig:
     for key, most in (("command_timeout_s", 10.0), ("frame_timeout_s", 10.0)):
         need(getattr(d, key) <= most, f"drive.{key}",
              f"at most {most:g} s (the car stops when it runs out)", getattr(d, key))
+    if i.device.startswith("remote:"):
+        need(0 < i.remote_timeout_s < d.frame_timeout_s, "inference.remote_timeout_s",
+             f"positive and below drive.frame_timeout_s ({d.frame_timeout_s:g} s): a late "
+             "answer is then run locally before the car would stop for want of frames",
+             i.remote_timeout_s)
     need(d.watchdog_hz >= 4, "drive.watchdog_hz", "at least 4 (motors must stop within 0.5 s)",
          d.watchdog_hz)
     g = cfg.gps

@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from crack_common.image_header import ImageTooLarge, check_pixels
 from distill.serve.backends import BatchModel, load_batch_model
 from distill.serve.batcher import DynamicBatcher
 from distill.serve.settings import ServeSettings
@@ -132,6 +133,12 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
             return _error(413, str(e))
         if not body:
             return _error(400, "empty body: send a JPEG or PNG image")
+        try:  # the header's claim, before any decoder allocates for it
+            check_pixels(body, settings.max_pixels)
+        except ImageTooLarge as e:
+            return _error(413, str(e))
+        except ValueError as e:
+            return _error(400, str(e))
         fmt = request.query_params.get("format", "mask")
         if fmt not in ("mask", "prob"):
             return _error(400, f"format {fmt!r}: use mask or prob")

@@ -16,3 +16,4 @@ class ServeSettings:
     max_bytes: int = 8 * 1024 * 1024
     timeout_s: float = 10.0
     threshold: float = 0.0  # 0: the model card's (IRs) or 0.5
+    max_pixels: int = 4096 * 4096  # what an image's header may claim before decoding

@@ -5,12 +5,20 @@ not lost), and the car stays local for `retry_s` before it tries the server agai
 
 The HTTP client is the standard library's `http.client`, one keep-alive connection per
 worker thread: on a Pi it adds no dependency, and each request is a plain POST.
+
+Each request has a deadline for the whole exchange (`timeout`), not only per read: a
+timer shuts the socket down when it passes, so a server that trickles a byte a second, or
+never answers, costs one deadline and the frame goes to the local device. An answer is
+read up to MAX_ANSWER bytes and its PNG header is checked against the frame's size before
+it is decoded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +29,11 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from crack_common.image_header import image_size
+
 log = logging.getLogger(__name__)
 PREFIX = "remote:"
+MAX_ANSWER = 4 * 1024 * 1024  # a probability PNG of a 448-px frame is a few hundred KB
 
 
 class RemoteError(RuntimeError):
@@ -66,21 +77,51 @@ class RemoteClient:
         if self.key:
             headers["X-API-Key"] = self.key
         conn = self._conn()
+        late = threading.Event()
+        timer = threading.Timer(self.timeout, self._abort, (conn, late))
+        timer.daemon = True
+        timer.start()
         try:
             conn.request(method, self._base + path, body=body, headers=headers)
             resp = conn.getresponse()
-            data = resp.read()
+            data = resp.read(MAX_ANSWER + 1)
+            if len(data) > MAX_ANSWER:
+                raise RemoteError(f"{self.url}: an answer over {MAX_ANSWER} bytes")
             return resp.status, data, {k.lower(): v for k, v in resp.getheaders()}
-        except (OSError, HTTPException) as e:
+        except (OSError, HTTPException, RemoteError) as e:
             conn.close()
             self._local.conn = None
+            if late.is_set():
+                raise RemoteError(f"{self.url}: no whole answer within {self.timeout:g} s"
+                                  ) from e
+            if isinstance(e, RemoteError):
+                raise
             raise RemoteError(f"{self.url}: {type(e).__name__}: {e}") from e
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _abort(conn: HTTPConnection, late: threading.Event) -> None:
+        """The deadline passed: wake the reading thread by shutting its socket down."""
+        late.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def health(self) -> Dict[str, Any]:
         status, data, _ = self._request("GET", "/healthz")
         if status != 200:
             raise RemoteError(f"{self.url}/healthz answered {status}")
-        return json.loads(data)
+        try:
+            info = json.loads(data)
+        except ValueError:
+            raise RemoteError(f"{self.url}/healthz answered no JSON: "
+                              f"{data[:80].decode('utf-8', 'replace')!r}") from None
+        if not isinstance(info, dict) or not isinstance(info.get("model"), dict):
+            raise RemoteError(f"{self.url}/healthz: no model in the answer; is it "
+                              "crack-distill serve?")
+        return info
 
     def segment(self, image: np.ndarray) -> Tuple[np.ndarray, Dict[str, str]]:
         """(2, S, S) logits of a BGR image and the response headers (model name, hash)."""
@@ -91,10 +132,14 @@ class RemoteClient:
         if status != 200:
             reason = data[:200].decode("utf-8", "replace")
             raise RemoteError(f"{self.url} answered {status}: {reason}")
+        want = (image.shape[1], image.shape[0])
+        if not data.startswith(b"\x89PNG") or image_size(data) != want:
+            raise RemoteError(f"{self.url}: the answer is not a {want[0]}x{want[1]} "
+                              "probability PNG")
         prob = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
         if prob is None or prob.shape != image.shape[:2]:
-            raise RemoteError(f"{self.url}: the answer is not a {image.shape[1]}x"
-                              f"{image.shape[0]} probability PNG")
+            raise RemoteError(f"{self.url}: the answer is not a {want[0]}x{want[1]} "
+                              "probability PNG")
         return prob_to_logits(prob), headers
 
 

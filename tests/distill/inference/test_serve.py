@@ -115,12 +115,37 @@ def test_refusals_say_why(server):
     assert post(server.url, jpeg(), key="")[0] == 401
     assert post(server.url, jpeg(), key="wrong")[0] == 401
     status, data, _ = post(server.url, b"not an image at all")
-    assert status == 400 and b"not a decodable" in data
+    assert status == 400 and b"not a JPEG or PNG" in data
     assert post(server.url, b"")[0] == 400
     assert post(server.url, b"\xff" * 400_000)[0] == 413
     assert post(server.url, jpeg(), query="?format=gif")[0] == 400
     health = json.loads(urllib.request.urlopen(server.url + "/healthz").read())
     assert health["model"]["size"] == 448 and health["status"] == "ok"
+
+
+def rss_mb(pid):
+    from pathlib import Path
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(server):
+    """A JPEG of a few hundred bytes claiming 20000x20000 px (and a PNG likewise) gets 413
+    from its header, and the server's memory does not grow by the gigabytes a decoder
+    would allocate for it."""
+    from tests.crack_common.test_image_header import claiming
+    before = rss_mb(server.proc.pid)
+    for ext in (".jpg", ".png"):
+        ok, buf = cv2.imencode(ext, np.full((64, 64, 3), 128, np.uint8))
+        bomb = claiming(buf.tobytes(), 20000, 20000)
+        assert len(bomb) < 5000
+        with ThreadPoolExecutor(3) as pool:  # three at once, as the review sent them
+            answers = list(pool.map(lambda b: post(server.url, b), [bomb] * 3))
+        assert all(a[0] == 413 and b"20000x20000" in a[1] for a in answers), answers
+    assert rss_mb(server.proc.pid) - before < 100
+    assert post(server.url, jpeg(line=12))[0] == 200  # still serving
 
 
 def metric(url, name):
@@ -148,7 +173,7 @@ def test_car_falls_back_to_local_when_the_server_dies_and_returns_after_restart(
         "inference": {"model": str(model), "device": f"remote:{srv.url}",
                       "remote_api_key": KEY, "remote_timeout_s": 1.0,
                       "remote_retry_s": 0.3},
-        "server": {"enabled": False}}])
+        "drive": {"frame_timeout_s": 3.0}, "server": {"enabled": False}}])
     stream = ScriptedMjpegServer([good(100000, 0.01, line=8)])
     results, lock = [], threading.Lock()
 
