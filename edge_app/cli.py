@@ -92,7 +92,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             stop["pipeline"].stop()
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    summary = run_car(cfg, args.max_frames, stop, sim=args.sim)
+    summary = run_car(cfg, args.max_frames, stop, sim=args.sim,
+                      allow_modified_model=args.allow_modified_model)
     print(json.dumps(summary, default=str) if args.json else _summary_text(summary))
     return 1 if summary.get("fault") else 0
 
@@ -194,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=["stopped", "manual", "cruise"],
                    help="drive mode at start (default: stopped until a command)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.add_argument("--allow-modified-model", action="store_true",
+                   help="run an IR whose .bin does not match its card's sha256 (a warning, "
+                        "and detections carry the real hash)")
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("config", help="print the effective configuration (secrets masked)",

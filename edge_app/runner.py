@@ -14,7 +14,7 @@ from edge_app.car import CarServices
 from edge_app.config import CarConfig
 from edge_app.links.live_view import LiveView
 from edge_app.links.sd_notify import notify
-from edge_app.model.ir_model import model_card
+from edge_app.model.ir_model import model_card, verified_weights
 from edge_app.motion.drive import DriveController, make_robot
 from edge_app.motion.fault_latch import FaultLatch
 from edge_app.recorder import Recorder
@@ -34,12 +34,13 @@ def _source(cfg: CarConfig) -> Any:
 
 
 def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
-            control: Optional[Dict[str, Any]] = None, sim: bool = False) -> Dict[str, Any]:
+            control: Optional[Dict[str, Any]] = None, sim: bool = False,
+            allow_modified_model: bool = False) -> Dict[str, Any]:
     control = control if control is not None else {}
     source = _source(cfg)
     card = model_card(cfg.model_path)
     model_info = {"model": card.get("name", cfg.model_path.stem),
-                  "model_sha256": card.get("files", {}).get("bin_sha256")}
+                  "model_sha256": verified_weights(cfg.model_path, card, allow_modified_model)}
     live = recorder = mqtt = drive = services = pipeline = gps = None
     latch = FaultLatch(Path(cfg.record.root))
     held = latch.previous()
@@ -98,7 +99,8 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         summary = pipeline.run(max_frames, on_tick=_watchdog_feeder(services.telemetry))
         summary.update({"live_view": live.url if live else None,
                         "run_dir": str(recorder.dir) if recorder else None,
-                        "detections": services.detections, "drive": drive.status()})
+                        "detections": services.detections, "drive": drive.status(),
+                        **model_info})
         clean = pipeline.fault is None
         if not clean:
             latch.trip(pipeline.fault)

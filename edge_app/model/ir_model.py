@@ -11,6 +11,7 @@ an IR in another interpreter (the Python 3.9 / OpenVINO 2022.3 environment).
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -19,6 +20,8 @@ import numpy as np
 
 from crack_common.values import finite_number
 from edge_app.model.ov_runtime import import_openvino
+
+log = logging.getLogger(__name__)
 
 
 class ModelContractError(ValueError):
@@ -172,3 +175,26 @@ def mask_rule(card: Dict[str, Any], threshold: Optional[float] = None,
     """The car's mask rule, (threshold, seed threshold) for crack_mask: the configured
     values where given, else the card's (card_threshold, card_seed_threshold)."""
     return card_threshold(threshold, card), card_seed_threshold(seed_threshold, card)
+
+
+class ModifiedModel(ValueError):
+    """An IR whose .bin is not the one its model card describes."""
+
+
+def verified_weights(xml: Path, card: Dict[str, Any], allow_modified: bool = False) -> str:
+    """The sha256 of the IR's .bin, checked against the card's `files.bin_sha256`: a
+    mismatch (a corrupted copy, a half-written file, another model's weights) is
+    ModifiedModel, or a warning with `allow_modified`. A card without a hash passes."""
+    from crack_common.files import sha256_file
+    bin_path = Path(xml).with_suffix(".bin")
+    real = sha256_file(bin_path)
+    want = (card.get("files") or {}).get("bin_sha256")
+    if want and real != want:
+        why = (f"{bin_path}: sha256 {real[:16]}... is not the {want[:16]}... its model card "
+               "names (a corrupted or replaced copy?)")
+        if not allow_modified:
+            raise ModifiedModel(why + "; copy the model again, or run with "
+                                "--allow-modified-model to use it anyway")
+        log.warning("%s; running it anyway (--allow-modified-model), detections carry the "
+                    "real hash", why)
+    return real

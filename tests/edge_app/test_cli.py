@@ -35,3 +35,38 @@ def test_edge_app_never_imports_torch(cli):
     code = ("import sys, edge_app.cli, edge_app.model.ov_runtime, crack_common.metrics, "
             "crack_common.noise; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_model_whose_weights_differ_from_its_card_is_refused(cli, tmp_path, dark_model):
+    """A copy of an IR with bytes of its .bin changed still loads and runs, so the car
+    checks the .bin against the card's sha256 at start: refused with the reason, or run
+    with --allow-modified-model, when detections carry the real hash."""
+    import hashlib
+    import shutil
+
+    import yaml
+    for ext in (".xml", ".bin"):
+        shutil.copyfile(dark_model.with_suffix(ext), tmp_path / f"m{ext}")
+    data = bytearray((tmp_path / "m.bin").read_bytes())
+    card = {"name": "m", "files": {"xml": "m.xml", "bin": "m.bin",
+                                   "bin_sha256": hashlib.sha256(bytes(data)).hexdigest()}}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(card))
+    args = ["run", "--source", "demo", "--sim", "--model", str(tmp_path / "m.xml"),
+            "--max-frames", "3", "--no-record", "--port", "0", "--json"]
+    r = cli("edge_app.cli", args)
+    assert r.returncode == 0, r.stderr  # the intact copy runs
+    import re
+    consts = [(int(m[2]), int(m[1])) for m in re.finditer(
+        r'element_type="f(?:16|32)"[^>]*?offset="(\d+)"[^>]*?size="(\d+)"',
+        (tmp_path / "m.xml").read_text())]
+    size, offset = max(consts)  # the largest float constant: weights, not a shape
+    data[offset + size // 2] ^= 0x01  # a damaged copy: one low bit of a weight flipped
+    (tmp_path / "m.bin").write_bytes(bytes(data))
+    real = hashlib.sha256(bytes(data)).hexdigest()
+    r = cli("edge_app.cli", args)
+    assert r.returncode != 0 and "its model card names" in r.stderr
+    assert "--allow-modified-model" in r.stderr
+    r = cli("edge_app.cli", [*args, "--allow-modified-model"])
+    assert r.returncode == 0, r.stderr
+    assert "running it anyway" in r.stderr
+    assert json.loads(r.stdout)["model_sha256"] == real
