@@ -115,15 +115,54 @@ def parse_override(text: str) -> Dict[str, Any]:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's safe loader, refusing a key given twice in one mapping (plain YAML keeps the
+    last silently: a second `motors:` further down would win unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"the key {key!r} is given twice (first on line "
+                    f"{seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_DEPTH = 50  # nesting a config may have; deeper is no config (and would exhaust recursion)
+
+
+def _depth(text: str) -> int:
+    """The deepest bracket or indentation nesting of a YAML text, found without parsing."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()}
+    return max(deepest, len(indents))
+
+
 def read_yaml(path: Path) -> Dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        text = Path(path).read_text()
+        if _depth(text) > MAX_DEPTH:
+            raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep; not a "
+                              "config")
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; not a config") from None
     return data
 
 

@@ -33,12 +33,27 @@ def _source(cfg: CarConfig) -> Any:
     return open_source(s.url, realtime=s.realtime, loop=s.loop)
 
 
+def _readable_card(xml: Path) -> Dict[str, Any]:
+    """The model's card; one that exists but cannot be read is an error, not {}: the car
+    would silently lose the card's threshold and mask rule."""
+    try:
+        return model_card(xml, strict=True)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{Path(xml).with_suffix('.yaml')}: the model card cannot be read "
+                         f"({type(e).__name__}: {str(e)[:200]}); fix it, or remove it to run "
+                         "at the configured threshold") from None
+    except Exception as e:  # yaml.YAMLError: edge_app imports yaml only where it reads
+        raise ValueError(f"{Path(xml).with_suffix('.yaml')}: the model card is not valid "
+                         f"YAML ({str(e)[:200]}); fix it, or remove it to run at the "
+                         "configured threshold") from None
+
+
 def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
             control: Optional[Dict[str, Any]] = None, sim: bool = False,
             allow_modified_model: bool = False) -> Dict[str, Any]:
     control = control if control is not None else {}
     source = _source(cfg)
-    card = model_card(cfg.model_path)
+    card = _readable_card(cfg.model_path)
     model_info = {"model": card.get("name", cfg.model_path.stem),
                   "model_sha256": verified_weights(cfg.model_path, card, allow_modified_model)}
     live = recorder = mqtt = drive = services = pipeline = gps = None

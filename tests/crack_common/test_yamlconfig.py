@@ -29,3 +29,25 @@ def test_config_schema_on_the_command_line(cli):
         r = cli(module, ["config", "--schema"])
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["type"] == "object"
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    from crack_common.yamlconfig import ConfigError, read_yaml
+    p = tmp_path / "c.yaml"
+    p.write_text("drive:\n  motors: gpio\n  max_speed: 0.5\n  motors: sim\n")
+    twice = r"(?s)c.yaml.*'motors' is given twice \(first on line 2\)"
+    with pytest.raises(ConfigError, match=twice):
+        read_yaml(p)
+    p.write_text("a: 1\nb:\n  a: 2\n")  # the same key in two mappings is fine
+    assert read_yaml(p) == {"a": 1, "b": {"a": 2}}
+
+
+@pytest.mark.parametrize("text", ["a: " + "[" * 20000 + "]" * 20000,
+                                  "".join(f"{' ' * i}k{i}:\n" for i in range(200)) + " " * 200
+                                  + "x: 1\n"])
+def test_absurd_nesting_is_named_not_a_recursion_error(tmp_path, text):
+    from crack_common.yamlconfig import ConfigError, read_yaml
+    p = tmp_path / "deep.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match="deep.yaml: nested"):
+        read_yaml(p)

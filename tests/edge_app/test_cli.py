@@ -70,3 +70,14 @@ def test_a_model_whose_weights_differ_from_its_card_is_refused(cli, tmp_path, da
     assert r.returncode == 0, r.stderr
     assert "running it anyway" in r.stderr
     assert json.loads(r.stdout)["model_sha256"] == real
+
+
+def test_an_unreadable_model_card_is_named_not_read_as_empty(cli, tmp_path, dark_model):
+    import shutil
+    for ext in (".xml", ".bin"):
+        shutil.copyfile(dark_model.with_suffix(ext), tmp_path / f"m{ext}")
+    (tmp_path / "m.yaml").write_text("threshold: 0.4\nseed_threshold: [0.9\n")  # torn
+    r = cli("edge_app.cli", ["run", "--source", "demo", "--sim", "--model",
+                             str(tmp_path / "m.xml"), "--max-frames", "2", "--no-record",
+                             "--port", "0"])
+    assert r.returncode != 0 and "m.yaml: the model card is not valid YAML" in r.stderr
