@@ -189,7 +189,26 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
                             Route("/healthz", healthz), Route("/metrics", metrics_text)],
                     lifespan=lifespan)
     app.state.metrics, app.state.model = metrics, model
+    app.add_middleware(FramingGuard)
     return app
+
+
+class FramingGuard:
+    """ASGI middleware: a request with both Content-Length and Transfer-Encoding is
+    refused with 400 (RFC 9112 section 6.1: a proxy and this server could read its body
+    differently, the way request smuggling starts)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            names = {k.lower() for k, _ in scope.get("headers", [])}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                resp = _error(400, "both Content-Length and Transfer-Encoding: send one")
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def app_from_env() -> Starlette:

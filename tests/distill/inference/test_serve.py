@@ -123,6 +123,18 @@ def test_refusals_say_why(server):
     assert health["model"]["size"] == 448 and health["status"] == "ok"
 
 
+def test_a_request_with_two_body_lengths_is_refused(server):
+    """Content-Length and Transfer-Encoding together: 400 (RFC 9112), never a guess."""
+    body = jpeg(line=12)
+    chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    head = (f"POST /v1/segment HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n"
+            f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(head + chunked)
+        reply = s.recv(65536)
+    assert reply.split()[1] == b"400", reply[:200]
+
+
 def rss_mb(pid):
     from pathlib import Path
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
