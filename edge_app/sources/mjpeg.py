@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import logging
 import threading
+import time
 from typing import Dict
 from urllib.parse import urlsplit
 
@@ -83,7 +84,11 @@ class MjpegSource:
                 if k.lower() == "boundary":
                     boundary = v
             parser = MultipartParser(boundary, self.max_frame_bytes)
+            last_frame = time.monotonic()
             while not stop.is_set():
+                if time.monotonic() - last_frame > self.timeout:  # bytes, but no frames
+                    raise StreamError(f"no whole frame for {self.timeout:g} s (a trickling "
+                                      "or stuck stream)")
                 chunk = resp.read1(65536)
                 if not chunk:
                     if parser.buf.strip():
@@ -97,6 +102,7 @@ class MjpegSource:
                     self.counts["frames"] += 1
                     slot.put(Frame(self._seq, jpeg=body))
                     got = True
+                    last_frame = time.monotonic()
         except (OSError, http.client.HTTPException) as e:
             self.last_error = str(e) or type(e).__name__
         finally:

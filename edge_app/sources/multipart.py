@@ -1,9 +1,11 @@
 """An incremental parser for multipart/x-mixed-replace (MJPG) streams with bounded memory.
 
 It survives what cameras and networks do: garbage between parts, parts without
-Content-Length, a wrong Content-Length, an endless part (dropped once it passes
-`max_part` bytes, then the parser resynchronises on the next boundary), and a boundary
-missing from the Content-Type (taken from the first `--` line of the body).
+Content-Length, a wrong Content-Length (one too large is caught when the next boundary
+arrives right after a whole JPEG, instead of swallowing the frames after it), an endless
+part (dropped once it passes `max_part` bytes, then the parser resynchronises on the next
+boundary), and a boundary missing from the Content-Type (taken from the first `--` line
+of the body that a part's header follows, so a preamble is not mistaken for it).
 """
 
 from __future__ import annotations
@@ -41,13 +43,21 @@ class MultipartParser:
         return parts
 
     def _find_marker(self) -> int:
-        if self.marker is None:  # learn the boundary from the first "--" line
+        while self.marker is None:  # learn the boundary from the first "--" line of a part
             start = self.buf.find(b"--")
             end = self.buf.find(b"\n", start) if start >= 0 else -1
             if end < 0:
                 self._trim_garbage()
                 return -1
-            self.marker = bytes(self.buf[start:end]).rstrip(b"\r")
+            nxt = self.buf.find(b"\n", end + 1)
+            if nxt < 0 and len(self.buf) - end < HEADER_LIMIT:
+                return -1  # the line after it has not arrived yet
+            after = bytes(self.buf[end + 1:nxt if nxt >= 0 else None]).strip()
+            if not after or b":" in after.split(b" ")[0]:  # a header line, or none
+                self.marker = bytes(self.buf[start:end]).rstrip(b"\r")
+            else:  # a preamble or garbage line, not a part's boundary
+                self.counts["garbage_bytes"] += end + 1
+                del self.buf[:end + 1]
         return self.buf.find(self.marker)
 
     def _trim_garbage(self) -> None:
@@ -89,7 +99,14 @@ class MultipartParser:
                 self._drop_oversize()
                 return None
             if len(self.buf) < body_start + n:
-                return None
+                early = self._early_end(body_start, body_start + n)
+                if early < 0:
+                    return None
+                body = bytes(self.buf[body_start:early]).rstrip(b"\r\n")
+                del self.buf[:early]  # the declared length lied: the next part began
+                self.counts["bad_length"] += 1
+                self.counts["parts"] += 1
+                return body
             body = bytes(self.buf[body_start:body_start + n])
             del self.buf[:body_start + n]
             self.counts["parts"] += 1
@@ -107,6 +124,14 @@ class MultipartParser:
             return self._next()
         self.counts["parts"] += 1
         return body
+
+    def _early_end(self, start: int, declared_end: int) -> int:
+        """Where the next boundary starts inside a part that has not reached its declared
+        length, when what precedes it is a whole JPEG (the length lied); else -1."""
+        nxt = self.buf.find(self.marker, start)
+        if nxt < 0 or nxt >= declared_end:
+            return -1
+        return nxt if bytes(self.buf[start:nxt]).rstrip(b"\r\n").endswith(b"\xff\xd9") else -1
 
     def _drop_oversize(self) -> None:
         self.counts["oversize"] += 1

@@ -182,3 +182,53 @@ def test_ffmpeg_mpjpeg_server_stream():
     assert img is not None and img.shape == (240, 320, 3)
     assert cv2.Laplacian(img, cv2.CV_64F).var() > 10  # the test pattern, not a blank frame
     assert np.mean([f.decode().mean() for f in frames[:3]]) > 20
+
+
+def test_a_lying_content_length_costs_one_frame_not_the_stream():
+    """A part claiming 3,999,999 bytes is cut at the next boundary that follows a whole
+    JPEG, so the frames after it arrive at once instead of being swallowed."""
+    from edge_app.sources.multipart import MultipartParser
+    frames = [jpeg(seq=i) for i in range(6)]
+    liar = part(frames[0]).replace(f"Content-Length: {len(frames[0])}".encode(),
+                                   b"Content-Length: 3999999")
+    p = MultipartParser(BOUNDARY)
+    got = p.feed(liar + b"".join(part(f) for f in frames[1:]))
+    assert got[0] == frames[0] and len(got) >= 5  # the last may wait for its successor
+    assert got[1:] == frames[1:len(got)] and p.counts["bad_length"] == 1
+
+
+def test_a_preamble_is_not_taken_for_the_missing_boundary():
+    from edge_app.sources.multipart import MultipartParser
+    frames = [jpeg(seq=i) for i in range(4)]
+    stream = b"-- camera firmware 1.2 --\r\nhello\r\n" + b"".join(part(f) for f in frames)
+    p = MultipartParser(None)  # no boundary in the Content-Type
+    got = []
+    for i in range(0, len(stream), 97):  # in small pieces, as a network delivers
+        got += p.feed(stream[i:i + 97])
+    assert got == frames[:len(got)] and len(got) >= 3
+
+
+def test_a_trickling_stream_is_reconnected():
+    """A server that sends one byte every 0.2 s never lets a read time out; the source
+    reconnects when no whole frame came for its timeout."""
+    def trickle(h):
+        headers(h)
+        for b in part(jpeg())[:-200]:
+            h.wfile.write(bytes([b]))
+            h.wfile.flush()
+            time.sleep(0.2)
+    srv = ScriptedMjpegServer([trickle, good(200, 0.02)])
+    src = MjpegSource(srv.url, timeout=1.0, reconnect_min=0.05)
+    slot, stop = LatestSlot(), threading.Event()
+    t = threading.Thread(target=src.run, args=(slot, stop), daemon=True)
+    t.start()
+    try:
+        deadline = time.time() + 10
+        while src.counts["frames"] < 5 and time.time() < deadline:
+            time.sleep(0.05)
+        assert src.counts["frames"] >= 5 and src.counts["reconnects"] >= 1
+        assert "no whole frame" in src.last_error
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
