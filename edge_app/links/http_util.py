@@ -3,32 +3,60 @@
 They are stdlib `http.server` on purpose: on a Pi the car already runs a dozen threads
 and an ASGI stack would add an event loop and ~30 MB for two pages and a JPEG stream on
 loopback. What a bare `ThreadingHTTPServer` lacks is added here: a socket timeout per
-connection (a half-sent request cannot hold a thread), a cap on connections (503 past
-it), Host checks against DNS rebinding and strict request bodies.
+read, a deadline for a request's whole head (a client that adds a header line every few
+seconds, slowloris, is cut off at HEADER_DEADLINE_S), a cap on connections and a smaller
+one per client address (503 past them, so one client cannot take every slot), Host checks
+against DNS rebinding and strict request bodies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 10.0
+HEADER_DEADLINE_S = 5.0  # a request line and headers must arrive whole within this
 
 
 class BoundedServer(ThreadingHTTPServer):
-    """A threading HTTP server that serves at most `max_connections` at once."""
+    """A threading HTTP server that serves at most `max_connections` at once, and at most
+    `per_client` of them to one client address (default a quarter, at least 4)."""
 
     daemon_threads = True
 
-    def __init__(self, address: Tuple[str, int], handler: Any, max_connections: int = 32):
+    def __init__(self, address: Tuple[str, int], handler: Any, max_connections: int = 32,
+                 per_client: int = 0):
         super().__init__(address, handler)
         self.slots = threading.BoundedSemaphore(max_connections)
+        self.per_client = per_client or max(4, max_connections // 4)
+        self._clients: Dict[str, int] = {}
+        self._clients_lock = threading.Lock()
+
+    def _take(self, ip: str) -> bool:
+        with self._clients_lock:
+            if self._clients.get(ip, 0) >= self.per_client:
+                return False
+            if not self.slots.acquire(blocking=False):
+                return False
+            self._clients[ip] = self._clients.get(ip, 0) + 1
+            return True
+
+    def _give(self, ip: str) -> None:
+        with self._clients_lock:
+            left = self._clients.get(ip, 1) - 1
+            if left:
+                self._clients[ip] = left
+            else:
+                self._clients.pop(ip, None)
+            self.slots.release()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
+        if not self._take(client_address[0]):
             try:
                 request.settimeout(1.0)
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
@@ -43,13 +71,39 @@ class BoundedServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            self._give(client_address[0])
 
 
 class Handler(BaseHTTPRequestHandler):
     """Logs at debug level, times out idle sockets and sends whole, uncached responses."""
 
     timeout = REQUEST_TIMEOUT_S  # socket timeout: slow or stalled clients are dropped
+    header_deadline = HEADER_DEADLINE_S
+
+    def handle_one_request(self) -> None:
+        """One request, its head (request line and headers) due within header_deadline:
+        past it the socket is shut down, however steadily the client trickles."""
+        timer = threading.Timer(self.header_deadline, self._cut_off)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            timer.cancel()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # the head is read: the deadline no longer applies
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.cancel()
+        return ok
+
+    def _cut_off(self) -> None:
+        log.debug("http: %s sent no whole request head within %.0f s; cut off",
+                  self.client_address[0], self.header_deadline)
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def log_message(self, fmt: str, *args: object) -> None:
         log.debug("http: " + fmt, *args)
