@@ -42,6 +42,9 @@ def test_pi5_without_a_stick_runs_current_openvino_on_the_cpu_with_int8():
     assert forced["path"] == "c" and "--no-ncs2" in forced["notes"][0]
     with pytest.raises(PlanError, match="Bullseye, Bookworm and Trixie"):
         plan('VERSION_CODENAME=jessie\n', "arm64", STICK)
+    trixie = 'VERSION_CODENAME=trixie\n'  # Debian 13 takes Bookworm's paths
+    assert plan(trixie, "arm64", NO_STICK)["path"] == "c"
+    assert plan(trixie, "arm64", STICK)["path"] == "b"
 
 
 @pytest.mark.parametrize("os_release, lsusb, path", [(BULLSEYE, STICK, "a"),
