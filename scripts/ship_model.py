@@ -28,7 +28,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import yaml
 
@@ -312,11 +312,14 @@ def previous_rows(card: Path, single_card: Optional[Path], new_bin: Path) -> Dic
     return rows
 
 
-def markdown(found: Dict[str, Any]) -> str:
-    """The Table B.1-style table: per split, P/R/F1/IoU clean, IoU cases 1-2, F1@2px."""
+def markdown(found: Dict[str, Any], negatives: Sequence[str] = NEGATIVES) -> str:
+    """The Table B.1-style table: per split, P/R/F1/IoU clean, IoU cases 1-2, F1@2px; then
+    the false alarms of each crack-free set in NEGATIVES and of each split that has
+    crack-free images of its own."""
     rows = ["| test split | model | P | R | F1 | IoU | F1@2px | IoU case 1 | IoU case 2 |",
             "|---|---|---|---|---|---|---|---|---|"]
-    splits = [s for s in next(iter(found.values())) if s not in ("model", *NEGATIVES)]
+    first = next(iter(found.values()))
+    splits = [s for s in first if s not in ("model", *negatives)]
     for split in splits:
         for label, res in found.items():
             r = res.get(split)
@@ -329,11 +332,13 @@ def markdown(found: Dict[str, Any]) -> str:
                         f"{r['case2']['iou']:.3f} |")
     rows += ["", "| false alarms (crack-free images) | " + " | ".join(found) + " |",
              "|---|" + "---|" * len(found)]
-    for neg in NEGATIVES:
-        cells = [f"{res[neg]['false_alarm_rate']:.1%}" if neg in res else "-"
-                 for res in found.values()]
-        n = next((res[neg]["crack_free_images"] for res in found.values() if neg in res), 0)
-        rows.append(f"| {neg} ({n}) | " + " | ".join(cells) + " |")
+    alarm_sets = [*negatives, *(s for s in splits if first[s].get("crack_free_images"))]
+    for name in alarm_sets:
+        cells = [f"{res[name]['false_alarm_rate']:.1%}"
+                 if "false_alarm_rate" in res.get(name, {}) else "-" for res in found.values()]
+        n = next((res[name]["crack_free_images"] for res in found.values()
+                  if "crack_free_images" in res.get(name, {})), 0)
+        rows.append(f"| {name} ({n}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

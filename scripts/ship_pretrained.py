@@ -7,6 +7,7 @@ commands (read from the training script, so they cannot drift from it).
 It prints the same table in Markdown for the README.
 
 Usage: .venv/bin/python scripts/ship_pretrained.py WORK [--tag lite0] [--name crack-effnet-lite0]
+       [--models DIR]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Dict, List
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_model import BASELINE, DATASETS, dataset_names, sweep_card, write_card  # noqa: E402
+from ship_model import BASELINE, DATASETS, dataset_names, markdown, sweep_card, write_card  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_pretrained"
@@ -89,36 +90,6 @@ def script_commands() -> List[str]:
     return [c.replace("$BIN/", "") for c in cmds]
 
 
-def markdown(found: Dict[str, Any]) -> str:
-    """Table B.1's form: per split P/R/F1/IoU clean, F1@2px, IoU under cases 1-2; then the
-    false alarms."""
-    rows = ["| test split | model | P | R | F1 | IoU | F1@2px | IoU case 1 | IoU case 2 |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    first = next(iter(found.values()))
-    splits = [s for s in first if s != "model" and s not in NEGATIVES]
-    for split in splits:
-        for label, res in found.items():
-            r = res.get(split)
-            if not r:
-                continue
-            c = r["clean"]
-            rows.append(f"| {split} ({r['images']}) | {label} | {c['precision']:.3f} | "
-                        f"{c['recall']:.3f} | {c['f1']:.3f} | **{c['iou']:.3f}** | "
-                        f"{c.get('f1@2px', float('nan')):.3f} | {r['case1']['iou']:.3f} | "
-                        f"{r['case2']['iou']:.3f} |")
-    rows += ["", "| false alarms (crack-free images) | " + " | ".join(found) + " |",
-             "|---|" + "---|" * len(found)]
-    sets = [s for s in first if s in NEGATIVES or first[s].get("crack_free_images")]
-    for name in sets:
-        cells, n = [], 0
-        for res in found.values():
-            r = res.get(name, {})
-            n = n or r.get("crack_free_images", 0)
-            cells.append(f"{r['false_alarm_rate']:.1%}" if "false_alarm_rate" in r else "-")
-        rows.append(f"| {name} ({n}) | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
-
-
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("work", type=Path)
@@ -126,6 +97,8 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--name", default="crack-effnet-lite0")
     ap.add_argument("--before", default="HrSegNet-B16 trio (the default before)",
                     help="the table's label of eval_default*.json")
+    ap.add_argument("--models", type=Path, default=REPO / "models",
+                    help="where the IRs and cards go (default models/)")
     a = ap.parse_args(argv)
     work, tag, name = a.work, a.tag, a.name
     export = work / tag / "export"
@@ -162,7 +135,7 @@ def main(argv: List[str]) -> int:
                                    "DEVICE=cuda on a GPU)",
                          "steps": script_commands()}
     card["limitations"] = LIMITATIONS
-    models = REPO / "models"
+    models = a.models
     for ext in (".xml", ".bin"):
         shutil.copyfile(export / f"student{ext}", models / f"{name}{ext}")
     write_card(card, models / f"{name}.yaml")
@@ -178,7 +151,7 @@ def main(argv: List[str]) -> int:
         for ext in (".xml", ".bin"):
             shutil.copyfile(int8.with_suffix(ext), models / f"{name}_int8{ext}")
         write_card(card8, models / f"{name}_int8.yaml")
-    print(markdown(found))
+    print(markdown(found, tuple(NEGATIVES)))
     print(f"\nmodels/{name}.xml, .bin and .yaml written")
     return 0
 
