@@ -131,7 +131,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                     args.host)
     settings = ServeSettings(str(args.model), args.device, args.max_batch, args.max_wait_ms,
                              keys, args.max_bytes, args.timeout, args.threshold,
-                             max_pixels=args.max_pixels)
+                             max_pixels=args.max_pixels, head_timeout_s=args.head_timeout)
     run(settings, args.host, args.port, args.workers,
         "debug" if getattr(args, "verbose", False) else "info")
     return 0
@@ -678,6 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "before decoding)")
     sv.add_argument("--timeout", type=float, default=d.timeout_s,
                     help="seconds a request may wait")
+    sv.add_argument("--head-timeout", type=float, default=d.head_timeout_s,
+                    help="seconds a request's whole head (request line and headers) may "
+                         "take to arrive; slower clients are cut off (slowloris)")
     sv.add_argument("--threshold", type=float, default=d.threshold,
                     help="crack probability threshold (0: the model card's, else 0.5)")
     sv.set_defaults(func=_cmd_serve)

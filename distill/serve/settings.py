@@ -17,3 +17,4 @@ class ServeSettings:
     timeout_s: float = 10.0
     threshold: float = 0.0  # 0: the model card's (IRs) or 0.5
     max_pixels: int = 4096 * 4096  # what an image's header may claim before decoding
+    head_timeout_s: float = 5.0  # a request's whole head must arrive within this

@@ -135,6 +135,47 @@ def test_a_request_with_two_body_lengths_is_refused(server):
     assert reply.split()[1] == b"400", reply[:200]
 
 
+def test_slow_clients_neither_hold_the_server_nor_stay(model):
+    """Slowloris for real: 60 clients from 127.0.0.2 that add a header line every second
+    never finish a request. The per-address cap keeps slots for everyone else (a request
+    from 127.0.0.1 is answered at once) and the head deadline closes every slow one."""
+    srv = Server(model, free_port(), "--head-timeout", "2").start()
+    closed = []
+
+    def slow():
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        t0 = time.monotonic()
+        try:
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            s.settimeout(1.0)
+            while time.monotonic() - t0 < 15:
+                try:
+                    s.recv(4096)  # an answer (503) or the close: either way it is over
+                    break
+                except socket.timeout:
+                    s.sendall(b"X-Padding: a\r\n")
+        except OSError:
+            pass
+        closed.append(time.monotonic() - t0)
+        s.close()
+
+    attackers = [threading.Thread(target=slow, daemon=True) for _ in range(60)]
+    try:
+        for t in attackers:
+            t.start()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        assert post(srv.url, jpeg(line=12))[0] == 200
+        assert time.monotonic() - t0 < 2.0
+        for t in attackers:
+            t.join(20)
+        assert len(closed) == 60 and max(closed) < 5.0, sorted(closed)[-5:]
+    finally:
+        srv.kill()
+
+
 def rss_mb(pid):
     from pathlib import Path
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
