@@ -242,7 +242,7 @@ class MqttLink:
                 for seq, topic, payload in batch:
                     info = self.client.publish(topic, payload, qos=self.cfg.detections_qos)
                     with self._lock:
-                        self._sent_upto = seq
+                        self._sent_upto = self.spool.sent_upto = seq
                         if self._early.pop(info.mid, None) is None:
                             self._mid_seq[info.mid] = seq
                         self._ack_target = max(self._ack_target, self._watermark())

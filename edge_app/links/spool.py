@@ -42,6 +42,7 @@ class Spool:
         self.dropped = 0
         self.errors = 0
         self._ack_failing = False  # the last acknowledgement could not be recorded
+        self.sent_upto = 0  # the highest seq handed to the broker's client (set by the link)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False,
                                    isolation_level=None)
@@ -72,12 +73,17 @@ class Spool:
                     self._db.execute("INSERT INTO messages VALUES (?, ?, ?)",
                                      (self.seq, topic, payload))
                     over = self._depth + 1 - self.max_messages
+                    lost = 0
                     if over > 0:
-                        self._db.execute("DELETE FROM messages WHERE seq IN (SELECT seq FROM "
-                                         "messages WHERE seq > ? ORDER BY seq LIMIT ?)",
-                                         (self.acked, over))
+                        gone = [r[0] for r in self._db.execute(
+                            "SELECT seq FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+                            (self.acked, over))]
+                        self._db.execute("DELETE FROM messages WHERE seq > ? AND seq <= ?",
+                                         (self.acked, gone[-1]))
+                        # those already handed to the broker's client may still arrive
+                        lost = sum(1 for q in gone if q > self.sent_upto)
                 self._depth += 1 - max(0, over)
-                self.dropped += max(0, over)
+                self.dropped += lost
             except sqlite3.Error as e:
                 self.errors += 1
                 log.warning("spool: message %d not stored on disk (%s); kept in memory, the "

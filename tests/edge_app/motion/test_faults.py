@@ -557,3 +557,15 @@ def test_the_car_uses_the_threshold_its_model_was_validated_at():
     assert card_threshold(0.6, {"threshold": 0.4}) == 0.6  # the config wins
     assert card_threshold(None, {}) == 0.5
     assert card_threshold(None, {"threshold": "x"}) == card_threshold(None, {"threshold": 2})
+
+
+def test_spool_counts_as_dropped_only_what_never_left(tmp_path):
+    """Trimming deletes the oldest unacknowledged messages; those already handed to the
+    broker's client may still arrive, so only the others are counted as dropped."""
+    from edge_app.links.spool import Spool
+    sp = Spool(tmp_path, max_messages=100)
+    sp.sent_upto = 30  # 1..30 are in flight
+    for _ in range(150):
+        sp.append("t", lambda s: str(s))
+    assert sp.depth == 100 and sp.dropped == 20  # 50 trimmed, 30 of them in flight
+    sp.close()
