@@ -42,8 +42,9 @@ NEGATIVES = {"negatives_test": "a crack-free window of each realcrack test photo
              "negatives_roadcam": "a crack-free window of each roadcam test frame (labelled "
                                   "pixels only)"}
 LIMITATIONS = (
-    "Trained on about 4,400 public photos (handheld close-ups of pavement, concrete, walls "
-    "and masonry; frames of vehicle-mounted road cameras) and synthetic hard negatives, on a "
+    "Trained on 2,624 public photos (2,152 handheld close-ups of pavement, concrete, walls "
+    "and masonry; 472 frames of vehicle-mounted road cameras) and 800 synthetic hard "
+    "negatives, on a "
     "CPU budget of about 95 minutes, from an ImageNet-pretrained encoder, without "
     "distillation. Most training sets allow non-commercial research use only (see datasets): "
     "the model inherits that. Check it on your own roads with crack-distill predict; "
@@ -97,14 +98,21 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--name", default="crack-effnet-lite0")
     ap.add_argument("--before", default="HrSegNet-B16 trio (the default before)",
                     help="the table's label of eval_default*.json")
+    ap.add_argument("--opt-in", action="store_true",
+                    help="the model ships beside the default, which stays (the table says so)")
     ap.add_argument("--models", type=Path, default=REPO / "models",
                     help="where the IRs and cards go (default models/)")
+    ap.add_argument("--rule", metavar="LOW,HIGH",
+                    help="hysteresis mask rule chosen on validation "
+                         "(scripts/studies/hysteresis_choice.py); default: the swept threshold")
     a = ap.parse_args(argv)
     work, tag, name = a.work, a.tag, a.name
     export = work / tag / "export"
     card = yaml.safe_load((export / "student.yaml").read_text())
     sweep = json.loads((work / f"sweep_{tag}.json").read_text())
     label = f"EfficientNet-Lite0 + light decoder, ImageNet encoder, no KD ({tag}) (shipped)"
+    if a.opt_in:
+        label = label.replace("(shipped)", "(shipped, opt-in)")
     found = {label: row(work, tag, f"{tag}_neg")}
     if (work / f"eval_{tag}_int8.json").is_file():
         found[f"{label}, INT8 IR"] = row(work, f"{tag}_int8", f"{tag}_int8_neg")
@@ -114,6 +122,15 @@ def main(argv: List[str]) -> int:
     card["files"] = {**card.get("files", {}), "xml": f"{name}.xml", "bin": f"{name}.bin"}
     card["threshold"] = sweep["best_threshold"]
     card.pop("seed_threshold", None)
+    if a.rule:
+        low, high = (float(v) for v in a.rule.split(","))
+        card["threshold"], card["seed_threshold"] = low, high
+        card["mask_rule"] = {"rule": f"hysteresis {low:g}/{high:g}: the pixels above {low:g} "
+                                     f"in 8-connected components that hold a pixel above "
+                                     f"{high:g}",
+                             "plain_threshold": sweep["best_threshold"],
+                             "chosen_on": "validation split, scripts/studies/"
+                                          "hysteresis_choice.py (its rule in its docstring)"}
     card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} photos)")
     card["datasets"] = [{"name": k, "source": v[0], "terms": v[1]}
                         for k, v in {**DATASETS, **ROADCAM}.items()]
@@ -143,7 +160,8 @@ def main(argv: List[str]) -> int:
     if int8.is_file():
         card8 = yaml.safe_load(int8.with_suffix(".yaml").read_text())
         card8.update({k: card[k] for k in ("datasets", "evaluation", "reproduce",
-                                          "limitations", "training", "threshold")})
+                                          "limitations", "training", "threshold",
+                                          "seed_threshold", "mask_rule") if k in card})
         card8["name"] = f"{name}-int8"
         card8["files"] = {**card8.get("files", {}), "xml": f"{name}_int8.xml",
                           "bin": f"{name}_int8.bin"}

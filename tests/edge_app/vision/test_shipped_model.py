@@ -126,3 +126,49 @@ def test_it_finds_a_dark_crack_and_nothing_on_a_plain_surface(model):
     near = cv2.dilate(truth, np.ones((11, 11), np.uint8)) > 0
     assert (found & (truth > 0)).sum() / truth.sum() > 0.8  # the crack is covered ...
     assert (found & near).sum() / found.sum() > 0.9  # ... and the mask stays on it
+
+
+ROAD = DEFAULT_MODEL.with_name("crack-effnet-lite0.xml")
+
+
+@pytest.mark.skipif(not ROAD.exists(), reason="no road-camera model shipped")
+def test_road_camera_opt_in_is_intact_and_reports_the_road_goals():
+    """The pretrained-encoder opt-in (models/crack-effnet-lite0): its weights are the
+    card's, its export was checked in both runtimes, and its card holds the road-camera
+    goals it was shipped for: 0.20 IoU over the classical filter on NHA12D and
+    EdmCrack600, above it on RoadSurvey_BR, at most 10% false alarms on crack-free
+    road-camera windows (the default's card row beside it)."""
+    card = yaml.safe_load(ROAD.with_suffix(".yaml").read_text())
+    data = ROAD.with_suffix(".bin").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == card["files"]["bin_sha256"]
+    assert card["export_check"]["pass"] and card["name"] == ROAD.stem
+    assert card["student"]["arch"] == "effnet_lite0"
+    models = card["evaluation"]["models"]
+    label, scores = next(iter(models.items()))
+    assert "(shipped, opt-in)" in label
+    base = models["classical black-hat baseline"]
+    for name in ("NHA12D", "EdmCrack600_crops"):
+        assert scores[name]["clean"]["iou"] >= base[name]["clean"]["iou"] + 0.20, name
+    assert scores["RoadSurvey_BR"]["clean"]["iou"] > base["RoadSurvey_BR"]["clean"]["iou"]
+    assert scores["negatives_roadcam"]["false_alarm_rate"] <= 0.10
+    assert {d["name"] for d in card["datasets"]} >= {"RoadSurvey_BR", "NHA12D"}
+
+
+@pytest.mark.skipif(not ROAD.exists(), reason="no road-camera model shipped")
+def test_road_camera_opt_in_finds_a_dark_crack_and_nothing_on_a_plain_surface():
+    road_model = IRModel(ROAD, "CPU")
+    rng = np.random.default_rng(0)
+    blank, _ = road(rng, crack=False)
+    card = yaml.safe_load(ROAD.with_suffix(".yaml").read_text())
+    t = card["threshold"]
+
+    def mask(img):
+        logits = road_model.infer(img)
+        e = np.exp(logits - logits.max(0))
+        return e[1] / e.sum(0) > t
+    assert mask(blank).mean() < 0.002
+    img, truth = road(rng, crack=True)
+    found = mask(img)
+    near = cv2.dilate(truth, np.ones((11, 11), np.uint8)) > 0
+    assert (found & (truth > 0)).sum() / truth.sum() > 0.7  # its marks run thinner
+    assert (found & near).sum() / found.sum() > 0.9
