@@ -27,6 +27,7 @@ from typing import Dict, List
 
 NCS2_USB_IDS = ("03e7:2485", "03e7:f63b")  # Myriad X before and after its firmware boot
 MODEL = "crack-hrsegnet-b16"  # the bundled model (models/); _int8 for CPU-only cars
+ROAD_MODEL = "crack-effnet-lite0"  # for a camera that looks at the road ahead (--road)
 OV_ARCHIVE = "l_openvino_toolkit_debian9_2022.3.2_{arch}.tgz"  # name pattern of 2022.3.x
 
 
@@ -48,8 +49,10 @@ def has_ncs2(lsusb: str) -> bool:
 
 
 def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
-         int8: bool = True) -> Dict[str, object]:
-    """The installer's decisions: path, Python, OpenVINO source, device, model, notes."""
+         int8: bool = True, road: bool = False) -> Dict[str, object]:
+    """The installer's decisions: path, Python, OpenVINO source, device, model, notes;
+    `road`: the model for a camera that looks at the road ahead from a vehicle."""
+    stem = ROAD_MODEL if road else MODEL
     info = parse_os_release(os_release)
     codename = info.get("VERSION_CODENAME", "")
     if arch not in ("arm64", "armhf", "amd64"):
@@ -64,7 +67,7 @@ def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
                             "Raspberry Pi OS, or use an NCS2")
         return {"path": "c", "python": "system", "python_cmd": "python3",
                 "openvino": "pip", "device": "CPU",
-                "model": f"{MODEL}_int8.xml" if int8 else f"{MODEL}.xml",
+                "model": f"{stem}_int8.xml" if int8 else f"{stem}.xml",
                 "picamera2": True, "codename": codename, "notes": notes + [
                     "no NCS2 found (lsusb shows no 03e7:2485): CPU inference"]}
     if arch == "amd64":
@@ -73,7 +76,7 @@ def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
     if codename in ("bullseye", "buster"):
         return {"path": "a", "python": "system 3.9", "python_cmd": "python3",
                 "openvino": "archive", "archive": archive, "device": "MYRIAD",
-                "model": f"{MODEL}.xml", "picamera2": True, "codename": codename,
+                "model": f"{stem}.xml", "picamera2": True, "codename": codename,
                 "notes": notes}
     if codename in ("bookworm", "trixie"):
         if arch != "arm64":
@@ -82,7 +85,7 @@ def plan(os_release: str, arch: str, lsusb: str, no_ncs2: bool = False,
         return {"path": "b", "python": "standalone 3.9 (uv python install 3.9)",
                 "python_cmd": "/opt/crack-car/python39/bin/python3.9",
                 "openvino": "archive", "archive": archive, "device": "MYRIAD",
-                "model": f"{MODEL}.xml", "picamera2": False, "codename": codename,
+                "model": f"{stem}.xml", "picamera2": False, "codename": codename,
                 "notes": notes + ["picamera2 is not importable from Python 3.9: the camera "
                                   "is read through ustreamer's MJPG stream (the default)"]}
     raise PlanError(f"Raspberry Pi OS {codename or 'unknown'}: supported are Bullseye, "
@@ -112,10 +115,13 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--lsusb", default="", help="the output of lsusb")
     ap.add_argument("--no-ncs2", action="store_true")
     ap.add_argument("--no-int8", action="store_true", help="no INT8 IR in models/")
+    ap.add_argument("--road", action="store_true",
+                    help="the camera looks at the road ahead from a vehicle: "
+                         f"models/{ROAD_MODEL}*")
     ap.add_argument("--format", choices=["text", "shell"], default="text")
     a = ap.parse_args(argv)
     try:
-        p = plan(a.os_release.read_text(), a.arch, a.lsusb, a.no_ncs2, not a.no_int8)
+        p = plan(a.os_release.read_text(), a.arch, a.lsusb, a.no_ncs2, not a.no_int8, a.road)
     except (PlanError, OSError) as e:
         print(f"install-pi: {e}", file=sys.stderr)
         return 1

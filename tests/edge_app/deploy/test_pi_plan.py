@@ -93,3 +93,12 @@ def test_install_pi_config_step_fails_whole_on_an_unexpected_example(tmp_path):
                         f'"{example}" "{out}" MYRIAD m.xml runs'], capture_output=True, text=True)
     assert r.returncode == 1 and "no line for url" in r.stderr
     assert not out.exists() and not (tmp_path / "config.yaml.new").exists()
+
+
+def test_a_road_facing_camera_gets_the_road_model_on_every_path():
+    from edge_app.tools.pi_plan import ROAD_MODEL
+    assert plan(BOOKWORM, "arm64", NO_STICK, road=True)["model"] == f"{ROAD_MODEL}_int8.xml"
+    assert plan(BOOKWORM, "arm64", STICK, road=True)["model"] == f"{ROAD_MODEL}.xml"
+    assert plan(BULLSEYE, "arm64", STICK, road=True)["model"] == f"{ROAD_MODEL}.xml"
+    for xml in (f"{ROAD_MODEL}.xml", f"{ROAD_MODEL}_int8.xml"):  # what the plan names ships
+        assert (REPO / "models" / xml).is_file()
