@@ -7,6 +7,12 @@ from typing import Any, Optional
 
 
 def finite_number(value: Any) -> Optional[float]:
-    """`value` as a float when it is a finite int or float (not a bool), else None."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if ok and math.isfinite(value) else None
+    """`value` as a float when it is a finite int or float (not a bool), else None (an int
+    too large for a float, such as JSON's 10**400, included)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

@@ -30,6 +30,8 @@ import threading
 import time
 from typing import Any, Deque, Dict, Optional, Tuple
 
+from crack_common.values import finite_number
+
 MAX_BYTES = 4096
 MAX_DEPTH = 8  # JSON nesting a command may have (a command is one flat object)
 FIELDS: Dict[str, Dict[str, Any]] = {
@@ -138,13 +140,10 @@ def _send_time(cmd: Dict[str, Any]) -> float:
     t = cmd.get("t")
     if not isinstance(t, (int, float)) or isinstance(t, bool):
         raise CommandError("no send time: commands carry \"t\" (Unix seconds)")
-    try:
-        t = float(t)
-    except OverflowError:
-        raise CommandError("t is not a time: out of range") from None
-    if t != t or t in (float("inf"), float("-inf")):
+    seconds = finite_number(t)
+    if seconds is None:
         raise CommandError("t is not a time: expected finite Unix seconds")
-    return t
+    return seconds
 
 
 def _check(cmd: Dict[str, Any], raw: bytes, cid: str, key: Optional[str], max_age_s: float,
@@ -192,17 +191,10 @@ def _fields(cmd: Dict[str, Any]) -> Dict[str, Any]:
                 raise CommandError(f"{name}: {key} must be one of {', '.join(rule)}, "
                                    f"got {str(value)[:40]!r}")
         else:
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
-                    not _in_range(value, rule):
+            number = finite_number(value)
+            if number is None or not rule[0] <= number <= rule[1]:
                 raise CommandError(f"{name}: {key} must be a number in {rule[0]}..{rule[1]}, "
                                    f"got {str(value)[:40]}")
-            value = float(value)
+            value = number
         out[key] = value
     return out
-
-
-def _in_range(value: float, rule: Tuple[float, float]) -> bool:
-    try:
-        return rule[0] <= float(value) <= rule[1]  # NaN compares false; huge ints overflow
-    except OverflowError:
-        return False
