@@ -1,4 +1,5 @@
-"""Reading numbers out of data someone else wrote (JSON records, model cards, gpsd)."""
+"""Reading numbers out of data someone else wrote (JSON records, model cards, gpsd,
+commands), and sizing such data before a parser recurses on it."""
 
 from __future__ import annotations
 
@@ -16,3 +17,16 @@ def finite_number(value: Any) -> Optional[float]:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
+
+
+def bracket_depth(text: str) -> int:
+    """The deepest nesting of [ and { in a JSON or YAML text, found without parsing it
+    (parsers recurse on nesting; brackets inside strings count too: a conservative bound)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest

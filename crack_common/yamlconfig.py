@@ -18,6 +18,8 @@ from typing import Any, Dict, Optional, Sequence, TypeVar
 
 import yaml
 
+from crack_common.values import bracket_depth
+
 T = TypeVar("T")
 
 
@@ -137,15 +139,8 @@ MAX_DEPTH = 50  # nesting a config may have; deeper is no config (and would exha
 
 def _depth(text: str) -> int:
     """The deepest bracket or indentation nesting of a YAML text, found without parsing."""
-    depth = deepest = 0
-    for ch in text:
-        if ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
     indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()}
-    return max(deepest, len(indents))
+    return max(bracket_depth(text), len(indents))
 
 
 def read_yaml(path: Path) -> Dict[str, Any]:

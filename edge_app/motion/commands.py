@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any, Deque, Dict, Optional, Tuple
 
-from crack_common.values import finite_number
+from crack_common.values import bracket_depth, finite_number
 
 MAX_BYTES = 4096
 MAX_DEPTH = 8  # JSON nesting a command may have (a command is one flat object)
@@ -118,13 +118,7 @@ def _decode(raw: bytes) -> Dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CommandError(f"not JSON: {e}") from None
-    depth = deepest = 0
-    for ch in text:  # brackets inside strings count too: a conservative bound
-        if ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
+    deepest = bracket_depth(text)
     if deepest > MAX_DEPTH:
         raise CommandError(f"not a command: JSON nested {deepest} deep (at most {MAX_DEPTH})")
     try:
