@@ -225,8 +225,7 @@ def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8080,
     import uvicorn
     load_batch_model(settings.model, settings.device, settings.threshold)  # fail early
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-    from distill.serve.guarded_h11 import GuardedH11Protocol
-    GuardedH11Protocol.head_deadline_s = settings.head_timeout_s
+    from distill.serve.guarded_h11 import GuardedH11Protocol  # its deadline: app_from_env
     uvicorn.run("distill.serve.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_level=log_level, timeout_keep_alive=30,
                 limit_concurrency=256, http=GuardedH11Protocol)
