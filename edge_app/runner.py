@@ -36,16 +36,14 @@ def _source(cfg: CarConfig) -> Any:
 def _readable_card(xml: Path) -> Dict[str, Any]:
     """The model's card; one that exists but cannot be read is an error, not {}: the car
     would silently lose the card's threshold and mask rule."""
+    import yaml
     try:
         return model_card(xml, strict=True)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{Path(xml).with_suffix('.yaml')}: the model card cannot be read "
-                         f"({type(e).__name__}: {str(e)[:200]}); fix it, or remove it to run "
-                         "at the configured threshold") from None
-    except Exception as e:  # yaml.YAMLError: edge_app imports yaml only where it reads
-        raise ValueError(f"{Path(xml).with_suffix('.yaml')}: the model card is not valid "
-                         f"YAML ({str(e)[:200]}); fix it, or remove it to run at the "
-                         "configured threshold") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        what = "is not valid YAML" if isinstance(e, yaml.YAMLError) else "cannot be read"
+        raise ValueError(f"{Path(xml).with_suffix('.yaml')}: the model card {what} "
+                         f"({str(e)[:200]}); fix it, or remove it to run at the configured "
+                         "threshold") from None
 
 
 def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
