@@ -74,7 +74,6 @@ class MqttLink:
         self._closing = False
         self.commands = {"accepted": 0, "rejected": 0}
         self._lock = threading.Lock()
-        self._sent_upto = self.spool.acked  # handed to paho
         self._ack_target = self.spool.acked  # acknowledged, not yet recorded on disk
         self._mid_seq: Dict[int, int] = {}
         self._barrier: set = set()  # in flight at a disconnect: they go first after it
@@ -199,7 +198,7 @@ class MqttLink:
         under the oldest still in flight, or the last one handed to paho."""
         if self._mid_seq:
             return min(self._mid_seq.values()) - 1
-        return self._sent_upto
+        return self.spool.sent_upto
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         cid = ""
@@ -233,7 +232,7 @@ class MqttLink:
             while self.connected.is_set():
                 with self._lock:
                     room = self.cfg.max_inflight - len(self._mid_seq)
-                    after = self._sent_upto
+                    after = self.spool.sent_upto
                     if room <= 0 or self._barrier:  # paho resends the older ones first
                         return
                 batch = self.spool.pending(after=after, limit=room)
@@ -242,7 +241,7 @@ class MqttLink:
                 for seq, topic, payload in batch:
                     info = self.client.publish(topic, payload, qos=self.cfg.detections_qos)
                     with self._lock:
-                        self._sent_upto = self.spool.sent_upto = seq
+                        self.spool.sent_upto = seq
                         if self._early.pop(info.mid, None) is None:
                             self._mid_seq[info.mid] = seq
                         self._ack_target = max(self._ack_target, self._watermark())

@@ -42,7 +42,6 @@ class Spool:
         self.dropped = 0
         self.errors = 0
         self._ack_failing = False  # the last acknowledgement could not be recorded
-        self.sent_upto = 0  # the highest seq handed to the broker's client (set by the link)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False,
                                    isolation_level=None)
@@ -55,6 +54,9 @@ class Spool:
         self.acked = int(row[0]) if row else 0
         top = self._db.execute("SELECT MAX(seq) FROM messages").fetchone()[0]
         self.seq = max(self.acked, int(top or 0))
+        # the highest seq handed to the broker's client (the link moves it; trimming does
+        # not count what is past it as dropped)
+        self.sent_upto = self.acked
         self._depth = self._count()
 
     def _count(self) -> int:
