@@ -134,18 +134,24 @@ def script_commands() -> List[str]:
     return out
 
 
-def _scores(per: Dict[str, Any]) -> Dict[str, Any]:
+def scores(per: Dict[str, Any], negatives: Sequence[str] = NEGATIVES) -> Dict[str, Any]:
+    """Card rows from an eval's datasets: per split P/R/F1/IoU by case (and the false
+    alarms on its own crack-free images, when it has any); per crack-free set in
+    NEGATIVES its false-alarm rate."""
     out: Dict[str, Any] = {}
     for name, r in per.items():
-        if name in NEGATIVES:
-            fa = r.get("false_alarm")
+        fa = r.get("false_alarm")
+        if name in negatives:
             if fa:
                 out[name] = {"false_alarm_rate": round(fa["rate"], 4),
                              "crack_free_images": fa["crack_free_images"]}
             continue
-        row = {case: {k: round(v, 4) for k, v in r[case].items()}
-               for case in ("clean", "case1", "case2")}
+        row: Dict[str, Any] = {case: {k: round(v, 4) for k, v in r[case].items()}
+                               for case in ("clean", "case1", "case2")}
         row["images"] = r["images"]
+        if fa:
+            row["false_alarm_rate"] = round(fa["rate"], 4)
+            row["crack_free_images"] = fa["crack_free_images"]
         out[name] = row
     return out
 
@@ -249,7 +255,7 @@ def sweep_card(sweep: Dict[str, Any], data: str) -> Dict[str, Any]:
 
 def card_row(ev: Dict[str, Any]) -> Dict[str, Any]:
     """A model's card row from its evaluation (crack-distill eval --json-out)."""
-    return {"model": ev["model"]["what"], **_scores(ev["model"]["datasets"])}
+    return {"model": ev["model"]["what"], **scores(ev["model"]["datasets"])}
 
 
 def eval_row(path: Path) -> Dict[str, Any]:
@@ -275,7 +281,7 @@ def evaluations(work: Path, shipped: str = "shipped") -> Dict[str, Any]:
         if "baseline" in ev:  # older runs scored the baseline beside each model
             classical = classical or ev["baseline"]
     if classical:
-        found[BASELINE] = {"model": classical["what"], **_scores(classical["datasets"])}
+        found[BASELINE] = {"model": classical["what"], **scores(classical["datasets"])}
     return found
 
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, List
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_model import BASELINE, DATASETS, dataset_names, markdown, sweep_card, write_card  # noqa: E402
+from ship_model import BASELINE, DATASETS, dataset_names, markdown, scores, sweep_card, write_card  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_pretrained"
@@ -51,26 +51,6 @@ LIMITATIONS = (
     "retrain with your frames added (scripts/train_pretrained) before relying on it.")
 
 
-def scores(ev: Dict[str, Any]) -> Dict[str, Any]:
-    """A card row from an eval JSON: per split P/R/F1/IoU by case (and the false alarms
-    on its crack-free images, if any); per false-alarm set its rate."""
-    out: Dict[str, Any] = {}
-    for name, r in ev["model"]["datasets"].items():
-        fa = r.get("false_alarm")
-        if name in NEGATIVES:
-            out[name] = {"false_alarm_rate": round(fa["rate"], 4),
-                         "crack_free_images": fa["crack_free_images"]}
-            continue
-        row: Dict[str, Any] = {case: {k: round(v, 4) for k, v in r[case].items()}
-                               for case in ("clean", "case1", "case2")}
-        row["images"] = r["images"]
-        if fa:
-            row["false_alarm_rate"] = round(fa["rate"], 4)
-            row["crack_free_images"] = fa["crack_free_images"]
-        out[name] = row
-    return out
-
-
 def row(work: Path, *names: str) -> Dict[str, Any]:
     """The card row of WORK/eval_NAME.json files merged (a model's tests and negatives)."""
     merged: Dict[str, Any] = {}
@@ -79,7 +59,7 @@ def row(work: Path, *names: str) -> Dict[str, Any]:
         if p.is_file():
             ev = json.loads(p.read_text())
             merged.setdefault("model", ev["model"]["what"])
-            merged.update(scores(ev))
+            merged.update(scores(ev["model"]["datasets"], tuple(NEGATIVES)))
     return merged
 
 
