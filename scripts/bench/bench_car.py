@@ -140,6 +140,15 @@ def stream_vs_raw(model: Path, jpegs: list, frames: np.ndarray, seconds: float) 
     return raw, b
 
 
+
+def pipeline_line(model: Path, label: str, frames: np.ndarray, seconds: float) -> str:
+    """The benchmarks' closing line: the car's pipeline fed faster than it keeps up, with
+    MODEL (shown as LABEL), against the model's raw rate."""
+    raw, summary = stream_vs_raw(model, demo_jpegs(32), frames, seconds)
+    return (f"car pipeline with {label}, fed faster than it keeps up: "
+            f"{summary['wall_fps']:.1f} fps, {summary['wall_fps'] / raw:.2f} of its raw "
+            f"{raw:.1f} fps")
+
 def mjpeg_flood(jpegs: list, fps: float):
     def play(h):
         headers(h)

@@ -18,7 +18,7 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench.bench_car import demo_frames, demo_jpegs, raw_throughput, stream_vs_raw  # noqa: E402
+from scripts.bench.bench_car import demo_frames, pipeline_line, raw_throughput  # noqa: E402
 
 
 def main(argv: List[str]) -> int:
@@ -46,10 +46,7 @@ def main(argv: List[str]) -> int:
         print(f"  {name:<40} {v:7.1f}  ({v / base:.2f}x)  rounds: "
               + ", ".join(f"{x:.1f}" for x in fps[name]))
     for m in args.models:
-        raw, summary = stream_vs_raw(m, demo_jpegs(32), frames, args.seconds)
-        print(f"car pipeline with {m.name}, fed faster than it keeps up: "
-              f"{summary['wall_fps']:.1f} fps, {summary['wall_fps'] / raw:.2f} of its raw "
-              f"{raw:.1f} fps")
+        print(pipeline_line(m, m.name, frames, args.seconds))
     return 0
 
 

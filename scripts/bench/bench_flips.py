@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from distill.ir_average import ensemble_ir, flip_average_ir  # noqa: E402
-from scripts.bench.bench_car import demo_frames, demo_jpegs, raw_throughput, stream_vs_raw  # noqa: E402
+from scripts.bench.bench_car import demo_frames, pipeline_line, raw_throughput  # noqa: E402
 
 
 def main(argv: List[str]) -> int:
@@ -56,10 +56,7 @@ def main(argv: List[str]) -> int:
         for name, v in fps.items():
             print(f"  {name:<12} {v:7.1f}  ({v / base:.2f}x)")
         car = "ensemble" if "ensemble" in irs else "h"
-        raw, summary = stream_vs_raw(irs[car], demo_jpegs(32), frames, args.seconds)
-        print(f"car pipeline with {car}, fed faster than it keeps up: "
-              f"{summary['wall_fps']:.1f} fps, {summary['wall_fps'] / raw:.2f} of its raw "
-              f"{raw:.1f} fps")
+        print(pipeline_line(irs[car], car, frames, args.seconds))
     return 0
 
 

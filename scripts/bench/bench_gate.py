@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from crack_common.noise import low_resolution  # noqa: E402
-from scripts.bench.bench_car import demo_frames, demo_jpegs, raw_throughput, stream_vs_raw  # noqa: E402
+from scripts.bench.bench_car import demo_frames, pipeline_line, raw_throughput  # noqa: E402
 
 
 def main(argv: List[str]) -> int:
@@ -53,10 +53,7 @@ def main(argv: List[str]) -> int:
           f"asynchronous CPU fps (x {args.main.name}, the mean of its two runs)")
     for name, v in fps.items():
         print(f"  {name:<22} {v:7.1f}  ({v / base:.2f}x)")
-    raw, summary = stream_vs_raw(args.gated, demo_jpegs(32), sharp, args.seconds)
-    print(f"car pipeline with {args.gated.name}, fed faster than it keeps up: "
-          f"{summary['wall_fps']:.1f} fps, {summary['wall_fps'] / raw:.2f} of its raw "
-          f"{raw:.1f} fps")
+    print(pipeline_line(args.gated, args.gated.name, sharp, args.seconds))
     return 0
 
 
