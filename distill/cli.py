@@ -591,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="no expert: raise MAIN's own crack logit by this much on blurred "
                          "frames (lower it, if negative), one pass per frame (the card's "
                          "thresholds p move to sigmoid(logit(p) - shift) there; "
-                         "scripts/studies/view_shift_choice.py chooses it on validation)")
+                         "scripts/research/studies/view_shift_choice.py chooses it on validation)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_gate)
     st = sub.add_parser("config", help="print the effective or default configuration",

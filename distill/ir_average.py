@@ -52,7 +52,7 @@ def _card(src: Path) -> Dict[str, Any]:
 def started_from(card: Dict[str, Any]) -> Dict[str, Any]:
     """CARD as a model made from its IR starts: at the IR's plain threshold, without the
     mask rule (hysteresis) chosen for that IR alone, which a new model needs its own
-    study for (scripts/studies/hysteresis_choice.py). CARD itself is changed."""
+    study for (scripts/research/studies/hysteresis_choice.py). CARD itself is changed."""
     rule = card.pop("mask_rule", None)
     card.pop("seed_threshold", None)
     if isinstance(rule, dict) and "plain_threshold" in rule:

@@ -11,7 +11,7 @@ so they survive a noisy machine):
   5. bfloat16 autocast / float32: the shipped student's loop (HrSegNet-B16, 448-px
      views, batch 8) and a step of the small CrackSAM teacher (256 px, batch 8)
   6. two seeds of that loop trained side by side (two processes, the cores split between
-     them) / one after the other with every core: what scripts/train_shipped_model's
+     them) / one after the other with every core: what scripts/research/train_shipped_model's
      pair does
 
 Usage: .venv/bin/python scripts/bench/bench_distill.py [--steps 6] [--seconds 10] [--size 448]

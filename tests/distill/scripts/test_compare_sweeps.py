@@ -1,5 +1,5 @@
-"""scripts/studies/compare_sweeps.py chooses between runs on validation by the mean over sources,
-not by pooled IoU, and refuses sweeps it cannot compare."""
+"""scripts/research/studies/compare_sweeps.py chooses between runs on validation by the
+mean over sources, not by pooled IoU, and refuses sweeps it cannot compare."""
 
 import importlib.util
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "studies" / "compare_sweeps.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "compare_sweeps.py"
 spec = importlib.util.spec_from_file_location("compare_sweeps", SCRIPT)
 compare_sweeps = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare_sweeps)

@@ -1,5 +1,5 @@
-"""scripts/studies/exposure_check.py: the test-time brightness gain it measures, and that the
-gain reaches the model it scores."""
+"""scripts/research/studies/exposure_check.py: the test-time brightness gain it measures,
+and that the gain reaches the model it scores."""
 
 import importlib.util
 
@@ -8,7 +8,7 @@ import numpy as np
 from tests.conftest import REPO
 from tests.distill.helpers import make_data
 
-SCRIPT = REPO / "scripts" / "studies" / "exposure_check.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "exposure_check.py"
 spec = importlib.util.spec_from_file_location("exposure_check", SCRIPT)
 exposure_check = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(exposure_check)

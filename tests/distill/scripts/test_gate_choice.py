@@ -1,4 +1,4 @@
-"""scripts/studies/gate_choice.py: the gate it scores is the one crack-distill gate builds
+"""scripts/research/studies/gate_choice.py: the gate it scores is the one crack-distill gate builds
 (the expert's answer below the cut, the main model's above), and its rule refuses a cut
 that costs clean IoU or raises more false alarms on any source."""
 
@@ -12,7 +12,7 @@ from edge_app.vision.view_quality import gauge
 from tests.conftest import REPO
 from tests.distill.helpers import make_data
 
-SCRIPT = REPO / "scripts" / "studies" / "gate_choice.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "gate_choice.py"
 spec = importlib.util.spec_from_file_location("gate_choice", SCRIPT)
 gate_choice = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gate_choice)

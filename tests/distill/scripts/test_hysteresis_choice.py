@@ -1,4 +1,4 @@
-"""scripts/studies/hysteresis_choice.py: it scores the masks the car makes (hysteresis
+"""scripts/research/studies/hysteresis_choice.py: it scores the masks the car makes (hysteresis
 keeps a faint crack's pixels, drops a faint blot), and its rule refuses a rule that
 raises false alarms on any source or gains less than the margin."""
 
@@ -11,7 +11,7 @@ from distill.data.datasets import open_dataset
 from tests.conftest import REPO
 from tests.distill.helpers import make_data
 
-SCRIPT = REPO / "scripts" / "studies" / "hysteresis_choice.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "hysteresis_choice.py"
 spec = importlib.util.spec_from_file_location("hysteresis_choice", SCRIPT)
 study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(study)

@@ -1,6 +1,6 @@
-"""scripts/studies/kd_table.py on a work folder as scripts/train_kd_table leaves it: each
-KD student's gain over its twin computed from their scores, Table B.1's rows per set,
-and a missing run named."""
+"""scripts/research/studies/kd_table.py on a work folder as
+scripts/research/train_kd_table leaves it: each KD student's gain over its twin computed
+from their scores, Table B.1's rows per set, and a missing run named."""
 
 import importlib.util
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "studies" / "kd_table.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "kd_table.py"
 spec = importlib.util.spec_from_file_location("kd_table", SCRIPT)
 kd_table = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(kd_table)

@@ -1,4 +1,4 @@
-"""scripts/studies/noise_visibility.py: crack width, contrast and what the noise cases
+"""scripts/research/studies/noise_visibility.py: crack width, contrast and what the noise cases
 leave of them, checked on drawn lines of known width and grey level."""
 
 import importlib.util
@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "studies" / "noise_visibility.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "noise_visibility.py"
 spec = importlib.util.spec_from_file_location("noise_visibility", SCRIPT)
 noise_visibility = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(noise_visibility)

@@ -1,5 +1,5 @@
-"""scripts/studies/resolution_ceiling.py: what a perfect predictor at a coarser output grid scores,
-checked against hand-computed masks."""
+"""scripts/research/studies/resolution_ceiling.py: what a perfect predictor at a coarser
+output grid scores, checked against hand-computed masks."""
 
 import importlib.util
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "studies" / "resolution_ceiling.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "resolution_ceiling.py"
 spec = importlib.util.spec_from_file_location("resolution_ceiling", SCRIPT)
 resolution_ceiling = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(resolution_ceiling)

@@ -1,4 +1,4 @@
-"""scripts/ship_gated.py: the gate of the car's model and the expert (shipped as _blur)
+"""scripts/release/ship_gated.py: the gate of the car's model and the expert (shipped as _blur)
 ships as _gated, rebuilt byte for byte as the training script scored it, its card carrying
 the gate's rows above the car's model's, whose card gains them below its own; a cut-less
 choice and a gate that differs from the scored one are refused and change nothing."""
@@ -14,7 +14,7 @@ from distill.ir_gate import gate_ir
 from tests.conftest import REPO
 from tests.distill.helpers import scored_eval, skewed_ir
 
-SCRIPT = REPO / "scripts" / "ship_gated.py"
+SCRIPT = REPO / "scripts" / "release" / "ship_gated.py"
 spec = importlib.util.spec_from_file_location("ship_gated", SCRIPT)
 ship_gated = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship_gated)

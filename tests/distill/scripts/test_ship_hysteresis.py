@@ -1,4 +1,4 @@
-"""scripts/ship_hysteresis.py: the mask rule HYST=1 chose goes onto the cards of the
+"""scripts/release/ship_hysteresis.py: the mask rule HYST=1 chose goes onto the cards of the
 car's model (FP16 and INT8) beside the threshold, with the validation figures it was
 chosen on and its test rows above the plain threshold's; the IRs stay as they are, and
 nothing changes when no rule was chosen or the card is not the one the study started
@@ -15,7 +15,7 @@ from edge_app.model.ir_model import card_seed_threshold, card_threshold
 from tests.conftest import REPO
 from tests.distill.helpers import scored_eval, skewed_ir
 
-SCRIPT = REPO / "scripts" / "ship_hysteresis.py"
+SCRIPT = REPO / "scripts" / "release" / "ship_hysteresis.py"
 spec = importlib.util.spec_from_file_location("ship_hysteresis", SCRIPT)
 ship_hysteresis = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship_hysteresis)

@@ -1,11 +1,11 @@
-"""scripts/ship_model.py keeps the replaced card's rows that a new work folder did not
+"""scripts/release/ship_model.py keeps the replaced card's rows that a new work folder did not
 score, so shipping a retrained student does not drop the KD, teacher and older rows."""
 
 import importlib.util
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "ship_model.py"
+SCRIPT = REPO / "scripts" / "release" / "ship_model.py"
 spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
 ship_model = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship_model)
@@ -71,10 +71,10 @@ def test_the_cards_commands_include_student_runs_named_by_a_variable():
 
 
 def test_the_card_of_a_long_run_names_the_switches_that_train_it():
-    assert ship_model.reproduce_script("ft0") == ("scripts/train_shipped_model DATA_DIR "
+    assert ship_model.reproduce_script("ft0") == ("scripts/research/train_shipped_model DATA_DIR "
                                                   "[WORK_DIR] (CPU)")
     line = ship_model.reproduce_script("long30r36q_0")
-    assert line.startswith("LONG=1 LONG_EPOCHS=30 MORE=36 scripts/train_shipped_model ")
+    assert line.startswith("LONG=1 LONG_EPOCHS=30 MORE=36 scripts/research/train_shipped_model ")
     # every switch it names is one the script reads
     script = ship_model.SCRIPT.read_text()
     assert all(f"${{{k.split('=')[0]}:-" in script for k in line.split()[:3])

@@ -1,4 +1,4 @@
-"""scripts/ship_pretrained.py on a work folder laid out as scripts/train_pretrained
+"""scripts/release/ship_pretrained.py on a work folder laid out as scripts/research/train_pretrained
 leaves it: the IRs copied, the card completed (threshold from the validation sweep,
 every dataset with its terms, the rows of the student, the default before and the
 filter, false alarms of the crack-free sets and of a split's own crack-free frames) and
@@ -14,7 +14,7 @@ from crack_common.files import sha256_file
 from edge_app.tools.contract_model import build, save
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "ship_pretrained.py"
+SCRIPT = REPO / "scripts" / "release" / "ship_pretrained.py"
 spec = importlib.util.spec_from_file_location("ship_pretrained", SCRIPT)
 ship = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship)

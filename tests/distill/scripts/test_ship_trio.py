@@ -1,4 +1,4 @@
-"""scripts/ship_trio.py: the third student ships as _third and the car's model becomes the
+"""scripts/release/ship_trio.py: the third student ships as _third and the car's model becomes the
 ensemble of _single, _seed1 and _third, rebuilt byte for byte as the training script
 scored it; its card carries the trio's rows above the pair's (now shipped before). An
 ensemble that differs from the scored one, or a missing input, changes nothing."""
@@ -14,7 +14,7 @@ from edge_app.model.ir_model import IRModel
 from tests.conftest import REPO
 from tests.distill.helpers import scored_eval, skewed_ir
 
-SCRIPT = REPO / "scripts" / "ship_trio.py"
+SCRIPT = REPO / "scripts" / "release" / "ship_trio.py"
 spec = importlib.util.spec_from_file_location("ship_trio", SCRIPT)
 ship_trio = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship_trio)

@@ -1,4 +1,4 @@
-"""scripts/studies/synthetic_alarms.py: false alarms on crack-free synthetic scenes,
+"""scripts/research/studies/synthetic_alarms.py: false alarms on crack-free synthetic scenes,
 counted per distractor and surface against the synth folder's own manifest."""
 
 import importlib.util
@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO
 from tests.distill.helpers import make_data, skewed_ir
 
-SCRIPT = REPO / "scripts" / "studies" / "synthetic_alarms.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "synthetic_alarms.py"
 spec = importlib.util.spec_from_file_location("synthetic_alarms", SCRIPT)
 synthetic_alarms = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(synthetic_alarms)

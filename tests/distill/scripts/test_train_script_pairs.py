@@ -1,4 +1,4 @@
-"""scripts/train_shipped_model's long pairs: the commands each seed runs, where a pair
+"""scripts/research/train_shipped_model's long pairs: the commands each seed runs, where a pair
 trained on from another starts, a failed seed waiting for the other, and the sittings
 after a pair. The script's own functions run in bash with the stages they call
 (student_run, ensemble_run, pair) replaced by ones that log their arguments; the whole
@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "train_shipped_model"
+SCRIPT = REPO / "scripts" / "research" / "train_shipped_model"
 
 
 def function(name: str) -> str:
@@ -276,7 +276,7 @@ def test_an_edit_made_while_the_script_runs_does_not_reach_the_run(tmp_path):
     script as it goes, so an edit shifts what it reads next): the first crack-distill
     call rewrites a copy of the script, adding bytes near its top and a command at its
     end; the run goes on as written when it started."""
-    copy = tmp_path / "repo" / "scripts" / "train_shipped_model"
+    copy = tmp_path / "repo" / "scripts" / "research" / "train_shipped_model"
     copy.parent.mkdir(parents=True)
     copy.write_text(SCRIPT.read_text())
     copy.chmod(0o755)

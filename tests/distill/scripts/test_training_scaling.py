@@ -1,5 +1,6 @@
-"""scripts/studies/training_scaling.py fits each source's IoU against log2(epochs), averages seeds
-of one length in its table, and says how long a goal would take or that it never comes."""
+"""scripts/research/studies/training_scaling.py fits each source's IoU against
+log2(epochs), averages seeds of one length in its table, and says how long a goal would
+take or that it never comes."""
 
 import importlib.util
 import json
@@ -10,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "studies" / "training_scaling.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "training_scaling.py"
 spec = importlib.util.spec_from_file_location("training_scaling", SCRIPT)
 training_scaling = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(training_scaling)

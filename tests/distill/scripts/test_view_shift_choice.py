@@ -1,4 +1,4 @@
-"""scripts/studies/view_shift_choice.py: a shift moves the card's rule on soft inputs
+"""scripts/research/studies/view_shift_choice.py: a shift moves the card's rule on soft inputs
 alone, and its rule refuses a shift that alarms more on any source under any case or
 gains less than the margin on the noise mean."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 
-SCRIPT = REPO / "scripts" / "studies" / "view_shift_choice.py"
+SCRIPT = REPO / "scripts" / "research" / "studies" / "view_shift_choice.py"
 spec = importlib.util.spec_from_file_location("view_shift_choice", SCRIPT)
 study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(study)

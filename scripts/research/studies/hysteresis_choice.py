@@ -18,7 +18,7 @@ BASELINE (the card's) when no source raises more clean false alarms than BASELIN
 clean mean over sources beats BASELINE's by at least MARGIN (0.003, the seed-to-seed
 spread); of those, the one with the best clean mean. Test splits play no part.
 
-Usage: .venv/bin/python scripts/studies/hysteresis_choice.py MODEL.xml BASELINE
+Usage: .venv/bin/python scripts/research/studies/hysteresis_choice.py MODEL.xml BASELINE
        [--thresholds T,T,...] --config config/distill-real.yaml --work RUN --data DIR:W ...
        [--json-out FILE]
 """

@@ -3,7 +3,7 @@
 from a licensed dataset): a demo run with the bundled model, its review report opened in
 headless Chromium, saved as docs/review-report.png (shrunk to keep the repository light).
 
-Usage: .venv/bin/python scripts/figures/screenshots.py [--out docs]
+Usage: .venv/bin/python scripts/release/figures/screenshots.py [--out docs]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from tests.services.browser import chromium  # noqa: E402

@@ -7,9 +7,10 @@ The README's gallery is made from synthetic scenes (`--synthetic`), because the 
 real crack sets may not be copied into the repository; run it on your copy of them to
 see the model on real photos (the picture stays on your machine):
 
-  .venv/bin/python scripts/figures/gallery.py models/crack-hrsegnet-b16.xml DATA_DIR/test/* \\
+  .venv/bin/python scripts/release/figures/gallery.py \\
+      models/crack-hrsegnet-b16.xml DATA_DIR/test/* \\
       --out work/gallery-real.png
-  .venv/bin/python scripts/figures/gallery.py models/crack-hrsegnet-b16.xml --synthetic \\
+  .venv/bin/python scripts/release/figures/gallery.py models/crack-hrsegnet-b16.xml --synthetic \\
       --out docs/gallery-synthetic.png
 """
 
@@ -24,7 +25,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from crack_common.metrics import confusion  # noqa: E402

@@ -1,4 +1,4 @@
-"""Put the mask rule that `HYST=1 scripts/train_shipped_model` chose (hysteresis: the
+"""Put the mask rule that `HYST=1 scripts/research/train_shipped_model` chose (hysteresis: the
 pixels above `threshold` in components that hold a pixel above `seed_threshold`) on the
 cards of the car's model, FP16 and INT8. The IRs do not change.
 
@@ -9,7 +9,7 @@ plain-threshold rows relabelled). Refuses when the study chose nothing, when the
 threshold is not the plain one the study started from (another model, or shipped
 already), or when a file is missing. Prints the README's table rows.
 
-Usage: .venv/bin/python scripts/ship_hysteresis.py WORK [--name crack-hrsegnet-b16]
+Usage: .venv/bin/python scripts/release/ship_hysteresis.py WORK [--name crack-hrsegnet-b16]
        [--models DIR]
 """
 
@@ -23,14 +23,14 @@ from typing import Any, Dict, List
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # the project, its sibling scripts
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "scripts" / "release")]  # the project, siblings
 
 import ship_gated  # noqa: E402
 import ship_model  # noqa: E402
 
-REPRODUCE = ("HYST=1 MAIN=0 scripts/train_shipped_model DATA_DIR [WORK_DIR] (CPU), then "
-             "scripts/ship_hysteresis.py WORK_DIR")
+REPRODUCE = ("HYST=1 MAIN=0 scripts/research/train_shipped_model DATA_DIR [WORK_DIR] (CPU), then "
+             "scripts/release/ship_hysteresis.py WORK_DIR")
 
 
 def rule_card(study: Dict[str, Any], sweep: Dict[str, Any]) -> Dict[str, Any]:
@@ -47,7 +47,7 @@ def rule_card(study: Dict[str, Any], sweep: Dict[str, Any]) -> Dict[str, Any]:
                     f"components that hold a pixel above {high:g}",
             "plain_threshold": study["baseline"],
             "chosen_on": f"validation split ({sweep['images']} photos and their crack-free "
-                         "windows), scripts/studies/hysteresis_choice.py (its rule in its "
+                         "windows), scripts/research/studies/hysteresis_choice.py (its rule in its "
                          "docstring)",
             f"plain threshold {study['baseline']:g}": brief(pick[(study["baseline"], None)]),
             f"hysteresis {low:g}/{high:g}": brief(pick[(low, high)]),

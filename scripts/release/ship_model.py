@@ -1,4 +1,4 @@
-"""Copy the IRs made by scripts/train_shipped_model into models/ and complete the card.
+"""Copy the IRs made by scripts/research/train_shipped_model into models/ and complete the card.
 
 The card gains: the training datasets with their sources and terms, the evaluation on
 every public test split (clean, noise cases 1 and 2, F1 within 2 px) for each model the
@@ -9,8 +9,8 @@ Rows of the card being replaced that WORK did not score (the KD pipeline's, olde
 are carried over, its shipped rows relabelled "shipped before".
 It prints the same table in Markdown for the README.
 
-Usage: .venv/bin/python scripts/ship_model.py WORK [--tag pct_long --name crack-pct]
-       .venv/bin/python scripts/ship_model.py WORK --tag ft0 --ensemble ft1
+Usage: .venv/bin/python scripts/release/ship_model.py WORK [--tag pct_long --name crack-pct]
+       .venv/bin/python scripts/release/ship_model.py WORK --tag ft0 --ensemble ft1
                                                      (what the car runs)
   --tag   the run to ship: WORK/TAG/export, WORK/sweep_TAG.json, WORK/eval_TAG*.json
   --name  the file name in models/ (crack-hrsegnet-b16 by default)
@@ -34,8 +34,8 @@ import yaml
 
 from crack_common.files import sha256_file
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "train_shipped_model"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "research" / "train_shipped_model"
 NAME = "crack-hrsegnet-b16"
 NEGATIVES = ("negatives_test", "synth_test")
 BASELINE = "classical black-hat baseline"
@@ -61,7 +61,7 @@ LIMITATIONS = (
     "hard negatives, on a CPU budget, without ImageNet pre-training or a real CrackSAM "
     "teacher. Most training sets allow non-commercial research use only (see datasets): "
     "the model inherits that. Check it on your own surfaces with crack-distill predict; "
-    "retrain with your photos added (scripts/train_shipped_model) before relying on it.")
+    "retrain with your photos added (scripts/research/train_shipped_model) before relying on it.")
 
 
 def dataset_names(sources: List[str]) -> List[str]:
@@ -96,7 +96,7 @@ def renamed_copy(src: Path, dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
 
 def reproduce_script(tag: str) -> str:
     """The training script's command line that trains run TAG, switches included."""
-    return " ".join(filter(None, [SCRIPT_SWITCHES.get(tag), "scripts/train_shipped_model "
+    return " ".join(filter(None, [SCRIPT_SWITCHES.get(tag), "scripts/research/train_shipped_model "
                                   "DATA_DIR [WORK_DIR] (CPU)"]))
 
 
@@ -156,7 +156,8 @@ def scores(per: Dict[str, Any], negatives: Sequence[str] = NEGATIVES) -> Dict[st
     return out
 
 
-# the switches scripts/train_shipped_model needs to train a run that its plain form does not
+# the switches scripts/research/train_shipped_model needs to train a run that its plain
+# form does not
 SCRIPT_SWITCHES = {"long72q_0": "LONG=1", "long30r36q_0": "LONG=1 LONG_EPOCHS=30 MORE=36",
                    "long30r36r30q_0": 'LONG=1 LONG_EPOCHS=30 MORE="36 30"'}
 
@@ -169,7 +170,7 @@ def long_run(training: str, steps: str, tag: str) -> str:
             f"{SCRIPT_SWITCHES[tag]})")
 
 
-# the runs of scripts/train_shipped_model, by tag, as the tables name them
+# the runs of scripts/research/train_shipped_model, by tag, as the tables name them
 RUNS = {"ft0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.5, "
                "fine-tuned at lr 3e-4 (4,512 + 1,128 steps)",
         "ft1": "the same recipe with seed 1 (the ensemble's second member)",
@@ -211,7 +212,7 @@ RUNS = {"ft0": "HrSegNet-B16, 448-px views of 0.3-3x the photo, UAV x3 + SUT x1.
 
 
 class Ensemble(NamedTuple):
-    """How scripts/train_shipped_model scored an ensemble (WORK/sweep_RUN.json,
+    """How scripts/research/train_shipped_model scored an ensemble (WORK/sweep_RUN.json,
     WORK/eval_RUN*.json), what its rows add to the first member's label, the name its
     second member ships under (models/NAME_MEMBER*), and the rows of the model it replaced
     (eval_BEFORE*.json, labelled BEFORE_LABEL; {single} in either stands for the first

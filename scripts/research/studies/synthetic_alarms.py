@@ -10,7 +10,7 @@ the scenes that hold it and how many of them alarm, the worst first. A distracto
 alarms in nearly every scene that holds it is the look-alike to train against; one that
 alarms no more often than the overall rate is only there.
 
-Usage: .venv/bin/python scripts/studies/synthetic_alarms.py MODEL SYNTH_DIR
+Usage: .venv/bin/python scripts/research/studies/synthetic_alarms.py MODEL SYNTH_DIR
        [--threshold T] [--json-out FILE]
 MODEL: .xml, .onnx or .pth, at its card's threshold unless --threshold is given.
 """

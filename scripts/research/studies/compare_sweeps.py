@@ -16,7 +16,7 @@ sources beats its own by at least M: two seeds of one recipe differ by 0.002-0.0
 this split, and a swap on less is a coin toss. Test splits play no part, so a choice
 made here can be checked on them.
 
-Usage: .venv/bin/python scripts/studies/compare_sweeps.py [--no-more-alarms [--margin M]]
+Usage: .venv/bin/python scripts/research/studies/compare_sweeps.py [--no-more-alarms [--margin M]]
        WORK/sweep_A.json ...
 """
 

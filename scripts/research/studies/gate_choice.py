@@ -19,7 +19,7 @@ source raises more clean false alarms than ungated; of those, the one with the h
 mean of the case-1 and case-2 means over sources (the cut and the expert's threshold
 chosen together). Test splits play no part.
 
-Usage: .venv/bin/python scripts/studies/gate_choice.py MAIN.xml THRESHOLD EXPERT.xml
+Usage: .venv/bin/python scripts/research/studies/gate_choice.py MAIN.xml THRESHOLD EXPERT.xml
        EXPERT_THRESHOLD[,T...] CUT[,CUT...] --config config/distill-real.yaml --work RUN
        --data DIR:W ... [--json-out FILE]
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The KD table of scripts/train_kd_table: each distilled student beside its no-KD twin.
+"""The KD table of scripts/research/train_kd_table: each distilled student beside its no-KD twin.
 
 Reads WORK/eval_NAME.json (every realcrack and roadcam test set) and WORK/eval_NAME_neg.json
 (crack-free test windows) for the teacher, each student's `kd_S` and `nokd_S` runs, the
@@ -12,7 +12,7 @@ model in use (`default`) and the classical filter, and prints markdown:
 
 A run whose scores are missing is named, not skipped silently.
 
-Usage: .venv/bin/python scripts/studies/kd_table.py WORK --teacher TAG
+Usage: .venv/bin/python scripts/research/studies/kd_table.py WORK --teacher TAG
        --pairs hrsegnet_b16 hrnet_w18 [--json-out F]
 """
 
@@ -41,7 +41,7 @@ def load_run(work: Path, name: str) -> Dict[str, Any]:
             rows.update(json.loads(path.read_text())["model"]["datasets"])
         except (OSError, ValueError, KeyError) as e:
             raise SystemExit(f"{path}: no scores for run {name!r} ({e}); run "
-                             "scripts/train_kd_table to make them") from None
+                             "scripts/research/train_kd_table to make them") from None
     return rows
 
 

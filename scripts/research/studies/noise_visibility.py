@@ -13,7 +13,7 @@ retention of each under each case. A thin crack loses most of its contrast to a 
 wider than itself, where a wide one keeps it; a set whose visibility under case 2 falls to
 a fifth of its clean value holds no model to 60% of its clean IoU.
 
-Usage: .venv/bin/python scripts/studies/noise_visibility.py [--size 448] [--limit 150]
+Usage: .venv/bin/python scripts/research/studies/noise_visibility.py [--size 448] [--limit 150]
        DATASET ... [--json-out FILE]
 """
 

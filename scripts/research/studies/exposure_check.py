@@ -6,7 +6,7 @@ TARGET, by at most MAX_GAIN, before the model sees it, as an auto-exposure stage
 car would; TARGET 0 scores the model as it is, for the side-by-side figure. Prints IoU
 per source and case.
 
-Usage: .venv/bin/python scripts/studies/exposure_check.py MODEL THRESHOLD TARGET MAX_GAIN
+Usage: .venv/bin/python scripts/research/studies/exposure_check.py MODEL THRESHOLD TARGET MAX_GAIN
        --config config/distill-real.yaml --work WORK/RUN --data DIR:W ...
 """
 

@@ -1,4 +1,4 @@
-"""Ship the view-gated IR that `BLUR=1 scripts/train_shipped_model` made and scored.
+"""Ship the view-gated IR that `BLUR=1 scripts/research/train_shipped_model` made and scored.
 
 The blurred-view expert ships as models/NAME_blur*, and the gate of the car's model
 (models/NAME*, left as it is) with it as models/NAME_gated* (FP16, INT8): an opt-in for
@@ -10,7 +10,8 @@ model's, with the view gate, the gate's and the expert's test rows above the car
 model's, the validation figures of the choice and the commands; the car's model's card
 gains the same rows below its own. Prints the README's table rows.
 
-Usage: .venv/bin/python scripts/ship_gated.py WORK [--name crack-hrsegnet-b16] [--models DIR]
+Usage: .venv/bin/python scripts/release/ship_gated.py WORK [--name crack-hrsegnet-b16]
+       [--models DIR]
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any, Dict, List
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # the project, its sibling scripts
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "scripts" / "release")]  # the project, siblings
 
 import ship_model  # noqa: E402
 
@@ -84,7 +85,7 @@ def choice_card(choice: Dict[str, Any]) -> Dict[str, Any]:
                     "of the ungated model's and no source with more clean false alarms; of "
                     "those cuts and expert thresholds, the highest mean of the case-1 and "
                     "case-2 means over sources "
-                    "(scripts/studies/gate_choice.py)",
+                    "(scripts/research/studies/gate_choice.py)",
             "chosen": {"below_sharpness": choice["chosen"],
                        "expert_threshold": choice["expert_threshold"]},
             "results": results}
@@ -133,8 +134,9 @@ def main(argv: List[str]) -> int:
             f"stays {name}.xml (fewer false alarms on crack-free test windows, less compute)")
         card["reproduce"] = {**card.get("reproduce", {}),
                              "script": f"BLUR=1 MAIN=0 BLUR_MAIN=models/{name}.xml "
-                                       f"BLUR_THRESHOLD={main_t:g} scripts/train_shipped_model "
-                                       "DATA_DIR [WORK_DIR] (CPU), then scripts/ship_gated.py "
+                                       f"BLUR_THRESHOLD={main_t:g} "
+                                       "scripts/research/train_shipped_model DATA_DIR "
+                                       "[WORK_DIR] (CPU), then scripts/release/ship_gated.py "
                                        "WORK_DIR",
                              "steps": card.get("reproduce", {}).get("steps", []) + steps}
         ship_model.write_card(card, xml.with_suffix(".yaml"))

@@ -34,7 +34,7 @@ shifts (-0.5 to -4: narrower marks on soft frames, in case the blur's wider band
 what is marked), by the same rule. No candidate passed either: every negative shift
 lowered the noise mean (-0.5 below 2: 0.4514). Both rounds are the default SHIFTS now.
 
-Usage: .venv/bin/python scripts/studies/view_shift_choice.py MODEL.xml LOW [HIGH]
+Usage: .venv/bin/python scripts/research/studies/view_shift_choice.py MODEL.xml LOW [HIGH]
        [--cuts C,C,...] [--shifts S,S,...] --config config/distill-real.yaml --work RUN
        --data DIR:W ... [--json-out FILE]
 """

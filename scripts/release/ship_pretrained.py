@@ -1,4 +1,4 @@
-"""Copy the pretrained-encoder student that scripts/train_pretrained made into models/ and
+"""Copy the pretrained-encoder student that scripts/research/train_pretrained made into models/ and
 complete its card: the threshold swept on validation, the training data with sources and
 terms (realcrack and roadcam), the evaluation on every realcrack and roadcam test split
 (clean, noise cases 1 and 2, F1 within 2 px) and the false alarms on crack-free frames
@@ -6,8 +6,8 @@ and windows, beside the default before it and the classical filter, and the exac
 commands (read from the training script, so they cannot drift from it).
 It prints the same table in Markdown for the README.
 
-Usage: .venv/bin/python scripts/ship_pretrained.py WORK [--tag lite0] [--name crack-effnet-lite0]
-       [--models DIR]
+Usage: .venv/bin/python scripts/release/ship_pretrained.py WORK [--tag lite0]
+       [--name crack-effnet-lite0] [--models DIR]
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ship_model import BASELINE, DATASETS, dataset_names, markdown, scores, sweep_card, write_card  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "train_pretrained"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "research" / "train_pretrained"
 ROADCAM = {
     "RoadSurvey_BR": ("Cracks and Potholes in Road Images (Passos et al. 2020, Mendeley Data "
                       "doi:10.17632/t576ydh9v8.4), frames of a Brazilian road-survey vehicle",
@@ -48,7 +48,7 @@ LIMITATIONS = (
     "CPU budget of about 95 minutes, from an ImageNet-pretrained encoder, without "
     "distillation. Most training sets allow non-commercial research use only (see datasets): "
     "the model inherits that. Check it on your own roads with crack-distill predict; "
-    "retrain with your frames added (scripts/train_pretrained) before relying on it.")
+    "retrain with your frames added (scripts/research/train_pretrained) before relying on it.")
 
 
 def row(work: Path, *names: str) -> Dict[str, Any]:
@@ -84,7 +84,8 @@ def main(argv: List[str]) -> int:
                     help="where the IRs and cards go (default models/)")
     ap.add_argument("--rule", metavar="LOW,HIGH",
                     help="hysteresis mask rule chosen on validation "
-                         "(scripts/studies/hysteresis_choice.py); default: the swept threshold")
+                         "(scripts/research/studies/hysteresis_choice.py); default: the swept "
+                         "threshold")
     a = ap.parse_args(argv)
     work, tag, name = a.work, a.tag, a.name
     export = work / tag / "export"
@@ -109,7 +110,7 @@ def main(argv: List[str]) -> int:
                                      f"in 8-connected components that hold a pixel above "
                                      f"{high:g}",
                              "plain_threshold": sweep["best_threshold"],
-                             "chosen_on": "validation split, scripts/studies/"
+                             "chosen_on": "validation split, scripts/research/studies/"
                                           "hysteresis_choice.py (its rule in its docstring)"}
     card["threshold_sweep"] = sweep_card(sweep, f"validation split ({sweep['images']} photos)")
     card["datasets"] = [{"name": k, "source": v[0], "terms": v[1]}
@@ -128,7 +129,8 @@ def main(argv: List[str]) -> int:
     card["default_ir"] = (f"FP16 ({name}.xml): the NCS2 runs FP16 only, and on CPUs it is "
                           f"the reference. {name}_int8.xml is for CPU-only cars (Pi 5, "
                           "laptops): faster, scores in the card")
-    card["reproduce"] = {"script": "scripts/train_pretrained SHARED_DATA_DIR [WORK_DIR] (CPU; "
+    card["reproduce"] = {"script": "scripts/research/train_pretrained SHARED_DATA_DIR "
+                                   "[WORK_DIR] (CPU; "
                                    "DEVICE=cuda on a GPU)",
                          "steps": script_commands()}
     card["limitations"] = LIMITATIONS

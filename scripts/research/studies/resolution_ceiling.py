@@ -7,7 +7,8 @@ the model back on thin cracks; a score near it says it is.
 
 It reads masks only, so it runs on any dataset folder without a model.
 
-Usage: .venv/bin/python scripts/studies/resolution_ceiling.py [--stride 2] [--limit 150] DATASET ...
+Usage: .venv/bin/python scripts/research/studies/resolution_ceiling.py [--stride 2]
+       [--limit 150] DATASET ...
 """
 
 from __future__ import annotations

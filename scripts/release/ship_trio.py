@@ -1,4 +1,4 @@
-"""Ship the three-student ensemble that `THIRD=1 scripts/train_shipped_model` made and
+"""Ship the three-student ensemble that `THIRD=1 scripts/research/train_shipped_model` made and
 scored as the car's model.
 
 The third student (WORK/THIRD/export) ships as models/NAME_third* (FP16, INT8), beside
@@ -9,7 +9,7 @@ anything in models/ changes. The card: the trio's validation sweep and threshold
 test rows above the pair's (now "shipped before") and every other row of the card it
 replaces, which IR the car uses and the commands. Prints the README's table rows.
 
-Usage: .venv/bin/python scripts/ship_trio.py WORK [--third thirdq] [--trio trio]
+Usage: .venv/bin/python scripts/release/ship_trio.py WORK [--third thirdq] [--trio trio]
        [--name crack-hrsegnet-b16] [--models DIR]
 """
 
@@ -24,8 +24,8 @@ from typing import Any, Dict, List
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # the project, its sibling scripts
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "scripts" / "release")]  # the project, siblings
 
 import ship_gated  # noqa: E402
 import ship_model  # noqa: E402
@@ -86,9 +86,10 @@ def main(argv: List[str]) -> int:
             card["reproduce"] = yaml.safe_load((models / f"{name}{s}.yaml").read_text()).get(
                 "reproduce", {"steps": []})
             card["reproduce"]["script"] = ("LONG=1 LONG_EPOCHS=30 MORE=36 then BLUR=1 MAIN=0, "
-                                           "then THIRD=1 MAIN=0 scripts/train_shipped_model "
+                                           "then THIRD=1 MAIN=0 "
+                                           "scripts/research/train_shipped_model "
                                            "DATA_DIR [WORK_DIR] (CPU), then "
-                                           "scripts/ship_trio.py WORK_DIR")
+                                           "scripts/release/ship_trio.py WORK_DIR")
             card["evaluation"] = dict(evaluation)  # the protocol; the rows follow
             if "export_check" in card:
                 card["export_check"]["what"] = ("each member's IR against PyTorch; the "

@@ -12,7 +12,8 @@ that line reaches the goal, in epochs and, with --minutes-per-epoch, in hours. T
 an extrapolation from the lengths measured: a recipe that has reached its plateau shows a
 gain per doubling near zero, and no length is promised then.
 
-Usage: .venv/bin/python scripts/studies/training_scaling.py 24:W/sweep_a.json 72:W/sweep_b.json \
+Usage: .venv/bin/python scripts/research/studies/training_scaling.py \
+           24:W/sweep_a.json 72:W/sweep_b.json \
            --goal CRACK500_full640=0.58 --minutes-per-epoch 1.05
 """
 
