@@ -20,3 +20,20 @@ write_car_config() {
   done
   mv "$out.new" "$out"
 }
+
+# csi_camera_dropin SHIM: a drop-in for crack-car-camera.service that serves a CSI camera
+# (a libcamera device on Bookworm and later) through libcamera's V4L2 shim, as libcamerify
+# does: ustreamer sees a V4L2 camera giving raw frames and JPEG-encodes them itself
+csi_camera_dropin() {
+  local shim=$1
+  cat <<EOT
+# written by scripts/install-pi --csi: a CSI camera through libcamera's V4L2 shim
+[Unit]
+Description=MJPG camera stream for crack-car (CSI camera through libcamera, port 8080)
+
+[Service]
+Environment=LD_PRELOAD=$shim
+ExecStart=
+ExecStart=/usr/bin/ustreamer --device=/dev/video0 --resolution=640x480 --format=YUYV --encoder=CPU --desired-fps=15 --host=127.0.0.1 --port=8080 --persistent
+EOT
+}
