@@ -33,7 +33,8 @@ from torch import nn
 from distill.nets.student_io import evaluating
 
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
-IR_KINDS = {"Convolution": "conv", "ConvolutionBackpropData": "deconv"}
+IR_KINDS = {"Convolution": "conv", "GroupConvolution": "conv",  # depthwise (EfficientNet)
+            "ConvolutionBackpropData": "deconv"}
 TOLERANCE = 1e-3  # largest logit difference, relative to the logits' range, IR vs torch
 
 
@@ -134,6 +135,8 @@ def read_ir(xml: Path) -> IRStudent:
             weight = _const(node.input(1))
             if weight is None:
                 raise ValueError(f"{xml}: {node.get_friendly_name()} has computed weights")
+            if node.get_type_name() == "GroupConvolution":  # (G, O/G, I/G, k, k) as torch's
+                weight = weight.reshape(-1, *weight.shape[2:])
             layers.append(IRLayer(kind, weight, _shift_after(node), node.get_friendly_name()))
         elif node.get_type_name() == "Multiply" and layers:  # past the input's scaling
             scale = next((v for v in map(_const, node.inputs()) if v is not None), None)

@@ -69,6 +69,23 @@ def test_the_student_read_back_computes_what_the_original_did(shipped):
     assert not [k for k in loaded if k.startswith("aux_heads.")]  # not in the IR
 
 
+def test_a_pretrained_encoder_student_with_depthwise_convs_reads_back(tmp_path):
+    """EfficientNet-Lite's depthwise convs are GroupConvolutions in the IR, weights
+    shaped (groups, out/groups, in/groups, k, k): read back as torch's (out, in/groups,
+    k, k), so the road model's IR is a starting point for fine-tuning."""
+    torch.manual_seed(3)
+    original = students.build("effnet_lite0").eval()
+    spread_batchnorm(original)
+    xml = export_ir(original, tmp_path, "lite", SIZE)["xml"]
+    model = students.build("effnet_lite0")
+    loaded = load_ir_weights(model, xml)
+    assert "encoder._blocks.0._depthwise_conv.weight" in loaded
+    frames = _frames()
+    want, got = _logits(original, frames), _logits(model, frames)
+    assert np.abs(got - want).max() < 1e-2 * np.ptp(want)
+    assert (np.argmax(got, 1) == np.argmax(want, 1)).mean() > 0.99
+
+
 def test_the_first_conv_takes_rgb_again(shipped):
     original, xml = shipped
     ir = read_ir(xml)
