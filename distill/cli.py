@@ -390,6 +390,16 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_member(args: argparse.Namespace) -> int:
+    from distill.ir_members import member_ir
+    card = member_ir(args.model, args.index, args.out)
+    m = card["member_of"]
+    print(f"{args.out}: member {m['index']} of {m['ensemble']} (shipped before as "
+          f"{m['was'] or 'a file of its own'}), one run per frame; threshold "
+          f"{card.get('threshold', 0.5)}, the ensemble's")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> None:
     """The shared options. They work before or after the subcommand: a subcommand's
     copies default to 'not given' (argparse.SUPPRESS), so they never overwrite a value
@@ -567,6 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "more false alarms)")
     st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
     st.set_defaults(func=_cmd_ensemble)
+    st = sub.add_parser("member", help="one member of an ensemble IR as an IR of its own",
+                        description="Write member INDEX of an ensemble IR (crack-distill "
+                                    "ensemble, the car's default) as a single-student IR: "
+                                    "its weights as averaged, to fine-tune from "
+                                    "(student.init), swap or run alone.")
+    st.add_argument("model", type=Path, help="an ensemble IR (.xml) of plain logits")
+    st.add_argument("--index", type=int, default=0, help="which member, from 0 (default 0)")
+    st.add_argument("--out", type=Path, required=True, help=".xml to write (and .bin, .yaml)")
+    st.set_defaults(func=_cmd_member)
     st = sub.add_parser("gate", help="one IR of a main model and a blurred-view expert, "
                         "or of a main model that marks cracks more readily on blurred views",
                         description="Write an IR that runs MAIN and EXPERT on each frame and "

@@ -44,7 +44,7 @@ def _mirrored(node: Any, flips: tuple, axes: Dict[str, int], shape: list) -> Any
     return node
 
 
-def _card(src: Path) -> Dict[str, Any]:
+def source_card(src: Path) -> Dict[str, Any]:
     """SRC's card as a model made from it starts (`started_from`); unreadable: raises."""
     return started_from(model_card(src, strict=True))
 
@@ -126,7 +126,9 @@ def _average_ir(runs: Sequence[Tuple[Path, tuple]], dst: Path, fp16: bool,
     save_ir(model, dst, fp16=fp16)
 
 
-def _write_card(card: Dict[str, Any], dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
+def derived_card(card: Dict[str, Any], dst: Path, extra: Dict[str, Any]) -> Dict[str, Any]:
+    """Write the card of `dst`, an IR made from another: CARD (copied) with DST's name,
+    files and digest and the EXTRA keys; returns it."""
     card = json.loads(json.dumps(card))
     bin_file = dst.with_suffix(".bin")
     card.update({"name": dst.stem.replace("_", "-"),
@@ -143,7 +145,7 @@ def _check_sources(srcs: Sequence[Path], dst: Path) -> List[Dict[str, Any]]:
             raise ValueError(f"{src}: no such IR")
         if dst.resolve() == src.resolve():
             raise ValueError(f"{dst}: would overwrite the source IR; choose another name")
-        card = _card(src)
+        card = source_card(src)
         if card.get("test_time_flips"):
             raise ValueError(f"{src}: already flip-averaged ({card['test_time_flips']['set']})"
                              "; average the single-pass IRs")
@@ -164,7 +166,7 @@ def flip_average_ir(src: Path, dst: Path, flips: str = "h") -> Dict[str, Any]:
     card = _check_sources([src], dst)[0]
     _average_ir([(src, dims) for dims in FLIP_SETS[flips]], dst,
                 fp16=card.get("precision", "FP16") == "FP16")
-    return _write_card(card, dst, {"test_time_flips": {
+    return derived_card(card, dst, {"test_time_flips": {
         "set": flips, "runs_per_frame": len(FLIP_SETS[flips]), "made_from": src.name}})
 
 
@@ -204,4 +206,4 @@ def ensemble_ir(srcs: Sequence[Path], dst: Path, flips: str = "none",
     if flips != "none":
         extra["test_time_flips"] = {"set": flips, "runs_per_frame": len(dims),
                                     "made_from": ", ".join(s.name for s in srcs)}
-    return _write_card(cards[0], dst, extra)
+    return derived_card(cards[0], dst, extra)

@@ -24,7 +24,7 @@ import numpy as np
 
 from crack_common.files import sha256_file
 from distill.export import ExportError, save_ir
-from distill.ir_average import _write_card, read_single, splice, started_from
+from distill.ir_average import derived_card, read_single, splice, started_from
 from edge_app.model.ir_model import model_card
 
 GREY_BGR = (1868 / 16384, 9617 / 16384, 4899 / 16384)  # OpenCV's fixed-point BGR -> grey
@@ -115,7 +115,7 @@ def gate_ir(main: Path, expert: Path, dst: Path, below_sharpness: float,
     model.output(0).get_tensor().set_names({"logits"})
     save_ir(model, dst, fp16=precisions == {"FP16"})
     runs = _runs(card) + _runs(expert_card)
-    return _write_card(card, dst, {"threshold": main_t, "view_gate": {
+    return derived_card(card, dst, {"threshold": main_t, "view_gate": {
         "main": {"file": main.name, "bin_sha256": sha256_file(main.with_suffix(".bin")),
                  "threshold": main_t},
         "expert": {"file": expert.name, "bin_sha256": sha256_file(expert.with_suffix(".bin")),
@@ -153,7 +153,7 @@ def shift_ir(main: Path, dst: Path, below_sharpness: float, shift: float) -> Dic
     save_ir(model, dst, fp16=card.get("precision", "FP16") == "FP16")
     soft = {str(k): round(soft_threshold(float(card[k]), shift), 4)
             for k in ("threshold", "seed_threshold") if k in card}
-    return _write_card(card, dst, {"view_shift": {
+    return derived_card(card, dst, {"view_shift": {
         "file": main.name, "bin_sha256": sha256_file(main.with_suffix(".bin")),
         "below_sharpness": float(below_sharpness), "crack_logit_shift": float(shift),
         "soft_view_thresholds": soft,
