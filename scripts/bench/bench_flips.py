@@ -9,8 +9,9 @@ on one machine:
   drift shows), and the car's pipeline fed by an MJPG stream faster than it keeps up,
   with the ensemble (or h without a second IR), relative to that IR's raw rate.
 
-Usage: .venv/bin/python scripts/bench/bench_flips.py [--model models/crack-hrsegnet-b16_single.xml]
-       [--second models/crack-hrsegnet-b16_seed1.xml] [--seconds 8]
+Usage: .venv/bin/python scripts/bench/bench_flips.py [--model ONE.xml] [--second TWO.xml]
+       [--seconds 8]
+(default: members 0 and 1 of the shipped trio, cut out with crack-distill member)
 """
 
 from __future__ import annotations
@@ -25,20 +26,25 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from distill.ir_average import ensemble_ir, flip_average_ir  # noqa: E402
+from distill.ir_members import member_ir  # noqa: E402
 from scripts.bench.bench_car import demo_frames, pipeline_line, raw_throughput  # noqa: E402
 
 
 def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16_single.xml",
-                    help="a single-pass IR (default: the shipped B16 without flips)")
+    ap.add_argument("--model", type=Path,
+                    help="a single-pass IR (default: the shipped trio's first student)")
     ap.add_argument("--second", type=Path,
-                    default=ROOT / "models" / "crack-hrsegnet-b16_seed1.xml",
-                    help="the ensemble's second IR (default: the shipped seed-1 student)")
+                    help="the ensemble's second IR (default: the trio's second student)")
     ap.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     args = ap.parse_args(argv)
     frames = demo_frames(448)
     with tempfile.TemporaryDirectory() as tmp:
+        trio = ROOT / "models" / "crack-hrsegnet-b16.xml"
+        for name, index in (("model", 0), ("second", 1)):
+            if getattr(args, name) is None:
+                setattr(args, name, Path(tmp) / f"member{index}.xml")
+                member_ir(trio, index, getattr(args, name))
         irs = {"plain": args.model}
         for flips in ("h", "hv"):
             irs[flips] = Path(tmp) / f"{flips}.xml"

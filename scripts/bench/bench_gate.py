@@ -10,7 +10,8 @@
   IR, relative to its raw rate.
 
 Usage: .venv/bin/python scripts/bench/bench_gate.py [--main models/crack-hrsegnet-b16.xml]
-       [--gated models/crack-hrsegnet-b16_gated.xml] [--seconds 8]
+       --gated GATED.xml [--seconds 8]
+(GATED from crack-distill gate MAIN.xml EXPERT.xml --below-sharpness S --out GATED.xml)
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def main(argv: List[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--main", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16.xml",
                     help="the IR for sharp views (default: the car's model)")
-    ap.add_argument("--gated", type=Path, default=ROOT / "models" / "crack-hrsegnet-b16_gated.xml",
-                    help="its view-gated IR (default: the shipped one)")
+    ap.add_argument("--gated", type=Path, required=True,
+                    help="its view-gated IR (crack-distill gate)")
     ap.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     args = ap.parse_args(argv)
     gate = yaml.safe_load(args.gated.with_suffix(".yaml").read_text()).get("view_gate")

@@ -13,6 +13,7 @@ from distill.ir_members import member_ir
 from distill.nets import students
 from distill.nets.ir_weights import load_ir_weights
 from distill.pipeline import legacy_python
+from edge_app.config import DEFAULT_MODEL
 from edge_app.model.ir_model import IRModel
 from tests.distill.helpers import skewed_ir
 
@@ -84,3 +85,25 @@ def test_flip_averaged_single_ir_is_not_an_ensemble(trio, tmp_path):
     flip_average_ir(members[0], flips, "h")
     with pytest.raises(ValueError, match="not an ensemble IR"):
         member_ir(flips, 0, tmp_path / "x.xml")
+
+
+def test_the_shipped_trio_comes_apart_into_the_members_it_was_made_of(tmp_path):
+    """models/ ships no member twice: the card's members come back out of the default
+    with the digests they shipped with, each a different student, their mean the car's."""
+    card = yaml.safe_load(DEFAULT_MODEL.with_suffix(".yaml").read_text())
+    ensemble = card.get("ensemble")
+    if not ensemble:
+        pytest.skip("the default model is not an ensemble")
+    assert len(ensemble["members"]) == ensemble["runs_per_frame"] >= 2
+    frame = np.random.default_rng(2).integers(0, 256, (448, 448, 3), dtype=np.uint8)
+    runs = []
+    for i, shipped in enumerate(ensemble["members"]):
+        out = tmp_path / f"member{i}.xml"
+        member_ir(DEFAULT_MODEL, i, out)
+        assert sha256_file(out.with_suffix(".bin")) == shipped["bin_sha256"], shipped["file"]
+        assert not DEFAULT_MODEL.with_name(shipped["file"]).exists()  # not shipped again
+        runs.append(IRModel(out, "CPU").infer(frame))
+    for i in range(len(runs)):  # different students
+        assert all(np.abs(runs[i] - runs[j]).max() > 0.5 for j in range(i))
+    want = sum(runs) / len(runs)
+    assert np.abs(IRModel(DEFAULT_MODEL, "CPU").infer(frame) - want).max() < 0.05

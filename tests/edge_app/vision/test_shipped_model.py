@@ -46,56 +46,6 @@ def test_int8_sibling_is_intact_when_shipped():
     assert card["name"] == xml.stem.replace("_", "-")
 
 
-def test_default_is_the_mean_of_its_shipped_members():
-    ensemble = CARD.get("ensemble")
-    if not ensemble:
-        pytest.skip("the default model is not an ensemble")
-    frame = np.random.default_rng(2).integers(0, 256, (448, 448, 3), dtype=np.uint8)
-    members = [DEFAULT_MODEL.with_name(m["file"]) for m in ensemble["members"]]
-    assert len(members) == ensemble["runs_per_frame"] >= 2 and ensemble["averaged"] == "logits"
-    for m, want in zip(members, ensemble["members"]):  # the members shipped intact
-        assert hashlib.sha256(m.with_suffix(".bin").read_bytes()).hexdigest() == \
-            want["bin_sha256"]
-    runs = [IRModel(m, "CPU").infer(frame) for m in members]
-    for i in range(len(runs)):  # different students
-        assert all(np.abs(runs[i] - runs[j]).max() > 0.5 for j in range(i))
-    want = sum(runs) / len(runs)
-    assert np.abs(IRModel(DEFAULT_MODEL, "CPU").infer(frame) - want).max() < 0.05
-    assert members[0].stem == DEFAULT_MODEL.stem + "_single"
-
-
-def test_gated_sibling_hands_blurred_frames_to_its_shipped_expert():
-    """The view-gated sibling (crack-distill gate) answers a sharp frame as its main IR,
-    the car's model, and the same frame under noise case 2 as its expert (crack logit
-    shifted onto the card's threshold), both shipped intact beside it."""
-    from crack_common.noise import low_resolution
-    from edge_app.vision.view_quality import gauge
-    xml = DEFAULT_MODEL.with_name(DEFAULT_MODEL.stem + "_gated.xml")
-    if not xml.exists():
-        pytest.skip("no view-gated IR shipped")
-    card = yaml.safe_load(xml.with_suffix(".yaml").read_text())
-    gate = card["view_gate"]
-    assert hashlib.sha256(xml.with_suffix(".bin").read_bytes()).hexdigest() == \
-        card["files"]["bin_sha256"]
-    main, expert = (DEFAULT_MODEL.with_name(gate[k]["file"]) for k in ("main", "expert"))
-    assert main == DEFAULT_MODEL
-    for part, want in ((main, gate["main"]), (expert, gate["expert"])):
-        assert hashlib.sha256(part.with_suffix(".bin").read_bytes()).hexdigest() == \
-            want["bin_sha256"]
-    sharp, _ = road(np.random.default_rng(4), crack=True)
-    blurred = low_resolution(sharp)
-    cut = gate["below_sharpness"]
-    assert gauge(blurred)[0] < cut * 0.9 and gauge(sharp)[0] > cut * 1.1
-    gated = IRModel(xml, "CPU")
-    assert np.abs(gated.infer(sharp) - IRModel(main, "CPU").infer(sharp)).max() < 0.05
-    shift = np.array([0.0, gate["expert"]["crack_logit_shift"]], np.float32)[:, None, None]
-    want = IRModel(expert, "CPU").infer(blurred) + shift
-    assert np.abs(gated.infer(blurred) - want).max() < 0.05
-    # the gate was built at the car's plain threshold (before its mask rule, if any)
-    plain = CARD.get("mask_rule", {}).get("plain_threshold", CARD["threshold"])
-    assert card["threshold"] == gate["main"]["threshold"] == plain
-
-
 @pytest.fixture(scope="module")
 def model():
     return IRModel(DEFAULT_MODEL, "CPU")
