@@ -51,6 +51,11 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
             allow_modified_model: bool = False) -> Dict[str, Any]:
     control = control if control is not None else {}
     source = _source(cfg)
+    for part in (cfg.model_path, cfg.model_path.with_suffix(".bin")):
+        if not part.is_file():
+            raise ValueError(f"model {cfg.model_path}: no such file {part} (inference.model "
+                             "or --model takes an OpenVINO IR .xml with its .bin beside it, "
+                             "e.g. models/crack-hrsegnet-b16.xml)")
     card = _readable_card(cfg.model_path)
     model_info = {"model": card.get("name", cfg.model_path.stem),
                   "model_sha256": verified_weights(cfg.model_path, card, allow_modified_model)}
@@ -68,7 +73,7 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         log.warning("starting stopped instead of %s: %s; send a start command", start_mode,
                     why)
         start_mode = "stopped"
-    clean = False
+    clean = moving = False  # moving: from the first moment the car may drive
     try:
         if cfg.record.enabled:
             recorder = Recorder(cfg.record, {"config": cfg.to_dict(), "model_card": card,
@@ -104,6 +109,7 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         services.event("start", {"source": source.name, "device": cfg.inference.device})
         if held is not None:
             services.event("held", {"previous": held, "start_mode": cfg.start_mode})
+        moving = True
         if start_mode != "stopped" and not drive.begin(start_mode):
             log.warning("starting stopped instead of %s: a %s came during start-up",
                         start_mode, drive.stop_reason)
@@ -121,7 +127,10 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
     except BaseException as e:
         if drive is not None:
             drive.fault(f"{type(e).__name__}: {e}")
-        latch.trip(f"{type(e).__name__}: {e}")
+        if moving:
+            latch.trip(f"{type(e).__name__}: {e}")
+        else:  # failed to start: the car never moved, so nothing to hold the next start for
+            latch.restore(held)
         raise
     finally:
         if clean:

@@ -4,6 +4,7 @@ A picture is JPEG-encoded only while someone is watching."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -64,7 +65,14 @@ class LiveView:
                 else:
                     self._send(404, "text/plain", b"not found\n")
 
-        self.server = BoundedServer((host, port), Handler, max_connections)
+        try:
+            self.server = BoundedServer((host, port), Handler, max_connections)
+        except OSError as e:  # a port in use, or a host this machine does not have
+            hint = ("in use (another crack-car, or the review server?)"
+                    if e.errno == errno.EADDRINUSE else f"not available ({e.strerror})")
+            raise OSError(e.errno, f"live view: {host}:{port} is {hint}; choose another port "
+                                   "with --port N (server.port), --port 0 for any free one") \
+                from None
         self.host, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(target=self.server.serve_forever, name="live-view",
                                         daemon=True)

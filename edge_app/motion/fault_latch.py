@@ -51,6 +51,14 @@ class FaultLatch:
         """Mark this run as running; False when the latch cannot be written."""
         return self._write({"state": "running"})
 
+    def restore(self, previous: Optional[Dict[str, Any]]) -> None:
+        """Put back what `previous()` found: a start that failed before the car could
+        move (a missing model, a busy port) neither latches a fault nor clears one."""
+        if previous is None:
+            self.clear()
+        else:
+            self._write({k: v for k, v in previous.items() if k not in ("pid", "time")})
+
     def trip(self, reason: str) -> None:
         self._write({"state": "fault", "reason": reason})
 

@@ -379,6 +379,33 @@ def test_a_car_restarted_after_an_unclean_exit_waits_for_a_command(tmp_path, cli
     assert any(e["event"] == "mode" and e["to"] == "cruise" for e in driven)
 
 
+def test_a_start_that_fails_before_driving_latches_nothing(tmp_path, cli, dark_model):
+    """A missing model or a busy live-view port stops the start with the file or port
+    named, and the next start is not held for it; a latch left by an earlier fault stays
+    as it was."""
+    import socket
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    base = ["run", "--source", "demo", "--sim", "--record", str(runs), "--fast",
+            "--max-frames", "5", "--mode", "cruise"]
+    r = cli("edge_app.cli", base + ["--model", str(tmp_path / "missing.xml"), "--port", "0"])
+    assert r.returncode != 0
+    assert f"model {tmp_path / 'missing.xml'}: no such file" in r.stderr
+    assert FaultLatch(runs).previous() is None
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = cli("edge_app.cli", base + ["--model", str(dark_model), "--port", str(port)])
+    assert r.returncode != 0
+    assert f"live view: 127.0.0.1:{port} is in use" in r.stderr and "--port 0" in r.stderr
+    assert FaultLatch(runs).previous() is None
+    FaultLatch(runs).trip("inference failed: boom")  # an earlier run's real fault
+    r = cli("edge_app.cli", base + ["--model", str(tmp_path / "missing.xml"), "--port", "0"])
+    assert r.returncode != 0
+    assert FaultLatch(runs).previous()["reason"] == "inference failed: boom"
+
+
 def _post(url, body=b"{}", headers=None, host=None):
     """A raw HTTP POST (so bad lengths and headers can be sent as they are)."""
     import socket
