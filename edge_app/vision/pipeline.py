@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+
+def latency_label(p50_ms: Optional[float]) -> str:
+    """The HUD's latency: "-" until the first frames are timed (never "Nonems")."""
+    return "-" if p50_ms is None else f"{p50_ms:g}ms"
+
 class Result:
     """What the output stage knows about one processed frame."""
 
@@ -161,7 +166,7 @@ class CarPipeline:
             hook(result)
         if self.live_view is not None and self.live_view.wanted:
             snap = self.stats.snapshot()
-            hud = {"fps": snap["fps"], "lat": f"{snap['latency_ms_p50']}ms",
+            hud = {"fps": snap["fps"], "lat": latency_label(snap["latency_ms_p50"]),
                    "cracks": len(measured.cracks), **self.hud()}
             if view.state != "ok":  # the inspector sees why nothing is marked
                 hud["VIEW"] = view.state.upper()

@@ -212,3 +212,9 @@ def test_the_car_masks_by_the_cards_hysteresis(dark_model, tmp_path):
     assert not seeded[:150].any()  # ... and nothing of the blot
     plain = masks(inference={"seed_threshold": 0})
     assert plain[blot].all() and plain[line].any(axis=0).all()
+
+
+def test_the_hud_latency_reads_a_dash_before_the_first_timed_frame():
+    from edge_app.vision.pipeline import latency_label
+    assert latency_label(None) == "-"
+    assert latency_label(58.2) == "58.2ms" and latency_label(40.0) == "40ms"
