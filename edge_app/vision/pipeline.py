@@ -33,10 +33,10 @@ from edge_app.vision.view_quality import NOT_GAUGED, ViewMonitor, ViewReading, g
 log = logging.getLogger(__name__)
 
 
-
 def latency_label(p50_ms: Optional[float]) -> str:
     """The HUD's latency: "-" until the first frames are timed (never "Nonems")."""
     return "-" if p50_ms is None else f"{p50_ms:g}ms"
+
 
 @dataclass
 class Result:
