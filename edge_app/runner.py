@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from crack_common import project_version
 from edge_app.car import CarServices
@@ -44,6 +44,29 @@ def _readable_card(xml: Path) -> Dict[str, Any]:
         raise ValueError(f"{Path(xml).with_suffix('.yaml')}: the model card {what} "
                          f"({str(e)[:200]}); fix it, or remove it to run at the configured "
                          "threshold") from None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def live_commands(cfg: CarConfig, mqtt: Any, act: Callable[[Dict[str, Any]], None]
+                  ) -> Callable[[bytes], Dict[str, Any]]:
+    """The live view's command path: the MQTT link's gate when there is one (one replay
+    window for both paths), else a gate of the same rules. Served beyond this machine
+    without a command key, its buttons may stop the car but not move it."""
+    from edge_app.motion.commands import CommandGate
+    gate = mqtt.gate if mqtt is not None else CommandGate(
+        act, cfg.mqtt.command_key, cfg.mqtt.command_max_age_s)
+    local = cfg.server.host == "localhost" or _is_loopback(cfg.server.host)
+    refusal = "" if local or cfg.mqtt.command_key else (
+        f"the live view is served on {cfg.server.host} without mqtt.command_key: set a key "
+        "(and type it into the page) or keep server.host on 127.0.0.1")
+    return lambda raw: gate.handle(raw, refusal)
 
 
 def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
@@ -92,14 +115,16 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
             gps = GpsdClient(cfg.gps).start()
         services = CarServices(cfg, drive, recorder, mqtt, model_info, gps)
         if cfg.server.enabled:
-            live = LiveView(cfg.server.host, cfg.server.port)
+            live = LiveView(cfg.server.host, cfg.server.port, mask_bgr=cfg.overlay.color)
             print(f"live view: {live.url}", file=sys.stderr, flush=True)
         pipeline = CarPipeline(cfg, source, live, hooks=[services],
                                hud=lambda: {"mode": drive.mode, "speed": drive.speed},
                                on_fault=drive.fault)
         services.pipeline = pipeline
+        moving = True  # from here a command can move the car
         if live is not None:
             live.metrics = services.telemetry
+            live.commands = live_commands(cfg, mqtt, services.command)
         if mqtt is not None:
             mqtt.start()
         services.start()
@@ -109,7 +134,6 @@ def run_car(cfg: CarConfig, max_frames: Optional[int] = None,
         services.event("start", {"source": source.name, "device": cfg.inference.device})
         if held is not None:
             services.event("held", {"previous": held, "start_mode": cfg.start_mode})
-        moving = True
         if start_mode != "stopped" and not drive.begin(start_mode):
             log.warning("starting stopped instead of %s: a %s came during start-up",
                         start_mode, drive.stop_reason)

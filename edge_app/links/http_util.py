@@ -124,10 +124,11 @@ class Handler(BaseHTTPRequestHandler):
         return host in ("localhost", "127.0.0.1", "::1", str(own).lower()) or (
             own in ("0.0.0.0", "::") and _is_ip(host))
 
-    def read_json_body(self, limit: int = 4096) -> Tuple[Optional[int], Any]:
-        """(error status or None, parsed body) of a JSON request: 411 without a length,
-        400 for a bad one, 413 over `limit`, 415 for another content type."""
-        import json
+    def read_body(self, limit: int = 4096) -> Tuple[Optional[int], Any]:
+        """(error status or None, the raw bytes) of a JSON request's body: 411 without a
+        length, 400 for a bad one, 413 over `limit`, 415 for another content type (which
+        also keeps other sites' pages out: a JSON post from them needs a CORS preflight
+        this server never grants)."""
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return 415, "expected Content-Type: application/json"
@@ -139,10 +140,27 @@ class Handler(BaseHTTPRequestHandler):
             return 400, "bad Content-Length"
         if n > limit:
             return 413, f"body over {limit} bytes"
+        return None, self.rfile.read(n)
+
+    def read_json_body(self, limit: int = 4096) -> Tuple[Optional[int], Any]:
+        """(error status or None, parsed body) of a JSON request (see read_body)."""
+        import json
+        status, body = self.read_body(limit)
+        if status is not None:
+            return status, body
         try:
-            return None, json.loads(self.rfile.read(n))
+            return None, json.loads(body)
         except (ValueError, RecursionError) as e:
             return 400, f"not JSON ({type(e).__name__})"
+
+    def origin_allowed(self) -> bool:
+        """No Origin header (curl, tools), or one naming this server as Host does: a
+        page of another site cannot post here from a viewer's browser."""
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return True
+        from urllib.parse import urlsplit
+        return urlsplit(origin).netloc.lower() == (self.headers.get("Host") or "").lower()
 
 
 def content_length(text: Optional[str]) -> Optional[int]:

@@ -1,5 +1,7 @@
 """The live view: the overlay re-served over HTTP as MJPG (`/stream`), `/snapshot.jpg`,
-`/metrics` (JSON) and a small page at `/`. Bound to localhost unless configured otherwise.
+`/metrics` (JSON) and a small page at `/` with start, stop and emergency-stop buttons
+(`POST /command`: the car's command path, by the same rules as MQTT) and a legend. Bound
+to localhost unless configured otherwise.
 A picture is JPEG-encoded only while someone is watching."""
 
 from __future__ import annotations
@@ -10,21 +12,53 @@ import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from edge_app.links import http_util
 from edge_app.links.http_util import BoundedServer
+from edge_app.motion.commands import MAX_BYTES
 
 log = logging.getLogger(__name__)
 BOUNDARY = "crackcarframe"
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>crack-car live</title>
 <style>body{font-family:sans-serif;background:#111;color:#eee;margin:1em}
-img{max-width:100%;border:1px solid #444}pre{font-size:12px}</style></head><body>
+img{max-width:100%;border:1px solid #444}pre{font-size:12px}
+button{font-size:1.1em;margin:0 .4em .4em 0;padding:.4em 1em}#estop{background:#c00;color:#fff}
+.sw{display:inline-block;width:1em;height:1em;vertical-align:middle;margin:0 .3em 0 1em}
+</style></head><body>
 <h1>crack-car live view</h1><img id="live" src="stream" alt="live overlay">
+<div id="controls"><button id="start">Start (cruise)</button><button id="stop">Stop</button>
+<button id="estop">EMERGENCY STOP</button>
+<input id="key" type="password" placeholder="command key (mqtt.command_key), if set"
+autocomplete="off"><span id="result"></span></div>
+<div id="legend"><span class="sw" style="background:rgb(__MASK__)"></span>crack mask
+<span class="sw" style="border:2px solid rgb(255,200,0)"></span>low
+<span class="sw" style="border:2px solid rgb(255,128,0)"></span>medium
+<span class="sw" style="border:2px solid rgb(255,0,0)"></span>high severity (box: a crack,
+its widest point in model pixels)<br>top bar: fps, lat (median latency), cracks in the frame,
+the drive's mode and speed, VIEW when the camera's view is too soft or dark to trust</div>
 <pre id="metrics"></pre><script>
 async function poll(){try{const r=await fetch('metrics');
 document.getElementById('metrics').textContent=JSON.stringify(await r.json(),null,1);}catch(e){}}
-setInterval(poll,1000);poll();</script></body></html>"""
+setInterval(poll,1000);poll();
+function canonical(o){return JSON.stringify(Object.fromEntries(Object.keys(o).sort()
+.map(k=>[k,o[k]])));}
+async function sign(key,text){const e=new TextEncoder();const k=await crypto.subtle.importKey(
+'raw',e.encode(key),{name:'HMAC',hash:'SHA-256'},false,['sign']);const s=new Uint8Array(
+await crypto.subtle.sign('HMAC',k,e.encode(text)));return Array.from(s,
+b=>b.toString(16).padStart(2,'0')).join('');}
+let sent=0;
+async function send(name){const out=document.getElementById('result');
+const cmd={cmd:name,id:'web-'+(++sent),t:Date.now()/1000};if(name==='start')cmd.mode='cruise';
+const key=document.getElementById('key').value;
+try{if(key){if(!window.crypto||!crypto.subtle){out.textContent='refused here: signing needs'+
+' a page on localhost or https';return;}cmd.sig=await sign(key,canonical(cmd));}
+const r=await fetch('command',{method:'POST',headers:{'Content-Type':'application/json'},
+body:JSON.stringify(cmd)});const res=await r.json();
+out.textContent=res.accepted?' '+res.cmd+': accepted':' '+name+' refused: '+res.reason;}
+catch(e){out.textContent=' '+name+' not sent: '+e;}}
+for(const b of ['start','stop','estop'])document.getElementById(b).onclick=()=>send(b);
+</script></body></html>"""
 
 
 class LiveView:
@@ -32,8 +66,13 @@ class LiveView:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8090,
                  metrics: Optional[Callable[[], Dict[str, object]]] = None,
-                 max_viewers: int = 4, max_connections: int = 16):
+                 max_viewers: int = 4, max_connections: int = 16,
+                 mask_bgr: Sequence[int] = (0, 0, 255)):
         self.max_viewers = max_viewers
+        b, g, r = (int(v) for v in mask_bgr)
+        self.page = PAGE.replace("__MASK__", f"{r},{g},{b}").encode()
+        # the command path (runner: the car's CommandGate): raw body -> result
+        self.commands: Optional[Callable[[bytes], Dict[str, Any]]] = None
         self._metrics_cache: tuple = (0.0, b"")
         self._cond = threading.Condition()
         self._jpeg: Optional[bytes] = None
@@ -43,12 +82,26 @@ class LiveView:
         view = self
 
         class Handler(http_util.Handler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?")[0] != "/command" or view.commands is None:
+                    self._send(404, "text/plain", b"not found\n")
+                elif not (self.host_allowed() and self.origin_allowed()):
+                    self._send(403, "text/plain", b"unknown Host or Origin\n")
+                else:
+                    status, body = self.read_body(MAX_BYTES)
+                    if status is not None:
+                        self._send(status, "text/plain", f"{body}\n".encode())
+                        return
+                    result = view.commands(body)
+                    self._send(200 if result["accepted"] else 400, "application/json",
+                               json.dumps(result).encode())
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 path = self.path.split("?")[0]
                 if not self.host_allowed():
                     self._send(403, "text/plain", b"unknown Host\n")
                 elif path == "/":
-                    self._send(200, "text/html; charset=utf-8", PAGE.encode())
+                    self._send(200, "text/html; charset=utf-8", view.page)
                 elif path == "/metrics":
                     self._send(200, "application/json", view.metrics_json())
                 elif path == "/snapshot.jpg":

@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict
 from urllib.parse import unquote, urlsplit
 
 from edge_app.links.spool import Spool
-from edge_app.motion.commands import CommandError, ReplayGuard, is_motion, parse_command
+from edge_app.motion.commands import CommandGate
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,10 @@ class MqttLink:
         self.cfg, self.car_id = cfg, car_id
         self.prefix = f"{cfg.topic_prefix}/{car_id}"
         self.spool = Spool(spool_dir, cfg.spool_max)
-        self.on_command = on_command
+        self.gate = CommandGate(on_command, cfg.command_key, cfg.command_max_age_s)
         self.connected = threading.Event()
         self.listening = threading.Event()  # the cmd subscription is in place
         self._closing = False
-        self.commands = {"accepted": 0, "rejected": 0}
         self._lock = threading.Lock()
         self._ack_target = self.spool.acked  # acknowledged, not yet recorded on disk
         self._mid_seq: Dict[int, int] = {}
@@ -107,7 +106,6 @@ class MqttLink:
         c.on_message = self._on_message
         c.on_subscribe = lambda *a, **k: self.listening.set()
         self.client = c
-        self.replay = ReplayGuard(cfg.command_max_age_s)
         self.motion_refused = self._motion_refusal(tls, bool(user and password))
         if self.motion_refused:
             log.warning("MQTT: motion commands will be refused: %s", self.motion_refused)
@@ -201,24 +199,8 @@ class MqttLink:
         return self.spool.sent_upto
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        cid = ""
-        try:
-            if msg.retain:
-                raise CommandError("retained: a retained command is never obeyed")
-            cmd, cid = parse_command(msg.payload, self.cfg.command_key or None,
-                                     self.cfg.command_max_age_s, self.replay)
-            if self.motion_refused and is_motion(cmd):
-                raise CommandError(f"refused: {self.motion_refused}")
-            self.on_command(cmd)
-            result = {"id": cid, "cmd": cmd["cmd"], "accepted": True}
-            self.commands["accepted"] += 1
-        except (CommandError, ValueError, PermissionError) as e:
-            result = {"id": cid or getattr(e, "cid", ""), "accepted": False, "reason": str(e)}
-            self.commands["rejected"] += 1
-        except Exception as e:  # noqa: BLE001 - no command may take the link down
-            log.exception("command handler failed")
-            result = {"id": cid, "accepted": False, "reason": f"internal error: {e}"}
-            self.commands["rejected"] += 1
+        retained = "retained: a retained command is never obeyed" if msg.retain else ""
+        result = self.gate.handle(msg.payload, self.motion_refused, retained)
         client.publish(f"{self.prefix}/cmd/result", json.dumps(result), qos=1)
 
     # ------------------------------------------------------------ outgoing

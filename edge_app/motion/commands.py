@@ -26,12 +26,14 @@ import collections
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import time
-from typing import Any, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from crack_common.values import bracket_depth, finite_number
 
+log = logging.getLogger(__name__)
 MAX_BYTES = 4096
 MAX_DEPTH = 8  # JSON nesting a command may have (a command is one flat object)
 FIELDS: Dict[str, Dict[str, Any]] = {
@@ -192,3 +194,39 @@ def _fields(cmd: Dict[str, Any]) -> Dict[str, Any]:
             value = number
         out[key] = value
     return out
+
+
+class CommandGate:
+    """Where commands enter the car, whatever carried them (MQTT, the live view's
+    buttons): each is parsed and checked by the same rules (size, fields, age, signature
+    under `key`, replay within the age window across every path), refused for motion
+    where its path cannot be trusted with it, then handed to `act`. Nothing that goes
+    wrong in `act` escapes; every command gets a result."""
+
+    def __init__(self, act: Callable[[Dict[str, Any]], None], key: str = "",
+                 max_age_s: float = 2.0, replay: Optional[ReplayGuard] = None):
+        self.act, self.key, self.max_age_s = act, key or None, max_age_s
+        self.replay = replay or ReplayGuard(max_age_s)
+        self.counts = {"accepted": 0, "rejected": 0}
+
+    def handle(self, raw: bytes, motion_refused: str = "", refuse: str = "") -> Dict[str, Any]:
+        """The result of command RAW: {"id", "cmd", "accepted": True} or {"id",
+        "accepted": False, "reason"}. `motion_refused`: why this path may not move the car
+        ('' when it may); `refuse`: why this delivery is refused whole (a retained one)."""
+        cid = ""
+        try:
+            if refuse:
+                raise CommandError(refuse)
+            cmd, cid = parse_command(raw, self.key, self.max_age_s, self.replay)
+            if motion_refused and is_motion(cmd):
+                raise CommandError(f"refused: {motion_refused}")
+            self.act(cmd)
+            self.counts["accepted"] += 1
+            return {"id": cid, "cmd": cmd["cmd"], "accepted": True}
+        except (CommandError, ValueError, PermissionError) as e:
+            self.counts["rejected"] += 1
+            return {"id": cid or getattr(e, "cid", ""), "accepted": False, "reason": str(e)}
+        except Exception as e:  # noqa: BLE001 - no command may take its path down
+            log.exception("command handler failed")
+            self.counts["rejected"] += 1
+            return {"id": cid, "accepted": False, "reason": f"internal error: {e}"}

@@ -370,7 +370,7 @@ def test_motion_needs_tls_credentials_and_a_key_off_this_machine(tmp_path):
     for lk in (remote, ok, waived):
         lk.spool.close()
     got = []
-    remote.on_command = got.append
+    remote.gate.act = got.append
 
     class Msg:
         retain = False
