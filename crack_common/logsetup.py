@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any, List, Optional
 
 PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
             logging.CRITICAL: 2}
@@ -48,3 +49,22 @@ def report_error(log: logging.Logger, e: BaseException, verbose: bool) -> int:
     else:
         log.error("%s  (-v shows the traceback)", text)
     return 1
+
+
+def parse_command_line(parser: Any, argv: Optional[List[str]]) -> Any:
+    """argparse's result, with arguments that are not a subcommand's own reported by that
+    subcommand (its usage, not the top level's). The parser's `commands` attribute maps
+    subcommand names to their parsers."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = getattr(parser, "commands", {}).get(getattr(args, "command", None), parser)
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of our output went away (`... | head`): no error, no traceback from
+    the interpreter's own flush at exit; returns the status to exit with."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
-from crack_common.logsetup import report_error, setup_logging
+from crack_common.logsetup import parse_command_line, quiet_broken_pipe, report_error, setup_logging
 from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, HARD_LOSSES, KD_MODES, STUDENTS
 from distill.serve.settings import ServeSettings
 
@@ -790,12 +790,13 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=_cmd_teacher_train)
+    p.commands = sub.choices  # for errors in a subcommand's own usage
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     setup_logging(args.verbose)
     if args.command == "synth" and not (args.out or args.video):
         parser.error("synth needs --out DIR and/or --video FILE")
@@ -803,6 +804,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("give a COMMAND, or --teacher FILE --data DIR to run the whole job")
     try:
         return args.func(args)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except (ValueError, OSError, RuntimeError, MemoryError) as e:  # torch raises RuntimeError
         return report_error(log, e, args.verbose)
 

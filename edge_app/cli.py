@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
-from crack_common.logsetup import report_error, setup_logging
+from crack_common.logsetup import parse_command_line, quiet_broken_pipe, report_error, setup_logging
 
 log = logging.getLogger("crack-car")
 
@@ -254,14 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["csv", "geojson"], default="csv")
     ex.add_argument("--out", type=Path, help="file to write (default: standard output)")
     ex.set_defaults(func=_cmd_export)
+    p.commands = sub.choices  # for errors in a subcommand's own usage
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_command_line(build_parser(), argv)
     setup_logging(args.verbose)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except (RuntimeError, ValueError, OSError) as e:
         return report_error(logging.getLogger("crack-car"), e, args.verbose)
 

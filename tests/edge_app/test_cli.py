@@ -81,3 +81,20 @@ def test_an_unreadable_model_card_is_named_not_read_as_empty(cli, tmp_path, dark
                              str(tmp_path / "m.xml"), "--max-frames", "2", "--no-record",
                              "--port", "0"])
     assert r.returncode != 0 and "m.yaml: the model card is not valid YAML" in r.stderr
+
+
+def test_a_wrong_flag_is_reported_with_the_subcommands_usage(cli):
+    r = cli("edge_app.cli", ["run", "--bogus"])
+    assert r.returncode == 2
+    assert r.stderr.startswith("usage: crack-car run ")
+    assert "crack-car run: error: unrecognized arguments: --bogus" in r.stderr
+
+
+def test_a_closed_pipe_is_not_an_error():
+    import subprocess
+    import sys
+    # the reader is gone before the schema is written: the write meets a closed pipe
+    p = subprocess.run(["bash", "-c", "set -o pipefail; "
+                        f"{sys.executable} -m edge_app.cli config --schema | true"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stderr == ""
