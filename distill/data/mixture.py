@@ -41,12 +41,16 @@ def parse_source(text: str) -> Tuple[Path, float]:
     if sep and head:
         try:
             weight = float(tail)
-        except ValueError:
-            pass  # a colon that is part of the path
+        except ValueError:  # a colon that is part of the path, or a mistyped weight
+            if Path(head).is_dir() and not Path(text).exists():
+                raise ValueError(f"dataset {text!r}: {tail!r} after ':' is not a weight "
+                                 f"(a positive number: {head}:2 draws it twice as often)"
+                                 ) from None
         else:
             path = head
-            if not weight > 0:
-                raise ValueError(f"dataset {text!r}: the weight after ':' must be positive")
+            if not (weight > 0 and weight != float("inf")):
+                raise ValueError(f"dataset {text!r}: the weight after ':' must be a positive "
+                                 "finite number")
     return Path(path), weight
 
 

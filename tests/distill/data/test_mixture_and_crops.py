@@ -49,6 +49,15 @@ def test_source_texts_and_weights():
     assert parse_source("c:/x")[1] == 1.0  # a colon that is part of a path
     with pytest.raises(ValueError, match="positive"):
         parse_source("data/a:0")
+    with pytest.raises(ValueError, match="positive finite"):
+        parse_source("data/a:inf")
+
+
+def test_a_mistyped_weight_is_named_as_one(tmp_path):
+    (tmp_path / "synth").mkdir()
+    with pytest.raises(ValueError, match=r"'abc' after ':' is not a weight"):
+        parse_source(f"{tmp_path}/synth:abc")
+    assert parse_source(f"{tmp_path}/other:abc")[1] == 1.0  # no such folder: a path
 
 
 def test_folder_of_datasets_expands_and_weights_share_draws(collection):
