@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import re
 import typing
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import yaml
 
@@ -77,9 +78,51 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
                           ) from None
 
 
-def json_schema(cls: type) -> Dict[str, Any]:
-    """The JSON schema of a configuration dataclass (for editors and validators)."""
-    return _adapter(cls).json_schema()
+def json_schema(cls: type, example: Optional[str] = None) -> Dict[str, Any]:
+    """The JSON schema of a configuration dataclass (for editors and validators); with
+    the text of a commented example config, each key's comment becomes its description
+    (the example is where the keys are documented, so the two cannot drift apart)."""
+    schema = _adapter(cls).json_schema()
+    if example:
+        _describe(schema, schema, example_comments(example), "")
+    return schema
+
+
+def example_comments(text: str) -> Dict[str, str]:
+    """{dotted key: its comment} of a commented YAML example: the text after '#' on the
+    key's line, joined with the comment-only lines indented under it."""
+    out: Dict[str, str] = {}
+    path: List[Tuple[int, str]] = []
+    last = ""
+    for line in text.splitlines():
+        body = line.split("#", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
+        comment = line.split("#", 1)[1].strip() if "#" in line else ""
+        m = re.match(r"^( *)([A-Za-z_][\w-]*):", body)
+        if m:
+            indent = len(m.group(1))
+            path = [(i, k) for i, k in path if i < indent] + [(indent, m.group(2))]
+            last = ".".join(k for _, k in path)
+            if comment:
+                out[last] = comment
+        elif not body and comment and last and line.startswith(" "):
+            out[last] = f"{out.get(last, '')} {comment}".strip()
+        elif not line.strip():
+            last = ""
+    return out
+
+
+def _describe(node: Dict[str, Any], root: Dict[str, Any], notes: Dict[str, str],
+              prefix: str) -> None:
+    """Set `description` on every property that has a note, following $refs."""
+    for name, prop in node.get("properties", {}).items():
+        key = f"{prefix}{name}"
+        if key in notes:
+            prop["description"] = notes[key]
+        ref = prop.get("$ref") or next((a["$ref"] for a in prop.get("anyOf", [])
+                                        if "$ref" in a), None)
+        if ref:
+            target = root.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {})
+            _describe(target, root, notes, f"{key}.")
 
 
 def merge_into(obj: Any, data: Any, prefix: str = "") -> None:

@@ -57,7 +57,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
     from edge_app.config import CarConfig, load_car_config
     if args.schema:
         from crack_common.yamlconfig import json_schema
-        print(json.dumps(json_schema(CarConfig), indent=1))
+        from edge_app.config import EXAMPLE_CONFIG
+        example = EXAMPLE_CONFIG.read_text() if EXAMPLE_CONFIG.is_file() else None
+        print(json.dumps(json_schema(CarConfig, example), indent=1))
         return 0
     cfg = load_car_config(args.config, [parse_override(t) for t in (args.set or [])])
     data = redact(cfg.to_dict())

@@ -19,6 +19,7 @@ from edge_app.vision.view_quality import ACTIONS, ViewConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "crack-hrsegnet-b16.xml"
+EXAMPLE_CONFIG = REPO / "config" / "crack-car.example.yaml"  # every key, commented
 DEFAULT_CONFIG_PATHS = (Path("/etc/crack-car/config.yaml"),)
 
 __all__ = ["CarConfig", "ConfigError", "load_car_config"]

@@ -51,3 +51,18 @@ def test_absurd_nesting_is_named_not_a_recursion_error(tmp_path, text):
     p.write_text(text)
     with pytest.raises(ConfigError, match="deep.yaml: nested"):
         read_yaml(p)
+
+
+def test_the_schema_describes_each_key_by_its_comment_in_the_example():
+    from crack_common.yamlconfig import example_comments, json_schema
+    from edge_app.config import EXAMPLE_CONFIG, CarConfig
+    text = "a: 1   # first\n     # and more\n\nsec:   # a section\n  b: x  # inner\n  c: 2\n"
+    assert example_comments(text) == {"a": "first and more", "sec": "a section",
+                                      "sec.b": "inner"}
+    schema = json_schema(CarConfig, EXAMPLE_CONFIG.read_text())
+    url = schema["$defs"]["SourceConfig"]["properties"]["url"]["description"]
+    assert "mjpg-streamer" in url and "picamera" in url  # the continuation line too
+    props = [p for d in schema["$defs"].values() for p in d.get("properties", {}).values()]
+    assert sum("description" in p for p in props) >= 0.8 * len(props)
+    assert "description" not in json_schema(CarConfig)["$defs"]["SourceConfig"][
+        "properties"]["url"]
