@@ -192,7 +192,18 @@ def _config(args: argparse.Namespace):
         "export": {"int8": True if getattr(args, "int8", False) else None},
     }
     over.append(_prune(flags))
-    return load_config(args.config, over)
+    return load_config(args.config or _remembered(flags["work"]), over)
+
+
+def _remembered(work: Optional[str]) -> Optional[Path]:
+    """The work folder's own config.yaml (written when it was trained), as the base when
+    no --config is given: `export --work W --int8` knows W's data and student."""
+    from distill.config import DistillConfig
+    saved = Path(work or DistillConfig().work) / "config.yaml"
+    if not saved.is_file():
+        return None
+    log.info("settings of %s (the work folder's; --config or flags override them)", saved)
+    return saved
 
 
 def _str(v):

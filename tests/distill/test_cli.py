@@ -79,3 +79,24 @@ def test_progress_bars_are_off_when_output_is_not_a_terminal(cli, tmp_path):
     from crack_common.progress import bar
     b = bar(range(3), enabled=True)  # pytest's stderr is not a TTY either: auto-off
     assert list(b) == [0, 1, 2] and b.disable
+
+
+def test_the_work_folder_remembers_its_data_and_student(cli, tmp_path):
+    """`export --work W --int8` after `train --work W --data D --student S`: the data for
+    calibration and the student come from W's own config.yaml; flags still override."""
+    from tests.distill.helpers import make_data
+    data = make_data(tmp_path / "data", count=6)
+    work = tmp_path / "work"
+    r = cli("distill.cli", ["train", "--data", str(data), "--work", str(work), "--no-kd",
+                            "--student", "hrsegnet_b16", "--set", "size=64", "--set",
+                            "train.epochs=1", "--set", "train.batch=2", "--set",
+                            "data.val_ratio=0.34", "--set", "export.size=64", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    r = cli("distill.cli", ["export", "--work", str(work), "--int8", "--checkpoint",
+                            str(work / "checkpoints" / "last.pth")], timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"settings of {work / 'config.yaml'}" in r.stderr
+    for name in ("student.xml", "student.yaml", "student_int8.xml", "student_int8.yaml"):
+        assert (work / "export" / name).is_file(), name
+    r = cli("distill.cli", ["config", "--work", str(work), "--student", "pct"])
+    assert "name: pct" in r.stdout and str(data) in r.stdout  # a flag beats the memory
