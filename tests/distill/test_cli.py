@@ -100,3 +100,25 @@ def test_the_work_folder_remembers_its_data_and_student(cli, tmp_path):
         assert (work / "export" / name).is_file(), name
     r = cli("distill.cli", ["config", "--work", str(work), "--student", "pct"])
     assert "name: pct" in r.stdout and str(data) in r.stdout  # a flag beats the memory
+
+
+def test_export_check_fails_loudly_when_the_ncs2_runtime_cannot_check(cli, tmp_path):
+    import os
+
+    import yaml
+
+    from tests.distill.helpers import make_data
+    data = make_data(tmp_path / "data", count=6)
+    work = tmp_path / "work"
+    r = cli("distill.cli", ["train", "--data", str(data), "--work", str(work), "--no-kd",
+                            "--student", "hrsegnet_b16", "--set", "size=64", "--set",
+                            "train.epochs=1", "--set", "train.batch=2", "--set",
+                            "data.val_ratio=0.34", "--set", "export.size=64", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    env = {**os.environ, "CRACK_CAR_PY39": str(tmp_path / "no-python39")}
+    r = cli("distill.cli", ["export", "--work", str(work), "--check", "--checkpoint",
+                            str(work / "checkpoints" / "last.pth")], env=env)
+    assert r.returncode == 1
+    assert "OpenVINO 2022.3 (MYRIAD) check did not run" in r.stderr
+    card = yaml.safe_load((work / "export" / "student.yaml").read_text())
+    assert card["export_check"]["openvino 2022.3 (MYRIAD)"].startswith("not run")
