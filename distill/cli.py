@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
-from crack_common.logsetup import parse_command_line, quiet_broken_pipe, report_error, setup_logging
+from crack_common.logsetup import (
+    missing_module_hint,
+    parse_command_line,
+    quiet_broken_pipe,
+    report_error,
+    setup_logging,
+)
 from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, HARD_LOSSES, KD_MODES, STUDENTS
 from distill.serve.settings import ServeSettings
 
@@ -822,6 +828,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except BrokenPipeError:
         return quiet_broken_pipe()
+    except ImportError as e:
+        hint = missing_module_hint(e)
+        if hint is None:
+            raise
+        log.error("%s", hint)
+        return 1
     except (ValueError, OSError, RuntimeError, MemoryError) as e:  # torch raises RuntimeError
         return report_error(log, e, args.verbose)
 

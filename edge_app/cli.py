@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
-from crack_common.logsetup import parse_command_line, quiet_broken_pipe, report_error, setup_logging
+from crack_common.logsetup import (
+    missing_module_hint,
+    parse_command_line,
+    quiet_broken_pipe,
+    report_error,
+    setup_logging,
+)
 
 log = logging.getLogger("crack-car")
 
@@ -267,6 +273,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except BrokenPipeError:
         return quiet_broken_pipe()
+    except ImportError as e:
+        hint = missing_module_hint(e)
+        if hint is None:
+            raise
+        logging.getLogger("crack-car").error("%s", hint)
+        return 1
     except (RuntimeError, ValueError, OSError) as e:
         return report_error(logging.getLogger("crack-car"), e, args.verbose)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
-import torch
 
 from crack_common.metrics import METRIC_NAMES, MetricAccumulator, false_alarm, labelled
 from crack_common.noise import NOISE_CASES, gaussian_blur
@@ -18,7 +17,6 @@ from crack_common.progress import bar as progress_bar
 from distill.data.datasets import CrackDataset
 from distill.data.mixture import source_of
 from distill.data.views import fit
-from distill.nets.student_io import bgr_to_unit_rgb
 from edge_app.vision.measure import crack_probability, probability_mask
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,10 @@ def load_predictor(path: Path, device: str = "cpu",
         from distill.export import compile_onnx
         run, size = compile_onnx(path)
         return (lambda img: crack_probability(run(img))), size, f"ONNX {path.name}"
+    import torch  # checkpoints only: an IR or ONNX file is scored without PyTorch
+
     from distill.nets.sam.checkpoints import CheckpointError, load_teacher
+    from distill.nets.student_io import bgr_to_unit_rgb
     try:
         teacher = load_teacher(path).to(device)
     except CheckpointError:

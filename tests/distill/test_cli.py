@@ -122,3 +122,31 @@ def test_export_check_fails_loudly_when_the_ncs2_runtime_cannot_check(cli, tmp_p
     assert "OpenVINO 2022.3 (MYRIAD) check did not run" in r.stderr
     card = yaml.safe_load((work / "export" / "student.yaml").read_text())
     assert card["export_check"]["openvino 2022.3 (MYRIAD)"].startswith("not run")
+
+
+def test_an_ir_is_scored_without_torch_and_a_missing_extra_is_one_line(tmp_path):
+    """predict on an IR needs no PyTorch; a command that needs a package that is not
+    installed says which extra brings it, in one line, no traceback."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+
+    from crack_common.logsetup import missing_module_hint
+    from tests.conftest import REPO
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    no_torch = ("import sys; sys.modules['torch'] = None; from distill.cli import main; "
+                "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", no_torch, "predict",
+                        str(REPO / "models" / "crack-hrsegnet-b16.xml"), str(photo)],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "p.png" in r.stdout
+    r = subprocess.run([sys.executable, "-c", no_torch, "describe", "--student"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "'torch', which comes with the 'distill' extra" in r.stderr
+    assert "'serve' extra" in missing_module_hint(ModuleNotFoundError(name="uvicorn"))
+    assert missing_module_hint(ModuleNotFoundError(name="something_else")) is None
