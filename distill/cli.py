@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from crack_common import project_version
 from crack_common.logsetup import (
@@ -43,34 +43,49 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
+    """Every problem of every dataset at once; --json: one shape, {"datasets": [{root,
+    pairs, crack_free, problems[, registration]}], "problems": total}."""
     from distill.data.datasets import DatasetError, open_dataset
     from distill.data.mixture import expand_sources
     from distill.data.registration import Survey, describe_registration
-    if args.split_file:
-        roots = [Path(r) for r in args.root]
-    else:
-        roots = [s.root for s in expand_sources([str(r) for r in args.root], args.split)]
-    reports, problems = [], []
-    for root in roots:
+    reports: List[Dict[str, Any]] = []
+    for arg in args.root:
         try:
-            dataset = open_dataset(root, args.split, args.split_file)
+            roots = [Path(arg)] if args.split_file else [
+                s.root for s in expand_sources([str(arg)], args.split)]
+        except ValueError as e:  # no such folder, not a dataset
+            roots = []
+            reports.append({"root": str(arg), "pairs": 0, "crack_free": 0,
+                            "problems": getattr(e, "problems", [str(e)])})
+        for root in roots:
+            try:
+                dataset = open_dataset(root, args.split, args.split_file, strict=False)
+            except DatasetError as e:  # no image or mask folder
+                reports.append({"root": str(root), "pairs": 0, "crack_free": 0,
+                                "problems": e.problems})
+                continue
             gather = Survey() if args.registration else None
-            counts = dataset.check(each=None if gather is None else gather.add)
-        except DatasetError as e:
-            problems += e.problems
-            continue
-        if gather is not None:
-            counts["registration"] = gather.report()
-        reports.append({"root": str(root), **counts})
-        if not args.json:
-            print(f"{root}: {counts['pairs']} image/mask pairs, {counts['crack_free']} "
-                  "crack-free, no problems")
-            if args.registration:
-                print(describe_registration(counts["registration"]))
+            report = {"root": str(root), **dataset.check(
+                each=None if gather is None else gather.add, collect=True)}
+            if gather is not None:
+                report["registration"] = gather.report()
+            reports.append(report)
+    total = sum(len(r["problems"]) for r in reports)
     if args.json:
-        print(json.dumps(reports[0] if len(reports) == 1 and not problems else reports))
-    if problems:
-        raise DatasetError(Path(args.root[0]), problems)
+        print(json.dumps({"datasets": reports, "problems": total}))
+    else:
+        for r in reports:
+            state = "no problems" if not r["problems"] else f"{len(r['problems'])} problem(s)"
+            print(f"{r['root']}: {r['pairs']} image/mask pairs, {r['crack_free']} "
+                  f"crack-free, {state}")
+            for p in r["problems"]:
+                print(f"  {p}")
+            if "registration" in r:
+                print(describe_registration(r["registration"]))
+    if total:
+        log.error("%d problem(s) in %d of %d dataset(s)", total,
+                  sum(bool(r["problems"]) for r in reports), len(reports))
+        return 1
     return 0
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -118,7 +118,11 @@ class CrackDataset:
     """Image/mask pairs of one folder (and split); load with `load(i)` or iterate."""
 
     def __init__(self, root: Path, image_dir: Path, mask_dir: Path,
-                 names: Optional[Sequence[str]] = None, ignore_dir: Optional[Path] = None):
+                 names: Optional[Sequence[str]] = None, ignore_dir: Optional[Path] = None,
+                 strict: bool = True):
+        """`strict`: a pairing problem (a file without its partner, names shared) raises;
+        otherwise it is kept in `pairing_problems` and the good pairs are opened (a check
+        reports every problem at once)."""
         self.root = Path(root)
         images, masks = _files(image_dir, IMAGE_EXTS), _files(mask_dir, MASK_EXTS)
         ignores = _files(ignore_dir, (".png",)) if ignore_dir is not None else {}
@@ -142,8 +146,9 @@ class CrackDataset:
             stems = [n for n in names if n in images and n in masks]
         if not stems and not problems:
             problems.append(f"no image/mask pairs in {image_dir} and {mask_dir}")
-        if problems:
+        if problems and strict:
             raise DatasetError(root, problems)
+        self.pairing_problems = problems
         self.samples = [Sample(s, images[s][0], masks[s][0],
                                ignores[s][0] if s in ignores else None) for s in stems]
 
@@ -177,10 +182,12 @@ class CrackDataset:
         return None
 
     def check(self, progress: bool = True,
-              each: Optional[Callable[[np.ndarray, np.ndarray], None]] = None) -> Dict[str, int]:
-        """Read every pair; raise one DatasetError listing every bad file. Returns counts.
-        `each` sees every good (image, mask) pair, so a survey needs no second read. A
-        progress bar shows on a terminal."""
+              each: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
+              collect: bool = False) -> Dict[str, Any]:
+        """Read every pair; raise one DatasetError listing every bad file (with `collect`,
+        return them under "problems" instead). Returns counts. `each` sees every good
+        (image, mask) pair, so a survey needs no second read. A progress bar shows on a
+        terminal."""
         from crack_common.progress import bar
         problems: List[str] = []
         crack_free = 0
@@ -193,9 +200,11 @@ class CrackDataset:
                     each(image, mask)
             except ValueError as e:
                 problems.append(str(e))
-        if problems:
+        problems = getattr(self, "pairing_problems", []) + problems
+        if problems and not collect:
             raise DatasetError(self.root, problems)
-        return {"pairs": len(self), "crack_free": crack_free}
+        counts: Dict[str, Any] = {"pairs": len(self), "crack_free": crack_free}
+        return {**counts, "problems": problems} if collect else counts
 
     def split(self, ratio: float, seed: int = 0) -> Tuple[CrackDataset, CrackDataset]:
         """A seeded random split into (first, second) with `ratio` of the pairs in the first."""
@@ -229,8 +238,9 @@ def read_split_file(path: Path) -> List[str]:
 
 
 def open_dataset(root: Path, split: Optional[str] = None,
-                 split_file: Optional[Path] = None) -> CrackDataset:
-    """Open a dataset folder in any known layout; `split` picks ROOT/<split>/ when present."""
+                 split_file: Optional[Path] = None, strict: bool = True) -> CrackDataset:
+    """Open a dataset folder in any known layout; `split` picks ROOT/<split>/ when present
+    (`strict`: see CrackDataset)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, [f"{root}: no such folder"])
@@ -244,4 +254,4 @@ def open_dataset(root: Path, split: Optional[str] = None,
                                   f"{', '.join(MASK_DIRS)})"])
     names = read_split_file(split_file) if split_file else None
     ignore_dir = base / "ignore" if (base / "ignore").is_dir() else None
-    return CrackDataset(root, image_dir, mask_dir, names, ignore_dir)
+    return CrackDataset(root, image_dir, mask_dir, names, ignore_dir, strict)

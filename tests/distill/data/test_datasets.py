@@ -109,12 +109,33 @@ def test_missing_folders_are_explained(tmp_path):
 
 
 def test_cli_check_reports_all_problems(tmp_path, cli):
-    write_pair(tmp_path, "ok")
-    write_pair(tmp_path, "bad")
-    (tmp_path / "images" / "bad.jpg").write_bytes(b"")
-    r = cli("distill.cli", ["data", "check", str(tmp_path)])
-    assert r.returncode == 1 and "1 problem(s)" in r.stderr and "bad.jpg" in r.stderr
-    (tmp_path / "images" / "bad.jpg").unlink()
-    (tmp_path / "masks" / "bad.png").unlink()
-    r = cli("distill.cli", ["data", "check", str(tmp_path), "--json"])
-    assert r.returncode == 0 and '"pairs": 1' in r.stdout
+    """A missing partner does not hide the other problems (each kind once), nor does a
+    folder that is not there; --json has one shape, problems included."""
+    import json
+    data = tmp_path / "set"
+    for name in ("ok", "bad", "lonely", "small", "grey"):
+        write_pair(data, name)
+    (data / "images" / "bad.jpg").write_bytes(b"")
+    (data / "masks" / "lonely.png").unlink()
+    cv2.imwrite(str(data / "masks" / "small.png"), np.zeros((8, 8), np.uint8))
+    grey = np.zeros((32, 40), np.uint8)
+    grey[:2, :2] = (77, 255)
+    cv2.imwrite(str(data / "masks" / "grey.png"), grey)
+    r = cli("distill.cli", ["data", "check", str(data), str(tmp_path / "nope")])
+    assert r.returncode == 1 and "5 problem(s) in 2 of 2 dataset(s)" in r.stderr
+    for what in ("lonely.jpg: image has no mask", "bad.jpg: not a readable image",
+                 "small: image small.jpg is", "grey.png: not a binary mask",
+                 "nope: no such folder"):
+        assert what in r.stdout, what
+    r = cli("distill.cli", ["data", "check", str(data), "--json"])
+    report = json.loads(r.stdout)
+    assert r.returncode == 1 and report["problems"] == 4
+    assert [d["pairs"] for d in report["datasets"]] == [4]  # the lonely image is no pair
+    assert len(report["datasets"][0]["problems"]) == 4
+    for name in ("bad", "small", "grey"):
+        (data / "images" / f"{name}.jpg").unlink()
+        (data / "masks" / f"{name}.png").unlink()
+    (data / "images" / "lonely.jpg").unlink()
+    r = cli("distill.cli", ["data", "check", str(data), "--json"])
+    assert r.returncode == 0 and json.loads(r.stdout) == {"datasets": [
+        {"root": str(data), "pairs": 1, "crack_free": 0, "problems": []}], "problems": 0}

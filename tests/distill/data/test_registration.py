@@ -71,7 +71,7 @@ def test_data_check_reports_each_sets_registration(tmp_path):
     out = subprocess.run([sys.executable, "-m", "distill.cli", "data", "check",
                           str(tmp_path / "sets"), "--registration", "--json"],
                          capture_output=True, text=True, cwd=REPO, check=True).stdout
-    reports = {Path(r["root"]).name: r["registration"] for r in json.loads(out)}
+    reports = {Path(r["root"]).name: r["registration"] for r in json.loads(out)["datasets"]}
     assert reports["aligned"]["on_crack"] == 1.0 and reports["aligned"]["median"] == [0, 0]
     assert reports["low"]["on_crack"] == 0.0 and reports["low"]["median"] == [0, -1]
     assert reports["low"]["commonest"] == [[0, -1, 4]]
