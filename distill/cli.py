@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from crack_common import project_version
-from crack_common.logsetup import (
+from crack_common.cli_util import (
     missing_module_hint,
     parse_command_line,
     quiet_broken_pipe,
-    report_error,
-    setup_logging,
+    show_defaults,
 )
+from crack_common.logsetup import report_error, setup_logging
 from distill.config import ENSEMBLE_AVERAGES, FLIP_SETS, HARD_LOSSES, KD_MODES, STUDENTS
 from distill.serve.settings import ServeSettings
 
@@ -437,13 +437,28 @@ def _cmd_member(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True) -> None:
+# the shared options each subcommand reads (the top level and `config` take them all)
+BASE = {"--config", "--set", "--work", "--quiet", "-v"}
+OWN_OPTIONS = {
+    "cache": BASE | {"--teacher", "--data", "--teacher-device", "--views", "--noise-mix"},
+    "train": BASE | {"--teacher", "--data", "--teacher-device", "--views", "--noise-mix",
+                     "--epochs", "--device", "--temperature", "--no-kd", "--kd", "--student",
+                     "--student-init", "--hard-loss"},
+    "eval": BASE | {"--data", "--device", "--teacher-device"},
+    "export": BASE | {"--data", "--int8"},
+}
+
+
+def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True,
+            only: Optional[set] = None) -> None:
     """The shared options. They work before or after the subcommand: a subcommand's
     copies default to 'not given' (argparse.SUPPRESS), so they never overwrite a value
     given before it; given in both places, the later one wins."""
     g = p.add_argument_group("configuration")
 
     def add(*names: str, **kw) -> None:
+        if only is not None and names[0] not in only:
+            return
         if sub:
             kw["default"] = argparse.SUPPRESS
         g.add_argument(*names, **kw)
@@ -515,13 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run the CrackSAM teacher over every augmented view of "
                                     "the training images and store its 1/4-resolution logits "
                                     "(float16 shards); resumes finished shards.")
-    _common(st)
+    _common(st, only=OWN_OPTIONS["cache"])
     st.set_defaults(func=_cmd_cache)
     st = sub.add_parser("train", help="train the student (CWD at T=3 from the cache)",
                         description="Train the HRNet-W18 student with 0.2 CE + 0.8 Dice + "
                                     "5 x CWD(T) from the cached teacher logits; resumes from "
                                     "the work folder's last.pth.")
-    _common(st)
+    _common(st, only=OWN_OPTIONS["train"])
     st.set_defaults(func=_cmd_train)
     st = sub.add_parser("eval", help="P/R/F1/IoU on clean, noise cases and a blur sweep",
                         description="Evaluate a student checkpoint, an IR (.xml), an ONNX file "
@@ -540,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json-out", type=Path, metavar="PATH",
                     help="write the results to this JSON file (a PNG plot goes beside it)")
     st.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    _common(st)
+    _common(st, only=OWN_OPTIONS["eval"])
     st.set_defaults(func=_cmd_eval)
     st = sub.add_parser("predict", help="crack masks and overlays for your own photos",
                         description="Run a model (IR, ONNX, student or teacher file) over "
@@ -569,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and current OpenVINO with PyTorch.")
     st.add_argument("--checkpoint", type=Path, help="student checkpoint (default: best.pth)")
     st.add_argument("--check", action="store_true", help="compare runtimes with PyTorch")
-    _common(st)
+    _common(st, only=OWN_OPTIONS["export"])
     st.set_defaults(func=_cmd_export)
     st = sub.add_parser("average", help="average a run's last epoch checkpoints (SWA)",
                         description="Average the weights of several epoch checkpoints of one "
@@ -828,6 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--quiet", action="store_true", help="no progress bar")
     tt.set_defaults(func=_cmd_teacher_train)
     p.commands = sub.choices  # for errors in a subcommand's own usage
+    show_defaults(p)
     return p
 
 

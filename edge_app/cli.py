@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import List, Optional
 
 from crack_common import project_version
-from crack_common.logsetup import (
+from crack_common.cli_util import (
     missing_module_hint,
     parse_command_line,
     quiet_broken_pipe,
-    report_error,
-    setup_logging,
+    show_defaults,
 )
+from crack_common.logsetup import report_error, setup_logging
 
 log = logging.getLogger("crack-car")
 
@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, help="file to write (default: standard output)")
     ex.set_defaults(func=_cmd_export)
     p.commands = sub.choices  # for errors in a subcommand's own usage
+    show_defaults(p)
     return p
 
 

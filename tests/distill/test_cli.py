@@ -133,7 +133,7 @@ def test_an_ir_is_scored_without_torch_and_a_missing_extra_is_one_line(tmp_path)
     import cv2
     import numpy as np
 
-    from crack_common.logsetup import missing_module_hint
+    from crack_common.cli_util import missing_module_hint
     from tests.conftest import REPO
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
@@ -150,3 +150,19 @@ def test_an_ir_is_scored_without_torch_and_a_missing_extra_is_one_line(tmp_path)
     assert "'torch', which comes with the 'distill' extra" in r.stderr
     assert "'serve' extra" in missing_module_hint(ModuleNotFoundError(name="uvicorn"))
     assert missing_module_hint(ModuleNotFoundError(name="something_else")) is None
+
+
+def test_each_subcommand_shows_only_its_own_options(cli):
+    import re
+
+    from distill.cli import OWN_OPTIONS
+    shared = set().union(*OWN_OPTIONS.values())
+    for name, own in OWN_OPTIONS.items():
+        r = cli("distill.cli", [name, "--help"])
+        assert r.returncode == 0
+        shown = {o for o in shared if re.search(rf"(?<![\w-]){o}(?![\w-])", r.stdout)}
+        assert shown == own, name
+    r = cli("distill.cli", ["eval", "x.xml", "--student", "pct"])
+    assert r.returncode == 2 and "crack-distill eval: error: unrecognized arguments" in r.stderr
+    r = cli("distill.cli", ["flips", "--help"])
+    assert "(default: h)" in r.stdout  # defaults are shown
