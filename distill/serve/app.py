@@ -93,6 +93,24 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _upload(body: bytes, content_type: str) -> bytes:
+    """The image of a multipart/form-data upload (`curl -F file=@photo.jpg`): the first
+    part that carries a file name; the body itself for any other upload. The
+    body is already read and bounded, so the standard library's MIME parser serves."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return body
+    import email.parser
+    import email.policy
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    parts = list(message.iter_parts()) if message.is_multipart() else []
+    part = next((p for p in parts if p.get_filename()), None)
+    if part is None:
+        raise ValueError("a form upload without a file: send the image as a file field, "
+                         "e.g. curl -F file=@photo.jpg")
+    return part.get_payload(decode=True) or b""
+
+
 def _prepare(body: bytes, size: int):
     """The decoded image squeezed to size x size (as the car does), or None."""
     img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
@@ -131,6 +149,10 @@ def create_app(settings: ServeSettings, model: BatchModel = None) -> Starlette:
             body = await _read_body(request, settings.max_bytes)
         except ValueError as e:
             return _error(413, str(e))
+        try:
+            body = _upload(body, request.headers.get("content-type", ""))
+        except ValueError as e:
+            return _error(400, str(e))
         if not body:
             return _error(400, "empty body: send a JPEG or PNG image")
         try:  # the header's claim, before any decoder allocates for it

@@ -111,6 +111,27 @@ def test_masks_match_in_process_inference_and_measurements_come_on_request(serve
     assert np.array_equal(again, mask)
 
 
+def test_a_multipart_upload_is_accepted_as_curl_sends_it(server, tmp_path):
+    """curl -F file=@photo.jpg: the same mask as the raw body; other form fields and a
+    form without the image are handled."""
+    import shutil
+    import subprocess
+    body = jpeg(line=12)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(body)
+    want = post(server.url, body)[1]
+    assert shutil.which("curl"), "curl is part of the test machine"
+    r = subprocess.run(["curl", "-s", "-H", f"X-API-Key: {KEY}", "-F", "note=road 7",
+                        "-F", f"file=@{photo}", "-o", str(tmp_path / "out.png"),
+                        "-w", "%{http_code}", server.url + "/v1/segment"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout == "200" and (tmp_path / "out.png").read_bytes() == want
+    r = subprocess.run(["curl", "-s", "-H", f"X-API-Key: {KEY}", "-F", "note=no image",
+                        "-w", "\n%{http_code}", server.url + "/v1/segment"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.endswith("400") and "a form upload without a file" in r.stdout
+
+
 def test_refusals_say_why(server):
     assert post(server.url, jpeg(), key="")[0] == 401
     assert post(server.url, jpeg(), key="wrong")[0] == 401
