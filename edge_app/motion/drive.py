@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -60,19 +61,24 @@ def make_robot(cfg: DriveConfig, sim: bool) -> Any:
             # gpiozero's composite devices consult the process-wide factory in places
             Device.pin_factory = MockFactory(pin_class=MockPWMPin)
         factory = Device.pin_factory
-    elif Device.pin_factory is None:
-        try:
-            Device._default_pin_factory()
-        except Exception as e:  # noqa: BLE001 - gpiozero raises several kinds here
-            if cfg.motors != "auto":
-                raise RuntimeError(f"no GPIO here ({e}); use --sim to drive simulated "
-                                   "motors") from e
-            log.warning("no GPIO here (%s): driving simulated motors (drive.motors: gpio "
-                        "makes this an error)", e)
-            return make_robot(cfg, True)
     motor = PhaseEnableMotor if cfg.driver == "phase_enable" else Motor
-    return Robot(motor(*cfg.left, pin_factory=factory), motor(*cfg.right, pin_factory=factory),
-                 pin_factory=factory)
+    if factory is not None or Device.pin_factory is not None:
+        return Robot(motor(*cfg.left, pin_factory=factory),
+                     motor(*cfg.right, pin_factory=factory), pin_factory=factory)
+    from gpiozero.exc import BadPinFactory, PinFactoryFallback
+    try:  # gpiozero tries its pin libraries in turn; each miss off a Pi is expected
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PinFactoryFallback)
+            robot = Robot(motor(*cfg.left), motor(*cfg.right))
+    except (BadPinFactory, OSError, RuntimeError) as e:
+        if cfg.motors != "auto":
+            raise RuntimeError(f"no GPIO here ({e}); use --sim to drive simulated "
+                               "motors") from e
+        log.warning("no GPIO here (%s): driving simulated motors (drive.motors: gpio "
+                    "makes this an error)", e)
+        return make_robot(cfg, True)
+    log.info("GPIO through %s", type(Device.pin_factory).__name__)
+    return robot
 
 
 class DriveController:

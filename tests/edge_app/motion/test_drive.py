@@ -143,3 +143,25 @@ def test_a_stop_during_start_up_is_not_undone_by_the_start_mode(car, first):
         assert d.mode == "stopped" and off(robot)
         with pytest.raises(PermissionError):
             d.drive(0.3)
+
+
+def test_off_a_pi_auto_motors_fall_back_in_one_line_and_gpio_motors_refuse():
+    """No gpiozero fallback warnings per library tried, one log line; drive.motors: gpio
+    is an error that says how to simulate (each in a fresh process: the pin factory is
+    process-wide)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    code = ("import logging, sys; logging.basicConfig(level=logging.WARNING); "
+            "from edge_app.motion.drive import DriveConfig, make_robot; "
+            "r = make_robot(DriveConfig(motors=sys.argv[1]), False); "
+            "print(type(r.left_motor.pin_factory).__name__)")
+    auto = subprocess.run([sys.executable, "-W", "always", "-c", code, "auto"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert auto.returncode == 0 and auto.stdout.strip() == "MockFactory"
+    assert "PinFactoryFallback" not in auto.stderr
+    assert auto.stderr.count("no GPIO here") == 1
+    gpio = subprocess.run([sys.executable, "-c", code, "gpio"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert gpio.returncode != 0 and "use --sim to drive simulated motors" in gpio.stderr
