@@ -224,8 +224,10 @@ def validate(cfg: CarConfig) -> CarConfig:
     need(all(c.isalnum() or c in "-_/" for c in q.topic_prefix) and q.topic_prefix,
          "mqtt.topic_prefix", "letters, digits, -, _ and /", q.topic_prefix)
     r = cfg.record
-    need(r.min_free_mb >= 0 and r.retention_gb >= 0, "record.min_free_mb/retention_gb",
-         "not negative", (r.min_free_mb, r.retention_gb))
+    need(r.min_free_mb >= 0, "record.min_free_mb", "not negative", r.min_free_mb)
+    need(r.retention_gb == "auto" or (not isinstance(r.retention_gb, str)
+                                      and r.retention_gb >= 0),
+         "record.retention_gb", "auto, or GB not negative (0: keep all)", r.retention_gb)
     need(cfg.start_mode in MODES, "start_mode", f"one of {', '.join(MODES)}", cfg.start_mode)
     return cfg
 

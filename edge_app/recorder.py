@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -40,7 +40,8 @@ class RecordConfig:
     root: str = "runs"  # one sub-folder per run
     masks: bool = True  # also store the predicted masks
     min_free_mb: int = 200  # stop recording when less is free
-    retention_gb: float = 20.0  # delete the oldest runs while all runs take more (0: keep all)
+    retention_gb: Union[float, str] = "auto"  # delete the oldest runs while all runs take
+    # more (0: keep all); auto: AUTO_SHARE of what the runs and the free space make together
     fsync_s: float = 2.0  # flush to the card at least this often
 
 
@@ -60,6 +61,20 @@ def run_ordinal(folder: Path) -> int:
 
 def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+AUTO_SHARE = 0.8  # retention auto: the runs may fill this share of their room on the card
+
+
+def retention_limit_gb(retention: Union[float, str], root: Path) -> float:
+    """The size the runs under ROOT may take: a number as it is; auto: AUTO_SHARE of the
+    runs' own size plus the free space of their file system (a 16 GB card with 12 GB free
+    keeps about 10 GB of runs; the limit follows the card, whatever its size)."""
+    if retention != "auto":
+        return float(retention)
+    runs = sum(_size(p) for p in root.iterdir() if p.is_dir()) if root.is_dir() else 0
+    free = shutil.disk_usage(root if root.is_dir() else root.parent).free
+    return AUTO_SHARE * (runs + free) / 1e9
 
 
 def apply_retention(root: Path, limit_gb: float, keep: Optional[Path] = None) -> List[str]:
@@ -101,7 +116,8 @@ class Recorder:
         ordinal = 1 + max([run_ordinal(p) for p in self.root.iterdir() if p.is_dir()]
                           if self.root.is_dir() else [], default=0)
         self.dir.mkdir(parents=True)
-        deleted = apply_retention(self.root, cfg.retention_gb, keep=self.dir)
+        deleted = apply_retention(self.root, retention_limit_gb(cfg.retention_gb, self.root),
+                                  keep=self.dir)
         self.state = "recording"
         self.error = ""
         self._lock = threading.Lock()

@@ -596,3 +596,30 @@ def test_spool_counts_as_dropped_only_what_never_left(tmp_path):
         sp.append("t", lambda s: str(s))
     assert sp.depth == 100 and sp.dropped == 20  # 50 trimmed, 30 of them in flight
     sp.close()
+
+
+def test_auto_retention_keeps_the_runs_within_the_card(tmp_path):
+    """retention_gb: auto on a real 4 MB card: runs may fill 80% of what they and the free
+    space make together; the oldest go first, the run being recorded never."""
+    from edge_app.recorder import AUTO_SHARE, retention_limit_gb
+    from tests.services.small_disk import small_disk
+    with small_disk(tmp_path / "card", 4096) as card:
+        frame = b"\xff\xd8" + os.urandom(400_000) + b"\xff\xd9"
+        names = []
+        for i in range(10):  # 0.4 MB each: from the tenth on, the runs pass 80% of the card
+            rec = Recorder(RecordConfig(root=str(card), retention_gb="auto", masks=False,
+                                        min_free_mb=0), {}, run_id=f"run{i}")
+            rec.frame(0, frame, 0.0, 0.0, None)
+            assert rec.state == "recording", rec.error  # the card never filled
+            rec.close()
+            names.append(rec.dir.name)
+        # checked as each run starts: the runs before the newest fit in the limit
+        limit = retention_limit_gb("auto", card) * 1e9
+        older = sum(f.stat().st_size for f in card.rglob("*")
+                    if f.is_file() and "run9" not in f.parts)
+        total = os.statvfs(card).f_blocks * os.statvfs(card).f_frsize
+        assert older <= limit <= AUTO_SHARE * total + 1
+        kept = sorted(p.name for p in card.iterdir() if p.is_dir())
+        assert "run9" in kept and "run0" not in kept  # the oldest went, the newest stayed
+        assert kept == names[-len(kept):]
+    assert retention_limit_gb(7.5, tmp_path) == 7.5
