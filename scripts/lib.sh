@@ -21,6 +21,25 @@ ensure_debs() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# find_python_at_least VERSION: a CPython of that minor version or newer (python3.N, then
+# python3), else one that uv provisions (python-build-standalone; uv from pip when missing).
+find_python_at_least() {
+  local want=$1 minor cand
+  for minor in $(seq "${want#3.}" 14); do
+    cand=$(find_python "3.$minor") && { echo "$cand"; return 0; }
+  done
+  if command -v python3 >/dev/null 2>&1 && python3 -c "import sys; sys.exit(sys.version_info < tuple(map(int, '$want'.split('.'))))"; then
+    command -v python3; return 0
+  fi
+  local uv; uv=$(command -v uv || true)
+  if [ -z "$uv" ] && command -v python3 >/dev/null 2>&1; then
+    python3 -m pip install -q --user uv >/dev/null 2>&1 && uv=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts", "posix_user"))')/uv
+  fi
+  [ -n "$uv" ] && [ -x "$uv" ] || return 1
+  log "no Python >= $want here: provisioning CPython $want with uv"
+  "$uv" python install -q "$want" >&2 && "$uv" python find "$want"
+}
+
 # find_python VERSION: print the path of a CPython interpreter of that minor version.
 find_python() {
   local v=$1 cand
