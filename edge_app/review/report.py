@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from edge_app.recorder import RunReader
-from edge_app.review.runs import RunData, load_run, overlay_jpeg
+from edge_app.review.runs import (
+    ON_CRACK_SHARE,
+    TRUTH_SLACK_PX,
+    RunData,
+    load_run,
+    overlay_jpeg,
+    truth_verdict,
+)
 
 SEV_ORDER = {"high": 3, "medium": 2, "low": 1, None: 0}
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
@@ -23,7 +30,8 @@ text-align:left;font-size:13px}th{background:#eee}.runs{display:flex;gap:24px;fl
 .run{flex:1;min-width:420px}.gallery{display:flex;flex-wrap:wrap;gap:10px}
 .card{background:#fff;border:1px solid #ddd;padding:6px;width:330px;font-size:12px}
 .card img{width:160px;height:120px;object-fit:cover}.high{color:#c00}.medium{color:#e67e00}
-.low{color:#a90}svg{background:#fff;border:1px solid #ddd}.muted{color:#888}"""
+.low{color:#a90}svg{background:#fff;border:1px solid #ddd}.muted{color:#888}
+.truth.fa{color:#c00;font-weight:bold}.truth.ok{color:#070}"""
 
 
 def _e(x: Any) -> str:
@@ -158,6 +166,11 @@ def gallery(d: RunData, reader: RunReader, top: int = 12) -> str:
         mask = reader.mask(rec.seq)
         c = det.get("cracks") or [{}]
         label = d.labels.get(det.get("seq"), "")
+        share = d.on_truth.get(rec.seq)
+        verdict = truth_verdict(share)
+        truth = (f'<br><span class="truth {"fa" if verdict == "false alarm" else "ok"}">'
+                 f'ground truth: {verdict} ({share:.0%} of the marks on a drawn crack)'
+                 '</span>') if verdict else ""
         cards.append(
             f'<div class="card" data-seq="{_e(det.get("seq"))}"><img alt="frame" '
             f'src="{_img(overlay_jpeg(jpeg, None, 320))}"><img alt="overlay" '
@@ -166,7 +179,7 @@ def gallery(d: RunData, reader: RunReader, top: int = 12) -> str:
             f'frame {_e(det.get("frame"))}, '
             f'{_e(det.get("odometry_m"))} m, ratio {det.get("crack_ratio") or 0:.4f}, '
             f'{len(det.get("cracks") or [])} crack(s); widest {_e(c[0].get("max_width_px"))} '
-            f'px, length {_e(c[0].get("length_px"))} px {_e(label)}</div></div>')
+            f'px, length {_e(c[0].get("length_px"))} px {_e(label)}{truth}</div></div>')
     return '<div class="gallery">' + "".join(cards) + "</div>" if cards else \
         "<p class='muted'>no detections</p>"
 
@@ -211,7 +224,16 @@ def run_section(d: RunData) -> str:
         t = d.truth_scores
         scores += "<h3>Against ground truth</h3>" + _table(
             [[f'{t["precision"]:.4f}', f'{t["recall"]:.4f}', f'{t["f1"]:.4f}', f'{t["iou"]:.4f}',
-              t["frames"]]], ["precision", "recall", "F1", "IoU", "frames"], "truth")
+              t["frames"], t.get("detections_on_cracks", ""), t.get("false_alarms", "")]],
+            ["precision", "recall", "F1", "IoU", "frames", "detections on a crack",
+             "false alarms"], "truth") + (
+            '<p class="muted">Pixel scores, averaged over the frames: precision is the share '
+            "of marked pixels on a drawn crack, recall the share of crack pixels marked, IoU "
+            "both at once. A mark one pixel wider than a hairline crack halves its IoU, so a "
+            "car that finds every crack can still score low; the detections' verdicts below "
+            f"say which marks were on a crack (at least {ON_CRACK_SHARE:.0%} of their pixels "
+            f"within {TRUTH_SLACK_PX} px of one) and which were false alarms (stains, "
+            "markings, shadows).</p>")
     if d.label_scores:
         ls = d.label_scores
         scores += "<h3>Review labels</h3>" + _table(

@@ -91,8 +91,32 @@ class RunData:
     telemetry: List[Dict[str, Any]]
     labels: Dict[int, str]
     truth_scores: Optional[Dict[str, float]] = None
+    # per recorded frame with ground truth: the share of its marked pixels that lie on a
+    # drawn crack (within TRUTH_SLACK_PX), None where nothing is marked
+    on_truth: Dict[int, Optional[float]] = field(default_factory=dict)
     label_scores: Optional[Dict[str, float]] = None
     stats: Dict[str, Any] = field(default_factory=dict)
+
+
+TRUTH_SLACK_PX = 2  # a mark this close to a drawn crack counts as on it
+ON_CRACK_SHARE = 0.5  # a detection is on a crack when this share of its marks is
+
+
+def share_on_truth(mask: np.ndarray, truth: np.ndarray) -> Optional[float]:
+    """The share of MASK's marked pixels within TRUTH_SLACK_PX of a TRUTH pixel."""
+    marked = mask > 0
+    if not marked.any():
+        return None
+    k = 2 * TRUTH_SLACK_PX + 1
+    near = cv2.dilate(truth.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    return float((marked & near).sum() / marked.sum())
+
+
+def truth_verdict(share: Optional[float]) -> str:
+    """'on a crack', 'false alarm', or '' where there is no ground truth or no mark."""
+    if share is None:
+        return ""
+    return "on a crack" if share >= ON_CRACK_SHARE else "false alarm"
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -102,6 +126,7 @@ def load_run(run_dir: Path) -> RunData:
     ratios: List[float] = []
     truth = truth_for(reader)
     acc = MetricAccumulator() if truth else None
+    on_truth: Dict[int, Optional[float]] = {}
     for seq in seqs:
         m = reader.mask(seq)
         ratios.append(float(m.mean()) if m is not None else 0.0)
@@ -110,6 +135,7 @@ def load_run(run_dir: Path) -> RunData:
             t = truth["strip"][top:top + truth["height"]]
             t = cv2.resize(t, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
             acc.add(m, t > 0)
+            on_truth[seq] = share_on_truth(m, t > 0)
     raw = reader.jsonl("detections.jsonl")
     dets = [c for c in (clean_detection(d) for d in raw) if c is not None]
     malformed = len(raw) - len(dets) + reader.skipped.get("detections.jsonl", 0)
@@ -120,6 +146,10 @@ def load_run(run_dir: Path) -> RunData:
                    reader.jsonl("events.jsonl"), telemetry, labels)
     if acc is not None and len(acc):
         data.truth_scores = {**acc.mean(), "frames": len(acc)}
+        data.on_truth = on_truth
+        judged = [truth_verdict(on_truth.get(det.get("frame"))) for det in dets]
+        data.truth_scores["detections_on_cracks"] = judged.count("on a crack")
+        data.truth_scores["false_alarms"] = judged.count("false alarm")
     if labels:
         confirmed = sum(1 for v in labels.values() if v == "confirmed")
         data.label_scores = {"labelled": len(labels), "confirmed": confirmed,

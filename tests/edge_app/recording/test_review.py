@@ -185,3 +185,28 @@ def test_map_keeps_one_scale_on_both_axes_and_has_a_scale_bar():
                     r'>([\d.]+) m</text>', svg)
     length_px = float(bar.group(2)) - float(bar.group(1))
     assert length_px * m_per_px == pytest.approx(float(bar.group(3)), rel=0.01)
+
+
+def test_each_detection_is_judged_against_the_ground_truth(runs, tmp_path):
+    import numpy as np
+
+    from edge_app.review.runs import share_on_truth, truth_verdict
+    truth = np.zeros((40, 40), bool)
+    truth[20, 5:35] = True  # a hairline
+    on = np.zeros((40, 40), np.uint8)
+    on[19:22, 5:35] = 1  # three pixels wide over it: on the crack
+    off = np.zeros((40, 40), np.uint8)
+    off[2:6, 2:30] = 1  # a stain far from it
+    assert share_on_truth(on, truth) == 1.0 and truth_verdict(1.0) == "on a crack"
+    assert share_on_truth(off, truth) == 0.0 and truth_verdict(0.0) == "false alarm"
+    assert share_on_truth(np.zeros((40, 40), np.uint8), truth) is None
+    assert truth_verdict(None) == ""
+    d = load_run(runs[0])
+    judged = [truth_verdict(d.on_truth.get(det["frame"])) for det in d.detections]
+    assert d.truth_scores["detections_on_cracks"] == judged.count("on a crack")
+    assert d.truth_scores["false_alarms"] == judged.count("false alarm")
+    assert d.truth_scores["detections_on_cracks"] + d.truth_scores["false_alarms"] == len(
+        [j for j in judged if j])
+    html = write_report([runs[0]], tmp_path / "r.html").read_text()
+    assert "false alarms</th>" in html and "A mark one pixel wider than a hairline" in html
+    assert html.count("ground truth: ") >= min(12, len([j for j in judged if j])) > 0
