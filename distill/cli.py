@@ -306,6 +306,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace, cfg) -> dict:
     from distill.pipeline import stage_eval, stage_eval_sets, stage_sweep
+    if not args.dataset and not cfg.source_texts():
+        raise ValueError("nothing to score: give dataset folders after the model "
+                         "(crack-distill eval MODEL DIR ...), or --data DIR to score its "
+                         "validation split" + (" (what --sweep uses)" if args.sweep else ""))
     if args.sweep:
         if args.dataset:
             raise ValueError("--sweep runs on the validation split of --data (never on a "

@@ -166,3 +166,11 @@ def test_each_subcommand_shows_only_its_own_options(cli):
     assert r.returncode == 2 and "crack-distill eval: error: unrecognized arguments" in r.stderr
     r = cli("distill.cli", ["flips", "--help"])
     assert "(default: h)" in r.stdout  # defaults are shown
+
+
+def test_eval_without_photos_says_how_to_give_them(cli, tmp_path):
+    r = cli("distill.cli", ["eval", "models/crack-hrsegnet-b16.xml", "--work",
+                            str(tmp_path / "w")])
+    assert r.returncode == 1
+    assert "nothing to score: give dataset folders after the model" in r.stderr
+    assert "--data DIR to score its validation split" in r.stderr
