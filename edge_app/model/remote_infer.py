@@ -1,7 +1,9 @@
 """Remote inference (`--device remote:https://HOST:PORT`): frames go to `crack-distill
-serve` with several requests in flight, like the local asynchronous path; a request that
-fails, times out or meets a server error is run on the local device instead (the frame is
-not lost), and the car stays local for `retry_s` before it tries the server again.
+serve` (or, with `remote:kserve+http://HOST:PORT/v2/models/NAME`, to any server of the
+KServe v2 protocol, OpenVINO Model Server among them) with several requests in flight,
+like the local asynchronous path; a request that fails, times out or meets a server error
+is run on the local device instead (the frame is not lost), and the car stays local for
+`retry_s` before it tries the server again.
 
 The HTTP client is the standard library's `http.client`, one keep-alive connection per
 worker thread: on a Pi it adds no dependency, and each request is a plain POST.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -71,9 +74,9 @@ class RemoteClient:
             self._local.conn = conn
         return conn
 
-    def _request(self, method: str, path: str, body: Optional[bytes] = None
-                 ) -> Tuple[int, bytes, Dict[str, str]]:
-        headers = {"Content-Type": "image/jpeg"} if body is not None else {}
+    def _request(self, method: str, path: str, body: Optional[bytes] = None,
+                 headers: Optional[Dict[str, str]] = None) -> Tuple[int, bytes, Dict[str, str]]:
+        headers = dict(headers or ({"Content-Type": "image/jpeg"} if body is not None else {}))
         if self.key:
             headers["X-API-Key"] = self.key
         conn = self._conn()
@@ -143,6 +146,99 @@ class RemoteClient:
         return prob_to_logits(prob), headers
 
 
+class KServeClient(RemoteClient):
+    """The KServe v2 inference protocol (REST), as OpenVINO Model Server and other
+    KServe-compatible servers speak it, for `remote:kserve+http(s)://HOST:PORT/v2/models/
+    NAME`: the frame goes as the model's u8 NHWC input and the logits come back, both as
+    raw tensors (the protocol's binary data extension; a server that answers in JSON is
+    read too). The same deadline, answer bound and local fallback as RemoteClient."""
+
+    def __init__(self, url: str, key: str = "", timeout: float = 2.0):
+        if not url.startswith("kserve+"):
+            raise ValueError(f"remote URL {url!r}: expected kserve+http(s)://HOST:PORT/v2/"
+                             "models/NAME")
+        super().__init__(url[len("kserve+"):], key, timeout)
+        self.url = url
+        if not re.fullmatch(r"/v2/models/[^/]+(/versions/[^/]+)?", self._base):
+            raise ValueError(f"remote URL {url!r}: the path must be /v2/models/NAME (or "
+                             "/v2/models/NAME/versions/V)")
+        self.input, self.output, self.size = "image", "logits", 0
+
+    def _json(self, path: str) -> Dict[str, Any]:
+        status, data, _ = self._request("GET", path)
+        if status != 200:
+            raise RemoteError(f"{self.url}{path} answered {status}")
+        try:
+            out = json.loads(data)
+        except ValueError:
+            raise RemoteError(f"{self.url}{path} answered no JSON") from None
+        if not isinstance(out, dict):
+            raise RemoteError(f"{self.url}{path}: not a JSON object")
+        return out
+
+    def health(self) -> Dict[str, Any]:
+        """The model's readiness and metadata: its input (u8, 1xSxSx3) and output names."""
+        status, _, _ = self._request("GET", "/ready")
+        if status != 200:
+            raise RemoteError(f"{self.url}/ready answered {status}: the model is not ready")
+        meta = self._json("")
+        try:
+            inp = meta["inputs"][0]
+            shape = [int(v) for v in inp["shape"]]
+            names = [o["name"] for o in meta["outputs"]]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise RemoteError(f"{self.url}: the model's metadata names no inputs and "
+                              "outputs") from None
+        if len(shape) != 4 or shape[0] not in (1, -1) or shape[1] != shape[2] or \
+                shape[3] != 3 or inp.get("datatype") != "UINT8":
+            raise RemoteError(f"{self.url}: input {inp.get('name')} is {inp.get('datatype')} "
+                              f"{shape}, not the car's UINT8 [1, S, S, 3]")
+        self.input, self.size = str(inp["name"]), shape[1]
+        self.output = "logits" if "logits" in names else str(names[0])
+        return {"model": {"name": str(meta.get("name", "")), "size": self.size,
+                          "sha256": "", "protocol": "kserve v2"}}
+
+    def segment(self, image: np.ndarray) -> Tuple[np.ndarray, Dict[str, str]]:
+        s = image.shape[0]
+        raw = np.ascontiguousarray(image, np.uint8).tobytes()
+        head = json.dumps({
+            "inputs": [{"name": self.input, "shape": [1, s, s, 3], "datatype": "UINT8",
+                        "parameters": {"binary_data_size": len(raw)}}],
+            "outputs": [{"name": self.output, "parameters": {"binary_data": True}}]}).encode()
+        status, data, headers = self._request("POST", "/infer", head + raw, {
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": str(len(head))})
+        if status != 200:
+            raise RemoteError(f"{self.url} answered {status}: "
+                              f"{data[:200].decode('utf-8', 'replace')}")
+        return self._logits(data, headers, s), headers
+
+    def _logits(self, data: bytes, headers: Dict[str, str], s: int) -> np.ndarray:
+        """(2, S, S) float32 logits of an infer answer, binary or JSON, checked."""
+        size = headers.get("inference-header-content-length")
+        try:
+            head = json.loads(data[:int(size)] if size else data)
+            out = next(o for o in head["outputs"] if o["name"] == self.output)
+            shape = [int(v) for v in out["shape"]]
+            dtype = {"FP32": np.float32, "FP16": np.float16}[out["datatype"]]
+            if size:
+                values = np.frombuffer(data[int(size):], dtype)
+            else:
+                values = np.asarray(out["data"], dtype)
+        except (ValueError, KeyError, StopIteration, TypeError):
+            raise RemoteError(f"{self.url}: not a KServe v2 answer with output "
+                              f"{self.output}") from None
+        if shape not in ([1, 2, s, s], [2, s, s]) or values.size != 2 * s * s:
+            raise RemoteError(f"{self.url}: output {self.output} is {shape}, not the car's "
+                              f"[1, 2, {s}, {s}] logits")
+        return values.astype(np.float32).reshape(2, s, s)
+
+
+def make_client(url: str, key: str = "", timeout: float = 2.0) -> RemoteClient:
+    """The client a remote URL names: KServe v2 for kserve+http(s)://, else serve's API."""
+    return (KServeClient if url.startswith("kserve+") else RemoteClient)(url, key, timeout)
+
+
 class RemoteInfer:
     """AsyncInfer's interface over a server, with a local AsyncInfer as the fallback.
     `on_result(tag, logits, crack_score, path)` names the path: "remote" or "local"."""
@@ -150,7 +246,7 @@ class RemoteInfer:
     def __init__(self, url: str, key: str, local: Any,
                  on_result: Callable[..., None], requests: int = 4, timeout: float = 2.0,
                  retry_s: float = 5.0, on_error: Optional[Callable[[BaseException], None]] = None):
-        self.client = RemoteClient(url, key, timeout)
+        self.client = make_client(url, key, timeout)
         self.local, self.on_result, self.on_error = local, on_result, on_error
         self.size, self.device = local.size, PREFIX + url
         self.remote_requests, self.retry_s = max(1, requests), retry_s

@@ -21,9 +21,9 @@ def _model(model: Optional[Path], device: str, api_key: str
            ) -> Tuple[Any, int, str, Dict[str, Any]]:
     """(frame -> logits, input size, label, the card's thresholds) of a local IR or a
     remote server."""
-    from edge_app.model.remote_infer import PREFIX, RemoteClient, is_remote
+    from edge_app.model.remote_infer import PREFIX, is_remote, make_client
     if is_remote(device):
-        client = RemoteClient(device[len(PREFIX):], api_key, timeout=30.0)
+        client = make_client(device[len(PREFIX):], api_key, timeout=30.0)
         info = client.health()["model"]
         return (lambda img: client.segment(img)[0]), int(info["size"]), \
             f"{device} ({info.get('name')})", info
