@@ -155,6 +155,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_survey(args: argparse.Namespace) -> int:
+    from crack_common.files import atomic_write_text
+    from edge_app.survey.store import SurveyStore
+    store = SurveyStore(args.db)
+    try:
+        if args.survey_command == "ingest":
+            from edge_app.survey.ground import GroundConfig
+            from edge_app.survey.ingest import ingest_runs
+            cfg = GroundConfig(px_per_m=args.px_per_m, ahead_m=args.ahead_m)
+            t = ingest_runs(store, args.runs, cfg)
+            c = store.counts()
+            print(f"{t['runs']} run(s): {t['new_sightings']} new sighting(s), "
+                  f"{t['refused']} detection(s) refused; the survey holds {c['sightings']} "
+                  f"sightings of {c['cracks']} crack(s)")
+        elif args.survey_command == "export":
+            from edge_app.survey.export import to_csv, to_geojson
+            cracks = store.cracks()
+            text = to_csv(cracks) if args.format == "csv" else to_geojson(cracks)
+            if args.out:
+                atomic_write_text(args.out, text)
+                print(f"wrote {len(cracks)} crack(s) to {args.out}")
+            else:
+                sys.stdout.write(text)
+        else:
+            print(json.dumps(store.counts(), indent=1))
+    finally:
+        store.close()
+    return 0
+
+
 def _summary_text(s: dict) -> str:
     return (f"processed {s['frames_processed']} frames at {s['fps']} fps "
             f"(latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms), "
@@ -262,6 +292,26 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["csv", "geojson"], default="csv")
     ex.add_argument("--out", type=Path, help="file to write (default: standard output)")
     ex.set_defaults(func=_cmd_export)
+    sv = sub.add_parser("survey", help="every run's cracks in one store: ingest, export",
+                        description="The survey: detections of many runs and cars placed "
+                                    "on the ground, the same crack recognised across "
+                                    "frames, runs and cars (SQLite, one file).")
+    svsub = sv.add_subparsers(dest="survey_command", metavar="ACTION", required=True)
+    si = svsub.add_parser("ingest", help="add recorded runs (each one transaction; "
+                                         "a run ingested twice changes nothing)")
+    si.add_argument("runs", type=Path, nargs="+", help="recorded run folders")
+    si.add_argument("--px-per-m", type=float, default=448.0,
+                    help="ground resolution of the model input (measure.px_per_m)")
+    si.add_argument("--ahead-m", type=float, default=0.5,
+                    help="from the GPS antenna to the centre of the seen patch")
+    se = svsub.add_parser("export", help="the cracks as GeoJSON (QGIS) or CSV")
+    se.add_argument("--format", choices=["geojson", "csv"], default="geojson")
+    se.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    svsub.add_parser("stats", help="how many sightings, cracks and refusals")
+    for q in (si, se, *[c for n, c in svsub.choices.items() if n == "stats"]):
+        q.add_argument("--db", type=Path, default=Path("survey.sqlite"),
+                       help="the survey store")
+    sv.set_defaults(func=_cmd_survey)
     p.commands = sub.choices  # for errors in a subcommand's own usage
     show_defaults(p)
     return p
