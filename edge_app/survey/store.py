@@ -98,9 +98,8 @@ class SurveyStore:
                            (s.key, rid, s.car_id, s.run_id, s.seq, s.time, s.space, s.x,
                             s.y, s.error_m, s.length_m, s.width_mm, s.area_m2, s.severity,
                             (labels or {}).get(s.key, ""), s.key))
-                ex, ey = _extent(s, MAX_MATCH_M)
                 db.execute("INSERT INTO sightings_at VALUES (?,?,?,?,?)",
-                           (rid, s.x - ex, s.x + ex, s.y - ey, s.y + ey))
+                           (rid, s.x, s.x, s.y, s.y))  # points: the queries widen
                 self._link(s)
             for key, label in (labels or {}).items():
                 db.execute("UPDATE sightings SET label = ? WHERE key = ?", (label, key))
