@@ -178,10 +178,33 @@ def _cmd_survey(args: argparse.Namespace) -> int:
                 print(f"wrote {len(cracks)} crack(s) to {args.out}")
             else:
                 sys.stdout.write(text)
+        elif args.survey_command == "listen":
+            store.close()
+            return _survey_listen(args)
         else:
             print(json.dumps(store.counts(), indent=1))
     finally:
         store.close()
+    return 0
+
+
+def _survey_listen(args: argparse.Namespace) -> int:
+    """Until SIGINT or SIGTERM: every car's detections from the broker into the store."""
+    import signal
+    import threading
+
+    from edge_app.survey.ground import GroundConfig
+    from edge_app.survey.listen import SurveyListener
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    lis = SurveyListener(args.mqtt, args.db, GroundConfig(px_per_m=args.px_per_m,
+                                                          ahead_m=args.ahead_m),
+                         args.prefix).start()
+    print(f"listening on {args.mqtt} for {lis.topic}; Ctrl-C stops", flush=True)
+    done.wait()
+    lis.stop()
+    print(json.dumps(lis.counts))
     return 0
 
 
@@ -300,15 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
     si = svsub.add_parser("ingest", help="add recorded runs (each one transaction; "
                                          "a run ingested twice changes nothing)")
     si.add_argument("runs", type=Path, nargs="+", help="recorded run folders")
-    si.add_argument("--px-per-m", type=float, default=448.0,
-                    help="ground resolution of the model input (measure.px_per_m)")
-    si.add_argument("--ahead-m", type=float, default=0.5,
-                    help="from the GPS antenna to the centre of the seen patch")
     se = svsub.add_parser("export", help="the cracks as GeoJSON (QGIS) or CSV")
     se.add_argument("--format", choices=["geojson", "csv"], default="geojson")
     se.add_argument("--out", type=Path, help="file to write (default: standard output)")
     svsub.add_parser("stats", help="how many sightings, cracks and refusals")
-    for q in (si, se, *[c for n, c in svsub.choices.items() if n == "stats"]):
+    sl = svsub.add_parser("listen", help="every car's detections from the broker, live")
+    sl.add_argument("--mqtt", required=True, help="broker, mqtt://[user:pass@]host[:port]")
+    sl.add_argument("--prefix", default="crackcar", help="topic prefix (mqtt.topic_prefix)")
+    for q in (si, sl):
+        q.add_argument("--px-per-m", type=float, default=448.0,
+                       help="ground resolution of the model input (measure.px_per_m)")
+        q.add_argument("--ahead-m", type=float, default=0.5,
+                       help="from the GPS antenna to the centre of the seen patch")
+    for q in (si, se, sl, svsub.choices["stats"]):
         q.add_argument("--db", type=Path, default=Path("survey.sqlite"),
                        help="the survey store")
     sv.set_defaults(func=_cmd_survey)

@@ -60,22 +60,30 @@ class Crack:
 class SurveyStore:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+        # one writer at a time (a listener's network thread, or ingest), closed by its owner
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30,
+                                  check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self._migrate()
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: a survey store of schema {version}, newer than "
-                             f"this crack-car's {SCHEMA_VERSION}; update crack-car")
-        for v in range(version + 1, SCHEMA_VERSION + 1):
-            self.db.execute("BEGIN IMMEDIATE")  # all of a migration, or none of it
-            for statement in filter(str.strip, MIGRATIONS[v].split(";")):
-                self.db.execute(statement)
-            self.db.execute(f"PRAGMA user_version = {v}")
+        """Each missing migration in order, each whole or not at all; the version is read
+        under the write lock, so two processes opening a new store migrate it once."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ValueError(f"{self.path}: a survey store of schema {version}, newer "
+                                 f"than this crack-car's {SCHEMA_VERSION}; update crack-car")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in filter(str.strip, MIGRATIONS[v].split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {v}")
             self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.db.close()
