@@ -181,10 +181,28 @@ def _cmd_survey(args: argparse.Namespace) -> int:
         elif args.survey_command == "listen":
             store.close()
             return _survey_listen(args)
+        elif args.survey_command == "serve":
+            store.close()
+            return _survey_serve(args)
         else:
             print(json.dumps(store.counts(), indent=1))
     finally:
         store.close()
+    return 0
+
+
+def _survey_serve(args: argparse.Namespace) -> int:
+    """The survey map until Ctrl-C."""
+    from edge_app.survey.server import SurveyServer
+    srv = SurveyServer(args.db, args.host, args.port, args.tiles)
+    print(f"survey map: {srv.url} (Ctrl-C stops)", flush=True)
+    try:
+        srv.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.httpd.server_close()
+        srv.store.close()
     return 0
 
 
@@ -335,7 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ground resolution of the model input (measure.px_per_m)")
         q.add_argument("--ahead-m", type=float, default=0.5,
                        help="from the GPS antenna to the centre of the seen patch")
-    for q in (si, se, sl, svsub.choices["stats"]):
+    sm = svsub.add_parser("serve", help="the cracks on a map page (offline)")
+    sm.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    sm.add_argument("--port", type=int, default=8095, help="0: any free port")
+    sm.add_argument("--tiles", help="base map tile URL template ({z}/{x}/{y}); default: a "
+                                    "plain grid")
+    for q in (si, se, sl, sm, svsub.choices["stats"]):
         q.add_argument("--db", type=Path, default=Path("survey.sqlite"),
                        help="the survey store")
     sv.set_defaults(func=_cmd_survey)

@@ -161,6 +161,32 @@ class SurveyStore:
             by.setdefault(row[15], []).append(row)
         return [_crack(name, members) for name, members in sorted(by.items())]
 
+    def history(self, crack_id: str) -> Dict[str, Any]:
+        """A crack's sightings (car, run, time, sizes) and its size per survey day."""
+        rows = self.db.execute("SELECT * FROM sightings WHERE crack = ? ORDER BY time, key",
+                               (crack_id,)).fetchall()
+        return {"sightings": [{"key": r[0], "car_id": r[2], "run_id": r[3], "time": r[5],
+                               "length_m": r[10], "width_mm": r[11], "label": r[14]}
+                              for r in rows], "days": _day_rows(rows)}
+
+    def extent(self) -> Optional[List[float]]:
+        """[min_lon, min_lat, max_lon, max_lat] of the placed sightings, or None."""
+        row = self.db.execute("SELECT min(x), min(y), max(x), max(y) FROM sightings WHERE "
+                              "space = 'wgs84'").fetchone()
+        return None if row[0] is None else [float(v) for v in row]
+
+
+def _day_rows(rows: List[tuple]) -> List[Dict[str, Any]]:
+    """Per survey day: the longest length and widest width seen, and how often."""
+    days: Dict[str, Dict[str, Any]] = {}
+    for r in rows:
+        d = days.setdefault(r[5][:10], {"day": r[5][:10], "length_m": 0.0, "width_mm": 0.0,
+                                         "sightings": 0})
+        d["length_m"] = max(d["length_m"], r[10])
+        d["width_mm"] = max(d["width_mm"], r[11])
+        d["sightings"] += 1
+    return [days[k] for k in sorted(days)]
+
 
 def _extent(s: Sighting, metres: float) -> Tuple[float, float]:
     """Half-widths of a box of `metres` around S in its space's units."""
