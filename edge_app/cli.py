@@ -170,9 +170,17 @@ def _cmd_survey(args: argparse.Namespace) -> int:
                   f"{t['refused']} detection(s) refused; the survey holds {c['sightings']} "
                   f"sightings of {c['cracks']} crack(s)")
         elif args.survey_command == "export":
-            from edge_app.survey.export import to_csv, to_geojson
+            from edge_app.survey.export import segments, to_csv, to_geojson
             cracks = store.cracks()
-            text = to_csv(cracks) if args.format == "csv" else to_geojson(cracks)
+            if args.format == "gpkg":
+                from edge_app.survey.geopackage import write_geopackage
+                if not args.out:
+                    raise ValueError("--format gpkg writes a file: give --out FILE.gpkg")
+                n = write_geopackage(cracks, args.out)
+                print(f"wrote {n} crack(s) to {args.out}")
+                return 0
+            text = {"csv": to_csv, "geojson": to_geojson, "segments": segments}[
+                args.format](cracks)
             if args.out:
                 atomic_write_text(args.out, text)
                 print(f"wrote {len(cracks)} crack(s) to {args.out}")
@@ -181,6 +189,12 @@ def _cmd_survey(args: argparse.Namespace) -> int:
         elif args.survey_command == "listen":
             store.close()
             return _survey_listen(args)
+        elif args.survey_command == "plot":
+            from edge_app.survey.export import length_plot
+            cracks = store.cracks(tuple(args.bbox) if args.bbox else None)
+            n = length_plot(cracks, {c.crack_id: store.history(c.crack_id)["days"]
+                                     for c in cracks}, str(args.out))
+            print(f"wrote the lengths of {n} crack(s) to {args.out}")
         elif args.survey_command == "serve":
             store.close()
             return _survey_serve(args)
@@ -342,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "a run ingested twice changes nothing)")
     si.add_argument("runs", type=Path, nargs="+", help="recorded run folders")
     se = svsub.add_parser("export", help="the cracks as GeoJSON (QGIS) or CSV")
-    se.add_argument("--format", choices=["geojson", "csv"], default="geojson")
+    se.add_argument("--format", choices=["geojson", "csv", "gpkg", "segments"],
+                    default="geojson", help="segments: per 100 m of road, as CSV")
     se.add_argument("--out", type=Path, help="file to write (default: standard output)")
     svsub.add_parser("stats", help="how many sightings, cracks and refusals")
     sl = svsub.add_parser("listen", help="every car's detections from the broker, live")
@@ -353,12 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ground resolution of the model input (measure.px_per_m)")
         q.add_argument("--ahead-m", type=float, default=0.5,
                        help="from the GPS antenna to the centre of the seen patch")
+    sp = svsub.add_parser("plot", help="crack length over the surveys, as a PNG")
+    sp.add_argument("--out", type=Path, required=True, help="PNG to write")
+    sp.add_argument("--bbox", type=float, nargs=4, metavar=("MIN_LON", "MIN_LAT", "MAX_LON",
+                                                           "MAX_LAT"), help="a stretch")
     sm = svsub.add_parser("serve", help="the cracks on a map page (offline)")
     sm.add_argument("--host", default="127.0.0.1", help="address to serve on")
     sm.add_argument("--port", type=int, default=8095, help="0: any free port")
     sm.add_argument("--tiles", help="base map tile URL template ({z}/{x}/{y}); default: a "
                                     "plain grid")
-    for q in (si, se, sl, sm, svsub.choices["stats"]):
+    for q in (si, se, sl, sm, sp, svsub.choices["stats"]):
         q.add_argument("--db", type=Path, default=Path("survey.sqlite"),
                        help="the survey store")
     sv.set_defaults(func=_cmd_survey)

@@ -188,3 +188,44 @@ def test_a_newer_store_is_refused_by_name(tmp_path):
     con.close()
     with pytest.raises(ValueError, match="schema 99, newer than"):
         SurveyStore(db)
+
+
+def test_geopackage_segments_and_the_length_plot(tmp_path):
+    """The GeoPackage opens in GDAL (what QGIS reads it with) with one point per crack and
+    its attributes; the segment summary counts per 100 m; the plot is a PNG."""
+    import shutil
+    import sqlite3
+
+    from edge_app.survey.export import segments
+    from edge_app.survey.geopackage import write_geopackage
+    store = SurveyStore(tmp_path / "s.sqlite")
+    ingest_runs(store, [drive(tmp_path, "car1", "may", day="2026-05-01"),
+                        drive(tmp_path, "car2", "june", day="2026-06-01", lengths={1: 320})],
+                cfg())
+    cracks = store.cracks()
+    out = tmp_path / "cracks.gpkg"
+    assert write_geopackage(cracks, out) == 4
+    with sqlite3.connect(out) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
+        rows = db.execute("SELECT crack_id, trend, length_m FROM cracks ORDER BY crack_id"
+                          ).fetchall()
+    assert [r[1] for r in rows].count("grown") == 1
+    assert shutil.which("ogrinfo"), "GDAL's ogrinfo (gdal-bin) is installed by scripts/setup"
+    info = subprocess.run(["ogrinfo", "-al", "-so", str(out)], capture_output=True,
+                          text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert "Geometry: Point" in info.stdout and "Feature Count: 4" in info.stdout
+    assert "EPSG\",4326" in info.stdout.replace(" ", "") or "WGS 84" in info.stdout
+    first = subprocess.run(["ogrinfo", "-al", "-q", "-fid", "1", str(out)],
+                           capture_output=True, text=True, timeout=60).stdout
+    assert "POINT (13" in first and "crack_id (String) = car1/may" in first
+    seg = segments(cracks).splitlines()
+    assert seg[0].startswith("segment,centre_lon,centre_lat,cracks,crack_m_per_100m")
+    assert sum(int(line.split(",")[3]) for line in seg[1:]) == 4
+    assert sum(int(line.split(",")[7]) for line in seg[1:]) == 1  # the grown one
+    pytest.importorskip("matplotlib")  # the survey extra; not on the car's runtime leg
+    from edge_app.survey.export import length_plot
+    png = tmp_path / "lengths.png"
+    n = length_plot(cracks, {c.crack_id: store.history(c.crack_id)["days"] for c in cracks},
+                    str(png))
+    assert n == 4 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
