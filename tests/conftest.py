@@ -21,3 +21,14 @@ def run_cli(module: str, args: List[str], **kw) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real headless Chromium (Debian's, driven through Selenium), one per test module."""
+    from tests.services.browser import available, chromium
+    if not available():
+        pytest.skip("chromium is installed by scripts/setup")
+    b = chromium()
+    yield b
+    b.quit()

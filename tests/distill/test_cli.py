@@ -81,9 +81,8 @@ def test_progress_bars_are_off_when_output_is_not_a_terminal(cli, tmp_path):
     assert list(b) == [0, 1, 2] and b.disable
 
 
-def test_the_work_folder_remembers_its_data_and_student(cli, tmp_path):
-    """`export --work W --int8` after `train --work W --data D --student S`: the data for
-    calibration and the student come from W's own config.yaml; flags still override."""
+def tiny_trained_work(cli, tmp_path):
+    """(data folder, work folder) of a one-epoch HrSegNet-B16 trained on 6 made pairs."""
     from tests.distill.helpers import make_data
     data = make_data(tmp_path / "data", count=6)
     work = tmp_path / "work"
@@ -92,6 +91,13 @@ def test_the_work_folder_remembers_its_data_and_student(cli, tmp_path):
                             "train.epochs=1", "--set", "train.batch=2", "--set",
                             "data.val_ratio=0.34", "--set", "export.size=64", "--quiet"])
     assert r.returncode == 0, r.stderr
+    return data, work
+
+
+def test_the_work_folder_remembers_its_data_and_student(cli, tmp_path):
+    """`export --work W --int8` after `train --work W --data D --student S`: the data for
+    calibration and the student come from W's own config.yaml; flags still override."""
+    data, work = tiny_trained_work(cli, tmp_path)
     r = cli("distill.cli", ["export", "--work", str(work), "--int8", "--checkpoint",
                             str(work / "checkpoints" / "last.pth")], timeout=600)
     assert r.returncode == 0, r.stderr
@@ -107,14 +113,7 @@ def test_export_check_fails_loudly_when_the_ncs2_runtime_cannot_check(cli, tmp_p
 
     import yaml
 
-    from tests.distill.helpers import make_data
-    data = make_data(tmp_path / "data", count=6)
-    work = tmp_path / "work"
-    r = cli("distill.cli", ["train", "--data", str(data), "--work", str(work), "--no-kd",
-                            "--student", "hrsegnet_b16", "--set", "size=64", "--set",
-                            "train.epochs=1", "--set", "train.batch=2", "--set",
-                            "data.val_ratio=0.34", "--set", "export.size=64", "--quiet"])
-    assert r.returncode == 0, r.stderr
+    _, work = tiny_trained_work(cli, tmp_path)
     env = {**os.environ, "CRACK_CAR_PY39": str(tmp_path / "no-python39")}
     r = cli("distill.cli", ["export", "--work", str(work), "--check", "--checkpoint",
                             str(work / "checkpoints" / "last.pth")], env=env)

@@ -7,7 +7,6 @@ device when the server dies."""
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -19,8 +18,8 @@ from edge_app.model.ir_model import IRModel
 from edge_app.model.remote_infer import KServeClient, RemoteError, make_client
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.tools.contract_model import build, save
-from edge_app.vision.pipeline import CarPipeline
 from tests.conftest import REPO
+from tests.services.car_run import PipelineRun
 from tests.services.streams import ScriptedMjpegServer, good
 
 
@@ -103,33 +102,15 @@ def test_a_car_infers_over_kserve_and_falls_back_when_the_server_dies(model):
                       "remote_timeout_s": 1.0, "remote_retry_s": 0.3},
         "drive": {"frame_timeout_s": 3.0}, "server": {"enabled": False}}])
     stream = ScriptedMjpegServer([good(100000, 0.01, line=8)])
-    results, lock = [], threading.Lock()
-
-    def hook(r):
-        with lock:
-            results.append(r)
-    pipe = CarPipeline(cfg, MjpegSource(stream.url, reconnect_min=0.05), hooks=[hook])
-    runner = threading.Thread(target=lambda: pipe.run(), daemon=True)
-    runner.start()
-
-    def wait_for(path, count, after, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with lock:
-                if sum(r.path == path for r in results[after:]) >= count:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"no {count} {path} results in {timeout} s")
+    run = PipelineRun(cfg, MjpegSource(stream.url, reconnect_min=0.05))
+    pipe, results = run.pipe, run.results
     try:
-        wait_for("remote", 10, 0)
+        run.wait_for("remote", 10)
         assert pipe.infer.model["name"] == "crack"
         srv.kill()
-        with lock:
-            mark = len(results)
-        wait_for("local", 10, mark)
+        run.wait_for("local", 10, run.mark())
     finally:
-        pipe.stop()
-        runner.join(30)
+        run.stop()
         stream.close()
         srv.kill()
     assert pipe.fault is None

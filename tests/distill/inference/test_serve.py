@@ -26,8 +26,8 @@ from edge_app.model.remote_infer import RemoteClient
 from edge_app.sources.mjpeg import MjpegSource
 from edge_app.tools.contract_model import build, save
 from edge_app.vision.measure import crack_mask
-from edge_app.vision.pipeline import CarPipeline
 from tests.conftest import REPO
+from tests.services.car_run import PipelineRun
 from tests.services.streams import ScriptedMjpegServer, good, jpeg
 
 KEY = "test-key-123"
@@ -249,38 +249,16 @@ def test_car_falls_back_to_local_when_the_server_dies_and_returns_after_restart(
                       "remote_retry_s": 0.3},
         "drive": {"frame_timeout_s": 3.0}, "server": {"enabled": False}}])
     stream = ScriptedMjpegServer([good(100000, 0.01, line=8)])
-    results, lock = [], threading.Lock()
-
-    def hook(r):
-        with lock:
-            results.append(r)
-    pipe = CarPipeline(cfg, MjpegSource(stream.url, reconnect_min=0.05), hooks=[hook])
-    runner = threading.Thread(target=lambda: pipe.run(), daemon=True)
-    runner.start()
-
-    def wait_for(path, count, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with lock:
-                seen = sum(r.path == path for r in results[mark:])
-            if seen >= count:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"no {count} {path} results in {timeout} s")
+    run = PipelineRun(cfg, MjpegSource(stream.url, reconnect_min=0.05))
+    pipe, results = run.pipe, run.results
     try:
-        mark = 0
-        wait_for("remote", 20)
+        run.wait_for("remote", 20)
         srv.kill()  # mid-run
-        with lock:
-            mark = len(results)
-        wait_for("local", 20)
+        run.wait_for("local", 20, run.mark())
         srv.start()  # same port
-        with lock:
-            mark = len(results)
-        wait_for("remote", 20)
+        run.wait_for("remote", 20, run.mark())
     finally:
-        pipe.stop()
-        runner.join(30)
+        run.stop()
         stream.close()
         srv.kill()
     assert pipe.fault is None

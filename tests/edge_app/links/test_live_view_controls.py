@@ -14,19 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
-
 from tests.conftest import REPO
-from tests.services.browser import available, chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not available():
-        pytest.skip("chromium is installed by scripts/setup")
-    b = chromium()
-    yield b
-    b.quit()
 
 
 class Car:

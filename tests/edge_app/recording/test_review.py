@@ -16,7 +16,7 @@ from edge_app.review.report import write_report
 from edge_app.review.runs import load_run
 from edge_app.review.server import ReviewServer
 from edge_app.tools.contract_model import build, save
-from tests.services.browser import available, chromium
+from tests.services.browser import available
 
 needs_browser = pytest.mark.skipif(not available(), reason="chromium is installed by setup")
 
@@ -35,15 +35,6 @@ def runs(tmp_path_factory, dark_model):
         out.append(json.loads(r.stdout.strip().splitlines()[-1])["run_dir"])
         time.sleep(1.1)  # run ids are per second
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not available():
-        pytest.skip("chromium is installed by scripts/setup")
-    b = chromium()
-    yield b
-    b.quit()
 
 
 def test_run_data_and_ground_truth(runs):

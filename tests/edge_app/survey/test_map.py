@@ -16,16 +16,6 @@ from edge_app.survey.ingest import ingest_runs
 from edge_app.survey.server import STATIC, SurveyServer
 from edge_app.survey.store import SurveyStore
 from tests.edge_app.survey.test_survey import cfg, drive
-from tests.services.browser import available, chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not available():
-        pytest.skip("chromium is installed by scripts/setup")
-    b = chromium()
-    yield b
-    b.quit()
 
 
 @pytest.fixture
