@@ -198,10 +198,28 @@ def _cmd_survey(args: argparse.Namespace) -> int:
         elif args.survey_command == "serve":
             store.close()
             return _survey_serve(args)
+        elif args.survey_command == "calibrate":
+            return _survey_calibrate(args)
         else:
             print(json.dumps(store.counts(), indent=1))
     finally:
         store.close()
+    return 0
+
+
+def _survey_calibrate(args: argparse.Namespace) -> int:
+    from edge_app.survey.calibrate import calibrate
+    try:
+        cols, rows = (int(v) for v in args.squares.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--squares {args.squares!r}: inner corners as COLSxROWS, "
+                         "e.g. 9x6") from None
+    r = calibrate(args.photo, (cols, rows), args.square_mm)
+    print(f"measure.px_per_m: {r['px_per_m']}   # across {r['across_px_per_m']}, along "
+          f"{r['along_px_per_m']}")
+    if r["tilt_ratio"] > 1.15:
+        print(f"note: along and across differ by {r['tilt_ratio']:.2f}x: the camera sees "
+              "the road at an angle, and lengths far from the board will be off")
     return 0
 
 
@@ -377,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--port", type=int, default=8095, help="0: any free port")
     sm.add_argument("--tiles", help="base map tile URL template ({z}/{x}/{y}); default: a "
                                     "plain grid")
-    for q in (si, se, sl, sm, sp, svsub.choices["stats"]):
+    sc = svsub.add_parser("calibrate", help="measure.px_per_m from a checkerboard photo")
+    sc.add_argument("photo", type=Path, help="a frame of the car's stream with the board")
+    sc.add_argument("--squares", required=True, help="inner corners, COLSxROWS (e.g. 9x6)")
+    sc.add_argument("--square-mm", type=float, required=True, help="side of one square")
+    for q in (si, se, sl, sm, sp, sc, svsub.choices["stats"]):
         q.add_argument("--db", type=Path, default=Path("survey.sqlite"),
                        help="the survey store")
     sv.set_defaults(func=_cmd_survey)

@@ -229,3 +229,38 @@ def test_geopackage_segments_and_the_length_plot(tmp_path):
     n = length_plot(cracks, {c.crack_id: store.history(c.crack_id)["days"] for c in cracks},
                     str(png))
     assert n == 4 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibration_reads_the_ground_resolution_off_a_checkerboard(tmp_path, cli):
+    """A 9x6-corner board of 25 mm squares drawn at a known scale onto a 640x480 road
+    frame: px_per_m of the squeezed 448 input within 2%, along and across apart as the
+    squeeze makes them, and a photo without a board refused by name."""
+    import cv2
+    import numpy as np
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    side = 30  # px per 25 mm square in the 640x480 frame
+    cv2.rectangle(frame, (110, 90), (110 + 12 * side, 90 + 9 * side), (255, 255, 255), -1)
+    cv2.rectangle(frame, (140, 120), (140 + 10 * side - 1, 120 + 7 * side - 1), (0, 0, 0), -1)
+    for r in range(7):
+        for c in range(10):
+            if (r + c) % 2 == 0:
+                x, y = 140 + c * side, 120 + r * side
+                cv2.rectangle(frame, (x, y), (x + side - 1, y + side - 1), (255, 255, 255), -1)
+    photo = tmp_path / "board.png"
+    cv2.imwrite(str(photo), frame)
+    r = cli("edge_app.cli", ["survey", "calibrate", str(photo), "--squares", "9x6",
+                             "--square-mm", "25"])
+    assert r.returncode == 0, r.stderr
+    across, along = 30 * 448 / 640 / 0.025, 30 * 448 / 480 / 0.025  # the squeeze
+    got = float(r.stdout.split("measure.px_per_m:")[1].split()[0])
+    assert got == pytest.approx((across + along) / 2, rel=0.02)
+    assert "at an angle" not in r.stdout  # 4:3 apart by the squeeze alone: no tilt
+    tilted = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)  # seen at a slant
+    cv2.imwrite(str(photo), cv2.copyMakeBorder(tilted, 60, 60, 0, 0, cv2.BORDER_REPLICATE))
+    r = cli("edge_app.cli", ["survey", "calibrate", str(photo), "--squares", "9x6",
+                             "--square-mm", "25"])
+    assert r.returncode == 0 and "at an angle" in r.stdout
+    cv2.imwrite(str(tmp_path / "road.png"), np.full((480, 640, 3), 120, np.uint8))
+    r = cli("edge_app.cli", ["survey", "calibrate", str(tmp_path / "road.png"), "--squares",
+                             "9x6", "--square-mm", "25"])
+    assert r.returncode == 1 and "no checkerboard of 9x6 inner corners" in r.stderr
