@@ -4,6 +4,7 @@ A detection the survey cannot take is counted with its reason, never a crash."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -43,6 +44,24 @@ def run_sightings(run_dir: Path, cfg: GroundConfig) -> tuple:
     return found, refused, labels
 
 
+def run_track(run_dir: Path) -> List[tuple]:
+    """(day, lon, lat) of every fix in a run's telemetry: where it drove, so a crack it
+    passed without seeing shows as missing."""
+    from crack_common.values import finite_number
+    from edge_app.recorder import RunReader
+    out = []
+    for t in RunReader(run_dir).jsonl("telemetry.jsonl"):
+        fix = t.get("gps") if isinstance(t, dict) else None
+        if not isinstance(fix, dict):
+            continue
+        lat, lon = finite_number(fix.get("lat")), finite_number(fix.get("lon"))
+        day = str(fix.get("time") or "")[:10]
+        if lat is not None and lon is not None and abs(lat) <= 90 and abs(lon) <= 180 \
+                and len(day) == 10:
+            out.append((day, round(lon, 7), round(lat, 7)))
+    return out
+
+
 def ingest_runs(store: SurveyStore, runs: Sequence[Path], cfg: GroundConfig) -> Dict[str, int]:
     """Every run into the store, one transaction each; totals of new sightings and
     refusals."""
@@ -52,6 +71,9 @@ def ingest_runs(store: SurveyStore, runs: Sequence[Path], cfg: GroundConfig) -> 
             raise ValueError(f"{run}: not a recorded run (no run.json)")
         found, refused, labels = run_sightings(Path(run), cfg)
         total["new_sightings"] += store.ingest(found, refused, labels)
+        info = json.loads((Path(run) / "run.json").read_text())
+        car = str((info.get("config") or {}).get("car_id") or info.get("car_id") or "")
+        store.add_track(car, str(info.get("run_id", Path(run).name)), run_track(Path(run)))
         total["refused"] += sum(refused.values())
         total["runs"] += 1
         for reason, n in refused.items():

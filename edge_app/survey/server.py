@@ -32,7 +32,7 @@ color:#eee;font-size:14px}#bar select,#bar input{font-size:13px}
 <label>severity <select id="severity"><option value="">any</option><option>high</option>
 <option>medium</option><option>low</option></select></label>
 <label>trend <select id="trend"><option value="">any</option><option>new</option>
-<option>grown</option><option>unchanged</option></select></label>
+<option>grown</option><option>unchanged</option><option>missing</option></select></label>
 <label>car <input id="car" size="10" placeholder="any"></label>
 <label>seen since <input id="since" type="date"></label>
 <span id="status"></span></div><div id="map"></div><script>

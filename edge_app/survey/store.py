@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from edge_app.survey.ground import EARTH_M_PER_DEG, Sighting, distance_m
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS = {1: """
 CREATE TABLE sightings (
     key TEXT PRIMARY KEY, rid INTEGER UNIQUE, car_id TEXT, run_id TEXT, seq INTEGER,
@@ -26,7 +26,12 @@ CREATE TABLE sightings (
 CREATE INDEX sightings_crack ON sightings(crack);
 CREATE VIRTUAL TABLE sightings_at USING rtree(rid, min_x, max_x, min_y, max_y);
 CREATE TABLE refused (reason TEXT PRIMARY KEY, count INTEGER);
+""", 2: """
+CREATE TABLE track (tid INTEGER PRIMARY KEY, car_id TEXT, run_id TEXT, day TEXT, x REAL,
+    y REAL, UNIQUE (car_id, run_id, x, y));
+CREATE VIRTUAL TABLE track_at USING rtree(tid, min_x, max_x, min_y, max_y);
 """}
+PASSED_M = 3.0  # a survey whose track came this close to a crack could have seen it
 MIN_MATCH_M = 0.3  # sightings closer than this are one crack whatever their errors say
 MAX_MATCH_M = 5.0  # and farther than this never are (a poor fix must not merge a street)
 SEVERITY_RANK = {"": 0, "low": 1, "medium": 2, "high": 3}
@@ -53,7 +58,8 @@ class Crack:
     width_mm: float
     area_m2: float
     severity: str
-    trend: str  # new (one survey), unchanged or grown (its length, last survey vs before)
+    trend: str  # new (one survey), unchanged or grown (its length, last survey vs before),
+    # missing (a later survey's track passed it and nobody saw it: repaired, or missed)
     label: str  # false_positive when every labelled sighting of it was labelled so
 
 
@@ -120,6 +126,37 @@ class SurveyStore:
             raise
         return len(new)
 
+    def add_track(self, car_id: str, run_id: str, points: Sequence[Tuple[str, float, float]]
+                  ) -> None:
+        """Where a run drove: (day, lon, lat) of its fixes, one transaction; again: a
+        no-op."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for day, x, y in points:
+                cur = db.execute("INSERT OR IGNORE INTO track (car_id, run_id, day, x, y) "
+                                 "VALUES (?,?,?,?,?)", (car_id, run_id, day, x, y))
+                if cur.rowcount:
+                    db.execute("INSERT INTO track_at VALUES (?,?,?,?,?)",
+                               (cur.lastrowid, x, x, y, y))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def passed_since(self, crack: Crack) -> List[str]:
+        """Survey days after the crack was last seen whose tracks passed within PASSED_M."""
+        if crack.space != "wgs84":
+            return []
+        probe = Sighting("", "", "", 0, "", "wgs84", crack.x, crack.y, 0, 0, 0, 0, "")
+        ex, ey = _extent(probe, PASSED_M)
+        rows = self.db.execute(
+            "SELECT DISTINCT t.day FROM track_at a JOIN track t ON t.tid = a.tid WHERE "
+            "a.min_x <= ? AND a.max_x >= ? AND a.min_y <= ? AND a.max_y >= ? AND t.day > ?",
+            (crack.x + ex, crack.x - ex, crack.y + ey, crack.y - ey,
+             crack.last_seen[:10])).fetchall()
+        return sorted(r[0] for r in rows)
+
     def _link(self, s: Sighting) -> None:
         """Join S's crack with every crack that has a sighting within matching range."""
         ex, ey = _extent(s, MAX_MATCH_M)
@@ -159,7 +196,11 @@ class SurveyStore:
         by: Dict[str, List[tuple]] = {}
         for row in rows:
             by.setdefault(row[15], []).append(row)
-        return [_crack(name, members) for name, members in sorted(by.items())]
+        cracks = [_crack(name, members) for name, members in sorted(by.items())]
+        for c in cracks:
+            if self.passed_since(c):
+                c.trend = "missing"
+        return cracks
 
     def history(self, crack_id: str) -> Dict[str, Any]:
         """A crack's sightings (car, run, time, sizes) and its size per survey day."""

@@ -264,3 +264,47 @@ def test_calibration_reads_the_ground_resolution_off_a_checkerboard(tmp_path, cl
     r = cli("edge_app.cli", ["survey", "calibrate", str(tmp_path / "road.png"), "--squares",
                              "9x6", "--square-mm", "25"])
     assert r.returncode == 1 and "no checkerboard of 9x6 inner corners" in r.stderr
+
+
+def test_a_crack_a_later_survey_drove_past_without_seeing_is_missing(tmp_path):
+    """July's run drives the street (its telemetry fixes) and sees only the first two
+    cracks: the one it passed within 3 m unseen is missing (repaired, or missed); the one
+    3.5 m off its track it could not see, so it stays as it was."""
+    may = drive(tmp_path, "car1", "may", day="2026-05-01")
+    july_dets = [d for d in json.loads("[" + ",".join(
+        (may / "detections.jsonl").read_text().splitlines()) + "]")
+        if d["seq"] <= 6]
+    for d in july_dets:
+        d.update(run_id="july", car_id="car2", time=d["time"].replace("05-01", "07-01"))
+    july = write_run(tmp_path / "july", july_dets)
+    (july / "telemetry.jsonl").write_text("".join(json.dumps({"gps": {
+        "lat": LAT0 + m / EARTH_M_PER_DEG, "lon": LON0, "time": "2026-07-01T10:00:00Z"}})
+        + "\n" for m in range(0, 60)))
+    store = SurveyStore(tmp_path / "s.sqlite")
+    ingest_runs(store, [may, july], cfg())
+    ingest_runs(store, [july], cfg())  # the track again: nothing changes
+    by_place = {round((c.y - LAT0) * EARTH_M_PER_DEG) * 10 + round(
+        (c.x - LON0) * EARTH_M_PER_DEG * math.cos(math.radians(LAT0))): c.trend
+        for c in store.cracks()}
+    assert sorted(by_place.values()) == ["missing", "new", "unchanged", "unchanged"]
+    assert by_place[400] == "missing" and by_place[404] == "new"
+    assert store.db.execute("SELECT count(*) FROM track").fetchone()[0] == 60
+
+
+def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_sightings(tmp_path):
+    import sqlite3
+
+    from edge_app.survey import store as store_module
+    db = tmp_path / "s.sqlite"
+    con = sqlite3.connect(db)
+    for statement in filter(str.strip, store_module.MIGRATIONS[1].split(";")):
+        con.execute(statement)
+    con.execute("INSERT INTO sightings (key, rid, crack, time) VALUES ('a/b/1/0', 1, "
+                "'a/b/1/0', '2026-05-01')")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    store = SurveyStore(db)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.counts()["sightings"] == 1
+    assert store.db.execute("SELECT count(*) FROM track").fetchone()[0] == 0
