@@ -462,7 +462,9 @@ def _common(p: argparse.ArgumentParser, data: bool = True, sub: bool = True,
 
     def add(*names: str, **kw) -> None:
         if only is not None and names[0] not in only:
-            return
+            # not this subcommand's: accepted but not shown, so a script that passes one
+            # recipe to every stage (train, export, eval) keeps working
+            kw["help"] = argparse.SUPPRESS
         if sub:
             kw["default"] = argparse.SUPPRESS
         g.add_argument(*names, **kw)
