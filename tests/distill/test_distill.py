@@ -126,6 +126,22 @@ def _distill(args, work, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def kill_then_finish(args, work, last):
+    """Start a training, SIGKILL it once its first checkpoint is written (mid-epoch 1),
+    then run it again to the end."""
+    p = _distill(args, work)
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(30)
+    assert p.returncode == -signal.SIGKILL
+    state = torch.load(str(last), weights_only=False)["state"]
+    assert state["epoch"] == 0 and state["iteration"] > 0  # killed in the middle of epoch 1
+    p = _distill(args, work)
+    assert p.wait(300) == 0, p.stderr.read()
+
+
 def test_killed_training_resumes_to_the_same_weights(assets, tmp_path):
     root, data, teacher = assets
     runs = {}
@@ -145,17 +161,7 @@ def test_killed_training_resumes_to_the_same_weights(assets, tmp_path):
 
     cfg, sets = runs["killed"]
     last = tmp_path / "killed" / "checkpoints" / "last.pth"
-    p = _distill(["train", "--quiet", *sets], cfg.work)
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.01)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait(30)
-    assert p.returncode == -signal.SIGKILL
-    state = torch.load(str(last), weights_only=False)["state"]
-    assert state["epoch"] == 0 and state["iteration"] > 0  # killed in the middle of epoch 1
-    p = _distill(["train", "--quiet", *sets], cfg.work)
-    assert p.wait(300) == 0, p.stderr.read()
+    kill_then_finish(["train", "--quiet", *sets], cfg.work, last)
     a = torch.load(str(tmp_path / "straight" / "checkpoints" / "last.pth"), weights_only=False)
     b = torch.load(str(last), weights_only=False)
     assert a["state"]["step"] == b["state"]["step"] == 6  # 6 images x 2 views / batch 4, x 2
@@ -455,17 +461,7 @@ def test_the_pretrained_recipe_killed_mid_epoch_resumes_to_the_same_run(assets, 
     p = _distill(["train", "--quiet", "--work", str(straight), *sets], straight)
     assert p.wait(300) == 0, p.stderr.read()
     last = killed / "checkpoints" / "last.pth"
-    p = _distill(["train", "--quiet", "--work", str(killed), *sets], killed)
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.01)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait(30)
-    assert p.returncode == -signal.SIGKILL
-    state = torch.load(str(last), weights_only=False)["state"]
-    assert state["epoch"] == 0 and state["iteration"] > 0
-    p = _distill(["train", "--quiet", "--work", str(killed), *sets], killed)
-    assert p.wait(300) == 0, p.stderr.read()
+    kill_then_finish(["train", "--quiet", "--work", str(killed), *sets], killed, last)
     a = torch.load(str(straight / "checkpoints" / "last.pth"), weights_only=False)
     b = torch.load(str(last), weights_only=False)
     assert a["state"]["step"] == b["state"]["step"] == 8  # 16 draws / batch 4, x 2 epochs
