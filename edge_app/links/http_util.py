@@ -153,6 +153,20 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, RecursionError) as e:
             return 400, f"not JSON ({type(e).__name__})"
 
+    def write_refusal(self, token: str, header: str) -> str:
+        """Why a state-changing request is refused ('' when it is not): a wrong Host (DNS
+        rebinding), another site's Origin, or a missing or wrong session token in
+        `header` (the token is in the server's own page only)."""
+        import secrets
+        if not self.host_allowed():
+            return "unknown Host"
+        if not self.origin_allowed():
+            return "cross-origin request"
+        given = self.headers.get(header, "").encode("utf-8", "surrogateescape")
+        if not secrets.compare_digest(given, token.encode()):
+            return "missing or wrong session token"
+        return ""
+
     def origin_allowed(self) -> bool:
         """No Origin header (curl, tools), or one naming this server as Host does: a
         page of another site cannot post here from a viewer's browser."""

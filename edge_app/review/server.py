@@ -131,16 +131,7 @@ class ReviewServer:
     def refuse(self, h: http_util.Handler) -> str:
         """Why a state-changing request is refused ('' when it is not): wrong Host (DNS
         rebinding), a foreign Origin (another site's page), a missing session token."""
-        if not h.host_allowed():
-            return "unknown Host"
-        origin = h.headers.get("Origin")
-        if origin and origin.rstrip("/") + "/" != self.url and \
-                origin.rstrip("/") != f"http://{h.headers.get('Host', '')}":
-            return "cross-origin request"
-        given = h.headers.get("X-Review-Token", "").encode("utf-8", "surrogateescape")
-        if not secrets.compare_digest(given, self.token.encode()):
-            return "missing or wrong session token"
-        return ""
+        return h.write_refusal(self.token, "X-Review-Token")
 
     def serve_forever(self) -> None:
         self._serving = True

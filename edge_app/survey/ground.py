@@ -10,11 +10,14 @@ without a track the heading is unknown and the whole look-ahead joins the error.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from crack_common.values import finite_number
 
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # car and run ids (they name keys and pages)
+SEVERITIES = ("low", "medium", "high", "")
 EARTH_M_PER_DEG = 111_320.0  # metres per degree of latitude (and of longitude at the equator)
 SCHEMA = 1  # the detection schema this reads
 
@@ -91,6 +94,8 @@ def sightings(det: Dict[str, Any], cfg: GroundConfig) -> List[Sighting]:
     if not isinstance(car, str) or not isinstance(run, str) or not car or not run \
             or not isinstance(seq, int) or isinstance(seq, bool):
         raise Refused("no car_id, run_id or seq")
+    if not (NAME.fullmatch(car) and NAME.fullmatch(run)):
+        raise Refused("a car_id or run_id of other characters than letters, digits, - _ .")
     cracks = det.get("cracks")
     if not isinstance(cracks, list):
         raise Refused("no cracks list")
@@ -114,6 +119,8 @@ def sightings(det: Dict[str, Any], cfg: GroundConfig) -> List[Sighting]:
             raise Refused("a crack without bbox and sizes") from None
         if not all(math.isfinite(v) for v in (bx, by, bw, bh, length, width, area)):
             raise Refused("a crack with sizes that are not finite")
+        if c.get("severity", "") not in SEVERITIES:
+            raise Refused("a crack of an unknown severity")
         forward = cfg.ahead_m + (h / 2 - (by + bh / 2)) / cfg.px_per_m
         right = ((bx + bw / 2) - w / 2) / cfg.px_per_m
         space, x, y, err = _place(fix, odo, forward, right, cfg, f"run:{car}/{run}")

@@ -3,12 +3,15 @@
 source (`--tiles https://.../{z}/{x}/{y}.png`, or none) and, without one, a plain metric
 grid. Cracks are drawn by severity (colour) and trend (ring), filtered by severity,
 trend, car and date, and each opens a popup with its sightings' sizes over time. Only
-the viewport is read (`/api/cracks?bbox=`, the store's R*Tree). Bound to loopback
-unless told otherwise; it writes nothing."""
+the viewport is read (`/api/cracks?bbox=`, the store's R*Tree). A crack can be labelled
+confirmed or false positive from its popup (`POST /api/label`: the page's session token,
+this server's Host and Origin only, as the review page's labels). Bound to loopback
+unless told otherwise."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from dataclasses import asdict
 from pathlib import Path
@@ -36,7 +39,7 @@ color:#eee;font-size:14px}#bar select,#bar input{font-size:13px}
 <label>car <input id="car" size="10" placeholder="any"></label>
 <label>seen since <input id="since" type="date"></label>
 <span id="status"></span></div><div id="map"></div><script>
-const TILES = __TILES__;
+const TILES = __TILES__, TOKEN = __TOKEN__;
 const COLORS = {high: '#d00', medium: '#f80', low: '#dc0', '': '#888'};
 const map = L.map('map', {preferCanvas: true});
 if (TILES) { L.tileLayer(TILES, {maxZoom: 22}).addTo(map); }
@@ -59,10 +62,20 @@ function query() {
 function popup(c) {
   const rows = c.history.map(h => `<tr><td>${h.day}</td><td>${h.length_m.toFixed(2)} m` +
     `</td><td>${h.width_mm.toFixed(1)} mm</td><td>${h.sightings}</td></tr>`).join('');
+  const buttons = `<br><button onclick="label('${c.crack_id}','confirmed')">confirm</button>` +
+    ` <button onclick="label('${c.crack_id}','false_positive')">false positive</button>`;
   return `<b>${c.severity || 'unrated'}</b>, ${c.trend}${c.label ? ', ' + c.label : ''}` +
     `<br>${c.sightings} sightings by ${c.cars} car(s) in ${c.runs} run(s)<br>` +
     `first ${c.first_seen}<br>last ${c.last_seen}<table class="history"><tr><th>day</th>` +
-    `<th>length</th><th>width</th><th>seen</th></tr>${rows}</table>`;
+    `<th>length</th><th>width</th><th>seen</th></tr>${rows}</table>` + buttons;
+}
+async function label(id, value) {
+  const r = await fetch('api/label', {method: 'POST', headers: {'Content-Type':
+    'application/json', 'X-Survey-Token': TOKEN}, body: JSON.stringify({crack_id: id,
+    label: value})});
+  const said = r.ok ? `labelled ${value}` : `label refused: ${(await r.json()).error}`;
+  map.closePopup(); await load();
+  document.getElementById('status').textContent += ` (${said})`;
 }
 let latest = 0;
 async function load() {  // a slower earlier answer never overwrites a later one
@@ -115,10 +128,32 @@ class SurveyServer:
                  tiles: Optional[str] = None):
         self.store = SurveyStore(db)
         self._lock = threading.Lock()  # one SQLite connection, requests on threads
-        page = PAGE.replace("__TILES__", json.dumps(tiles or "")).encode()
+        self.token = secrets.token_urlsafe(24)  # in the page only; required to label
+        page = PAGE.replace("__TILES__", json.dumps(tiles or "")).replace(
+            "__TOKEN__", json.dumps(self.token)).encode()
         srv = self
 
         class Handler(http_util.Handler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                if urlsplit(self.path).path != "/api/label":
+                    return self._send(404, "text/plain", b"not found\n")
+                refusal = self.write_refusal(srv.token, "X-Survey-Token")
+                if refusal:
+                    return self._send(403, "application/json",
+                                      json.dumps({"error": refusal}).encode())
+                status, body = self.read_json_body()
+                if status is not None:
+                    return self._send(status, "application/json",
+                                      json.dumps({"error": body}).encode())
+                try:
+                    with srv._lock:
+                        n = srv.store.label(str(body["crack_id"]), str(body["label"]))
+                except (KeyError, TypeError, ValueError) as e:
+                    return self._send(400, "application/json",
+                                      json.dumps({"error": f"bad label: {e}"}).encode())
+                self._send(200 if n else 404, "application/json",
+                           json.dumps({"sightings": n}).encode())
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 u = urlsplit(self.path)
                 if not self.host_allowed():

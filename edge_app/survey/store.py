@@ -210,6 +210,21 @@ class SurveyStore:
                                "length_m": r[10], "width_mm": r[11], "label": r[14]}
                               for r in rows], "days": _day_rows(rows)}
 
+    def label(self, crack_id: str, label: str) -> int:
+        """Label every sighting of a crack (confirmed, false_positive, or '' to clear);
+        returns how many sightings it has (0: no such crack)."""
+        if label not in ("confirmed", "false_positive", ""):
+            raise ValueError(f"label {label!r}: confirmed, false_positive or ''")
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            n = self.db.execute("UPDATE sightings SET label = ? WHERE crack = ?",
+                                (label, crack_id)).rowcount
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return n
+
     def extent(self) -> Optional[List[float]]:
         """[min_lon, min_lat, max_lon, max_lat] of the placed sightings, or None."""
         row = self.db.execute("SELECT min(x), min(y), max(x), max(y) FROM sightings WHERE "

@@ -70,3 +70,39 @@ def test_a_bad_viewport_is_refused(server):
     assert e.value.code == 400
     ok = json.loads(urllib.request.urlopen(server.url + "api/cracks?bbox=0,0,1,1").read())
     assert ok == {"cracks": [], "truncated": False}
+
+
+def test_a_crack_is_labelled_from_its_popup_and_only_by_the_page(browser, server):
+    browser.get(server.url)
+    wait_ready(browser)
+    browser.execute_script("document.body.dataset.ready='';"
+                           "const l = layer.getLayers()[0]; l.openPopup();")
+    deadline = time.monotonic() + 10  # the popup fades in
+    while True:
+        buttons = browser.find_elements("css selector", ".leaflet-popup button")
+        if [b.text for b in buttons] == ["confirm", "false positive"]:
+            break
+        assert time.monotonic() < deadline, [b.text for b in buttons]
+        time.sleep(0.05)
+    buttons[1].click()
+    assert wait_ready(browser) == 4
+    deadline = time.monotonic() + 10  # the status line is written once the map reloaded
+    while "labelled false_positive" not in browser.find_element("id", "status").text:
+        assert time.monotonic() < deadline, browser.find_element("id", "status").text
+        time.sleep(0.05)
+    labels = [c.label for c in server.store.cracks()]
+    assert labels.count("false_positive") == 1
+    body = json.dumps({"crack_id": "x", "label": "confirmed"}).encode()
+    for headers in ({"Content-Type": "application/json"},  # no token
+                    {"Content-Type": "application/json", "X-Survey-Token": server.token,
+                     "Origin": "http://evil.example"}):
+        req = urllib.request.Request(server.url + "api/label", body, headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req)
+        assert e.value.code == 403
+    req = urllib.request.Request(server.url + "api/label", json.dumps(
+        {"crack_id": "x", "label": "maybe"}).encode(), {"Content-Type": "application/json",
+                                                      "X-Survey-Token": server.token})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req)
+    assert e.value.code == 400

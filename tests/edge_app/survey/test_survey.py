@@ -308,3 +308,16 @@ def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_sightings(tmp_pat
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
     assert store.counts()["sightings"] == 1
     assert store.db.execute("SELECT count(*) FROM track").fetchone()[0] == 0
+
+
+def test_ids_and_severities_that_could_reach_the_map_page_as_markup_are_refused(tmp_path):
+    evil = detection("car1'><script>", "r1", 1, 10, 0.2)
+    odd = detection("car1", "r1", 2, 10, 0.2)
+    odd["cracks"][0]["severity"] = "<b>high</b>"
+    run = write_run(tmp_path / "run", [evil, odd, detection("car1", "r1", 3, 12, 0.2)])
+    store = SurveyStore(tmp_path / "s.sqlite")
+    ingest_runs(store, [run], cfg())
+    assert store.counts()["refused"] == {
+        "a car_id or run_id of other characters than letters, digits, - _ .": 1,
+        "a crack of an unknown severity": 1}
+    assert store.counts()["sightings"] == 1
