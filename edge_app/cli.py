@@ -191,9 +191,9 @@ def _cmd_survey(args: argparse.Namespace) -> int:
             return _survey_listen(args)
         elif args.survey_command == "plot":
             from edge_app.survey.export import length_plot
-            cracks = store.cracks(tuple(args.bbox) if args.bbox else None)
-            n = length_plot(cracks, {c.crack_id: store.history(c.crack_id)["days"]
-                                     for c in cracks}, str(args.out))
+            view = store.view(tuple(args.bbox) if args.bbox else None)
+            n = length_plot([c for c, _, _ in view], {c.crack_id: days for c, days, _ in view},
+                            str(args.out))
             print(f"wrote the lengths of {n} crack(s) to {args.out}")
         elif args.survey_command == "serve":
             store.close()

@@ -108,18 +108,16 @@ def crack_view(store: SurveyStore, box: tuple, params: Dict[str, List[str]]) -> 
     """The cracks in BOX that pass the filters, each with its per-day history."""
     want = {k: params.get(k, [""])[0] for k in ("severity", "trend", "car", "since")}
     out, truncated = [], False
-    for c in store.cracks(box):
+    for c, days, cars in store.view(box):
         if c.space != "wgs84" or (want["severity"] and c.severity != want["severity"]) or \
                 (want["trend"] and c.trend != want["trend"]) or \
-                (want["since"] and c.last_seen[:10] < want["since"]):
-            continue
-        history = store.history(c.crack_id)
-        if want["car"] and want["car"] not in {h["car_id"] for h in history["sightings"]}:
+                (want["since"] and c.last_seen[:10] < want["since"]) or \
+                (want["car"] and want["car"] not in cars):
             continue
         if len(out) >= MAX_CRACKS:
             truncated = True
             break
-        out.append({**asdict(c), "history": history["days"]})
+        out.append({**asdict(c), "history": days})
     return {"cracks": out, "truncated": truncated}
 
 

@@ -9,11 +9,12 @@ The schema is versioned (`PRAGMA user_version`) and migrated forward on open."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from edge_app.survey.ground import EARTH_M_PER_DEG, Sighting, distance_m
 
@@ -73,23 +74,29 @@ class SurveyStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self._migrate()
 
-    def _migrate(self) -> None:
-        """Each missing migration in order, each whole or not at all; the version is read
-        under the write lock, so two processes opening a new store migrate it once."""
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the write lock: committed whole, or rolled back."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        """Each missing migration in order, all of them or none; the version is read
+        under the write lock, so two processes opening a new store migrate it once."""
+        with self._writing() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise ValueError(f"{self.path}: a survey store of schema {version}, newer "
                                  f"than this crack-car's {SCHEMA_VERSION}; update crack-car")
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in filter(str.strip, MIGRATIONS[v].split(";")):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {v}")
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {v}")
 
     def close(self) -> None:
         self.db.close()
@@ -99,9 +106,7 @@ class SurveyStore:
                labels: Optional[Dict[str, str]] = None) -> int:
         """Add a batch of sightings (and count refusals) in one transaction; returns how
         many were new. `labels`: {sighting key: review label} to attach."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing() as db:
             new = [s for s in batch if not db.execute(
                 "SELECT 1 FROM sightings WHERE key = ?", (s.key,)).fetchone()]
             new = list({s.key: s for s in new}.values())
@@ -111,7 +116,7 @@ class SurveyStore:
                 db.execute("INSERT INTO sightings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            (s.key, rid, s.car_id, s.run_id, s.seq, s.time, s.space, s.x,
                             s.y, s.error_m, s.length_m, s.width_mm, s.area_m2, s.severity,
-                            (labels or {}).get(s.key, ""), s.key))
+                            "", s.key))
                 db.execute("INSERT INTO sightings_at VALUES (?,?,?,?,?)",
                            (rid, s.x, s.x, s.y, s.y))  # points: the queries widen
                 self._link(s)
@@ -120,36 +125,25 @@ class SurveyStore:
             for reason, n in refused.items():
                 db.execute("INSERT INTO refused VALUES (?, ?) ON CONFLICT(reason) DO UPDATE "
                            "SET count = count + excluded.count", (reason, n))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return len(new)
 
     def add_track(self, car_id: str, run_id: str, points: Sequence[Tuple[str, float, float]]
                   ) -> None:
         """Where a run drove: (day, lon, lat) of its fixes, one transaction; again: a
         no-op."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing() as db:
             for day, x, y in points:
                 cur = db.execute("INSERT OR IGNORE INTO track (car_id, run_id, day, x, y) "
                                  "VALUES (?,?,?,?,?)", (car_id, run_id, day, x, y))
                 if cur.rowcount:
                     db.execute("INSERT INTO track_at VALUES (?,?,?,?,?)",
                                (cur.lastrowid, x, x, y, y))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def passed_since(self, crack: Crack) -> List[str]:
         """Survey days after the crack was last seen whose tracks passed within PASSED_M."""
         if crack.space != "wgs84":
             return []
-        probe = Sighting("", "", "", 0, "", "wgs84", crack.x, crack.y, 0, 0, 0, 0, "")
-        ex, ey = _extent(probe, PASSED_M)
+        ex, ey = _extent(crack.space, crack.y, PASSED_M)
         rows = self.db.execute(
             "SELECT DISTINCT t.day FROM track_at a JOIN track t ON t.tid = a.tid WHERE "
             "a.min_x <= ? AND a.max_x >= ? AND a.min_y <= ? AND a.max_y >= ? AND t.day > ?",
@@ -159,7 +153,7 @@ class SurveyStore:
 
     def _link(self, s: Sighting) -> None:
         """Join S's crack with every crack that has a sighting within matching range."""
-        ex, ey = _extent(s, MAX_MATCH_M)
+        ex, ey = _extent(s.space, s.y, MAX_MATCH_M)
         rows = self.db.execute(
             "SELECT s.* FROM sightings_at a JOIN sightings s ON s.rid = a.rid WHERE "
             "a.min_x <= ? AND a.max_x >= ? AND a.min_y <= ? AND a.max_y >= ? AND s.key != ?",
@@ -185,6 +179,12 @@ class SurveyStore:
 
     def cracks(self, box: Optional[Tuple[float, float, float, float]] = None) -> List[Crack]:
         """Every crack, or those with a sighting inside BOX (min_x, min_y, max_x, max_y)."""
+        return [c for c, _, _ in self.view(box)]
+
+    def view(self, box: Optional[Tuple[float, float, float, float]] = None
+             ) -> List[Tuple[Crack, List[Dict[str, Any]], Set[str]]]:
+        """(crack, its size per survey day, the cars that saw it) of every crack, or of
+        those with a sighting inside BOX, from one read of their sightings."""
         if box is None:
             rows = self.db.execute("SELECT * FROM sightings ORDER BY crack, key").fetchall()
         else:
@@ -196,11 +196,14 @@ class SurveyStore:
         by: Dict[str, List[tuple]] = {}
         for row in rows:
             by.setdefault(row[15], []).append(row)
-        cracks = [_crack(name, members) for name, members in sorted(by.items())]
-        for c in cracks:
+        out = []
+        for name, members in sorted(by.items()):
+            days = _day_rows(members)
+            c = _crack(name, members, days)
             if self.passed_since(c):
                 c.trend = "missing"
-        return cracks
+            out.append((c, days, {r[2] for r in members}))
+        return out
 
     def history(self, crack_id: str) -> Dict[str, Any]:
         """A crack's sightings (car, run, time, sizes) and its size per survey day."""
@@ -215,15 +218,9 @@ class SurveyStore:
         returns how many sightings it has (0: no such crack)."""
         if label not in ("confirmed", "false_positive", ""):
             raise ValueError(f"label {label!r}: confirmed, false_positive or ''")
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            n = self.db.execute("UPDATE sightings SET label = ? WHERE crack = ?",
-                                (label, crack_id)).rowcount
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        return n
+        with self._writing() as db:
+            return db.execute("UPDATE sightings SET label = ? WHERE crack = ?",
+                              (label, crack_id)).rowcount
 
     def extent(self) -> Optional[List[float]]:
         """[min_lon, min_lat, max_lon, max_lat] of the placed sightings, or None."""
@@ -244,11 +241,11 @@ def _day_rows(rows: List[tuple]) -> List[Dict[str, Any]]:
     return [days[k] for k in sorted(days)]
 
 
-def _extent(s: Sighting, metres: float) -> Tuple[float, float]:
-    """Half-widths of a box of `metres` around S in its space's units."""
-    if s.space != "wgs84":
+def _extent(space: str, y: float, metres: float) -> Tuple[float, float]:
+    """Half-widths of a box of `metres` around a place at Y in SPACE's units."""
+    if space != "wgs84":
         return metres, metres
-    return (metres / (EARTH_M_PER_DEG * max(0.01, math.cos(math.radians(s.y)))),
+    return (metres / (EARTH_M_PER_DEG * max(0.01, math.cos(math.radians(y)))),
             metres / EARTH_M_PER_DEG)
 
 
@@ -257,19 +254,15 @@ def _sighting(row: tuple) -> Sighting:
                     row[10], row[11], row[12], row[13])
 
 
-def _crack(name: str, rows: Iterable[tuple]) -> Crack:
+def _crack(name: str, rows: Iterable[tuple], days: List[Dict[str, Any]]) -> Crack:
+    """A crack from its sightings' rows and their sizes per survey day (_day_rows)."""
     rows = list(rows)
     times = sorted(r[5] for r in rows)
-    surveys: Dict[str, float] = {}  # survey day -> the longest this crack was seen then
-    for r in rows:
-        day = r[5][:10]
-        surveys[day] = max(surveys.get(day, 0.0), r[10])
-    days = sorted(surveys)
     if len(days) < 2:
         trend = "new"
     else:
-        before = max(surveys[d] for d in days[:-1])
-        trend = "grown" if surveys[days[-1]] > 1.2 * before + 0.02 else "unchanged"
+        before = max(d["length_m"] for d in days[:-1])
+        trend = "grown" if days[-1]["length_m"] > 1.2 * before + 0.02 else "unchanged"
     labels = [r[14] for r in rows if r[14]]
     label = "false_positive" if labels and all(v == "false_positive" for v in labels) else (
         labels[-1] if labels else "")
