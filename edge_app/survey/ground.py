@@ -73,21 +73,22 @@ def _place(fix: Optional[Dict[str, Any]], odometry: Optional[float], forward: fl
     error = math.hypot(eph if eph is not None and eph >= 0 else 5.0, cfg.projection_error_m)
     track = finite_number(fix.get("track_deg"))
     if track is None:  # heading unknown: only the antenna's place is known
-        forward, right = 0.0, 0.0
+        north, east = 0.0, 0.0
         error = math.hypot(error, cfg.ahead_m + 0.5)
     else:
         h = math.radians(track)
-        forward, right = (forward * math.cos(h) - right * math.sin(h),
-                          forward * math.sin(h) + right * math.cos(h))  # north, east
-    north, east = forward, right
+        north = forward * math.cos(h) - right * math.sin(h)
+        east = forward * math.sin(h) + right * math.cos(h)
     lat2 = lat + north / EARTH_M_PER_DEG
     lon2 = lon + east / (EARTH_M_PER_DEG * max(0.01, math.cos(math.radians(lat))))
     return "wgs84", round(lon2, 8), round(lat2, 8), round(error, 3)
 
 
-def sightings(det: Dict[str, Any], cfg: GroundConfig) -> List[Sighting]:
+def sightings(det: Any, cfg: GroundConfig) -> List[Sighting]:
     """The detection's cracks on the ground; Refused with the reason for a detection the
     survey cannot place or trust."""
+    if not isinstance(det, dict):
+        raise Refused("not a detection object")
     if det.get("schema") != SCHEMA:
         raise Refused(f"schema {det.get('schema')!r}, not {SCHEMA}")
     car, run, seq = det.get("car_id"), det.get("run_id"), det.get("seq")

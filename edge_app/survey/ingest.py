@@ -4,10 +4,9 @@ A detection the survey cannot take is counted with its reason, never a crash."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 from edge_app.survey.ground import GroundConfig, Refused, Sighting, sightings
 from edge_app.survey.store import SurveyStore
@@ -16,19 +15,16 @@ log = logging.getLogger(__name__)
 MAX_LINE = 1_000_000  # a detection line longer than this is refused unread
 
 
-def run_sightings(run_dir: Path, cfg: GroundConfig) -> tuple:
-    """(sightings, {reason: count}, {sighting key: label}) of one recorded run."""
-    from edge_app.recorder import RunReader
+def run_sightings(reader: Any, cfg: GroundConfig) -> tuple:
+    """(sightings, {reason: count}, {sighting key: label}) of one recorded run (its
+    RunReader)."""
     from edge_app.review.runs import read_labels
-    reader = RunReader(run_dir)
     found: List[Sighting] = []
     refused: Dict[str, int] = {}
-    seq_label = read_labels(run_dir)
+    seq_label = read_labels(reader.dir)
     labels: Dict[str, str] = {}
     for det in reader.jsonl("detections.jsonl"):
         try:
-            if not isinstance(det, dict):
-                raise Refused("not a detection object")
             if len(str(det)) > MAX_LINE:
                 raise Refused(f"a detection over {MAX_LINE} bytes")
             got = sightings(det, cfg)
@@ -44,13 +40,12 @@ def run_sightings(run_dir: Path, cfg: GroundConfig) -> tuple:
     return found, refused, labels
 
 
-def run_track(run_dir: Path) -> List[tuple]:
-    """(day, lon, lat) of every fix in a run's telemetry: where it drove, so a crack it
-    passed without seeing shows as missing."""
+def run_track(reader: Any) -> List[tuple]:
+    """(day, lon, lat) of every fix in a run's telemetry (its RunReader): where it drove,
+    so a crack it passed without seeing shows as missing."""
     from crack_common.values import finite_number
-    from edge_app.recorder import RunReader
     out = []
-    for t in RunReader(run_dir).jsonl("telemetry.jsonl"):
+    for t in reader.jsonl("telemetry.jsonl"):
         fix = t.get("gps") if isinstance(t, dict) else None
         if not isinstance(fix, dict):
             continue
@@ -65,15 +60,15 @@ def run_track(run_dir: Path) -> List[tuple]:
 def ingest_runs(store: SurveyStore, runs: Sequence[Path], cfg: GroundConfig) -> Dict[str, int]:
     """Every run into the store, one transaction each; totals of new sightings and
     refusals."""
+    from edge_app.recorder import RunReader
     total = {"runs": 0, "new_sightings": 0, "refused": 0}
     for run in runs:
-        if not (Path(run) / "run.json").is_file():
-            raise ValueError(f"{run}: not a recorded run (no run.json)")
-        found, refused, labels = run_sightings(Path(run), cfg)
+        reader = RunReader(Path(run))  # a folder without run.json: "not a crack-car run"
+        found, refused, labels = run_sightings(reader, cfg)
         total["new_sightings"] += store.ingest(found, refused, labels)
-        info = json.loads((Path(run) / "run.json").read_text())
+        info = reader.info
         car = str((info.get("config") or {}).get("car_id") or info.get("car_id") or "")
-        store.add_track(car, str(info.get("run_id", Path(run).name)), run_track(Path(run)))
+        store.add_track(car, str(info.get("run_id", Path(run).name)), run_track(reader))
         total["refused"] += sum(refused.values())
         total["runs"] += 1
         for reason, n in refused.items():
