@@ -143,21 +143,28 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from crack_common.files import atomic_write_text
-    from edge_app.review.export import to_csv, to_geojson
-    text = to_csv(args.run) if args.format == "csv" else to_geojson(args.run)
-    if args.out:
-        atomic_write_text(args.out, text)
-        print(f"wrote {args.out}")
+def _emit(text: str, out: Optional[Path], what: str = "") -> None:
+    """TEXT into the file OUT (written whole), or onto standard output."""
+    if out:
+        from crack_common.files import atomic_write_text
+        atomic_write_text(out, text)
+        print(f"wrote {what}{' to ' if what else ''}{out}")
     else:
         sys.stdout.write(text)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from edge_app.review.export import to_csv, to_geojson
+    _emit(to_csv(args.run) if args.format == "csv" else to_geojson(args.run), args.out)
     return 0
 
 
 def _cmd_survey(args: argparse.Namespace) -> int:
-    from crack_common.files import atomic_write_text
     from edge_app.survey.store import SurveyStore
+    run_alone = {"listen": _survey_listen, "serve": _survey_serve,
+                 "calibrate": _survey_calibrate}  # each opens what it needs itself
+    if args.survey_command in run_alone:
+        return run_alone[args.survey_command](args)
     store = SurveyStore(args.db)
     try:
         if args.survey_command == "ingest":
@@ -181,25 +188,13 @@ def _cmd_survey(args: argparse.Namespace) -> int:
                 return 0
             text = {"csv": to_csv, "geojson": to_geojson, "segments": segments}[
                 args.format](cracks)
-            if args.out:
-                atomic_write_text(args.out, text)
-                print(f"wrote {len(cracks)} crack(s) to {args.out}")
-            else:
-                sys.stdout.write(text)
-        elif args.survey_command == "listen":
-            store.close()
-            return _survey_listen(args)
+            _emit(text, args.out, f"{len(cracks)} crack(s)")
         elif args.survey_command == "plot":
             from edge_app.survey.export import length_plot
             view = store.view(tuple(args.bbox) if args.bbox else None)
             n = length_plot([c for c, _, _ in view], {c.crack_id: days for c, days, _ in view},
                             str(args.out))
             print(f"wrote the lengths of {n} crack(s) to {args.out}")
-        elif args.survey_command == "serve":
-            store.close()
-            return _survey_serve(args)
-        elif args.survey_command == "calibrate":
-            return _survey_calibrate(args)
         else:
             print(json.dumps(store.counts(), indent=1))
     finally:
@@ -399,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("photo", type=Path, help="a frame of the car's stream with the board")
     sc.add_argument("--squares", required=True, help="inner corners, COLSxROWS (e.g. 9x6)")
     sc.add_argument("--square-mm", type=float, required=True, help="side of one square")
-    for q in (si, se, sl, sm, sp, sc, svsub.choices["stats"]):
+    for q in (si, se, sl, sm, sp, svsub.choices["stats"]):  # calibrate needs no store
         q.add_argument("--db", type=Path, default=Path("survey.sqlite"),
                        help="the survey store")
     sv.set_defaults(func=_cmd_survey)

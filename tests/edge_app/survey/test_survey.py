@@ -260,6 +260,7 @@ def test_calibration_reads_the_ground_resolution_off_a_checkerboard(tmp_path, cl
     r = cli("edge_app.cli", ["survey", "calibrate", str(photo), "--squares", "9x6",
                              "--square-mm", "25"])
     assert r.returncode == 0 and "at an angle" in r.stdout
+    assert not (REPO / "survey.sqlite").exists()  # calibrating opens no store
     cv2.imwrite(str(tmp_path / "road.png"), np.full((480, 640, 3), 120, np.uint8))
     r = cli("edge_app.cli", ["survey", "calibrate", str(tmp_path / "road.png"), "--squares",
                              "9x6", "--square-mm", "25"])
