@@ -112,15 +112,19 @@ class RemoteClient:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def health(self) -> Dict[str, Any]:
-        status, data, _ = self._request("GET", "/healthz")
+    def _json(self, path: str) -> Any:
+        """The JSON a GET of PATH answers with 200; RemoteError naming what came instead."""
+        status, data, _ = self._request("GET", path)
         if status != 200:
-            raise RemoteError(f"{self.url}/healthz answered {status}")
+            raise RemoteError(f"{self.url}{path} answered {status}")
         try:
-            info = json.loads(data)
+            return json.loads(data)
         except ValueError:
-            raise RemoteError(f"{self.url}/healthz answered no JSON: "
+            raise RemoteError(f"{self.url}{path} answered no JSON: "
                               f"{data[:80].decode('utf-8', 'replace')!r}") from None
+
+    def health(self) -> Dict[str, Any]:
+        info = self._json("/healthz")
         if not isinstance(info, dict) or not isinstance(info.get("model"), dict):
             raise RemoteError(f"{self.url}/healthz: no model in the answer; is it "
                               "crack-distill serve?")
@@ -163,18 +167,6 @@ class KServeClient(RemoteClient):
             raise ValueError(f"remote URL {url!r}: the path must be /v2/models/NAME (or "
                              "/v2/models/NAME/versions/V)")
         self.input, self.output, self.size = "image", "logits", 0
-
-    def _json(self, path: str) -> Dict[str, Any]:
-        status, data, _ = self._request("GET", path)
-        if status != 200:
-            raise RemoteError(f"{self.url}{path} answered {status}")
-        try:
-            out = json.loads(data)
-        except ValueError:
-            raise RemoteError(f"{self.url}{path} answered no JSON") from None
-        if not isinstance(out, dict):
-            raise RemoteError(f"{self.url}{path}: not a JSON object")
-        return out
 
     def health(self) -> Dict[str, Any]:
         """The model's readiness and metadata: its input (u8, 1xSxSx3) and output names."""
