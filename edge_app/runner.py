@@ -46,14 +46,6 @@ def _readable_card(xml: Path) -> Dict[str, Any]:
                          "threshold") from None
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def live_commands(cfg: CarConfig, mqtt: Any, act: Callable[[Dict[str, Any]], None]
                   ) -> Callable[[bytes], Dict[str, Any]]:
     """The live view's command path: the MQTT link's gate when there is one (one replay
@@ -62,7 +54,8 @@ def live_commands(cfg: CarConfig, mqtt: Any, act: Callable[[Dict[str, Any]], Non
     from edge_app.motion.commands import CommandGate
     gate = mqtt.gate if mqtt is not None else CommandGate(
         act, cfg.mqtt.command_key, cfg.mqtt.command_max_age_s)
-    local = cfg.server.host == "localhost" or _is_loopback(cfg.server.host)
+    from edge_app.links.http_util import is_loopback
+    local = is_loopback(cfg.server.host)
     refusal = "" if local or cfg.mqtt.command_key else (
         f"the live view is served on {cfg.server.host} without mqtt.command_key: set a key "
         "(and type it into the page) or keep server.host on 127.0.0.1")

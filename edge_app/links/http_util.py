@@ -186,6 +186,17 @@ def content_length(text: Optional[str]) -> Optional[int]:
     return int(text) if ok else None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether HOST names this machine only: localhost or a loopback address."""
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_ip(host: str) -> bool:
     import ipaddress
     try:

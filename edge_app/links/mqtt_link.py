@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 from urllib.parse import unquote, urlsplit
 
+from edge_app.links.http_util import is_loopback
 from edge_app.links.spool import Spool
 from edge_app.motion.commands import CommandGate
 
@@ -112,7 +113,7 @@ class MqttLink:
 
     def _motion_refusal(self, tls: bool, credentials: bool) -> str:
         """Why motion commands cannot be trusted on this link ('' when they can)."""
-        if self.cfg.insecure or _loopback(self.host):
+        if self.cfg.insecure or is_loopback(self.host):
             return ""
         missing = [what for what, ok in (("TLS (mqtts://)", tls), ("credentials", credentials),
                                          ("mqtt.command_key", bool(self.cfg.command_key)))
@@ -249,16 +250,6 @@ class MqttLink:
     @property
     def spool_depth(self) -> int:
         return self.spool.depth
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def spool_folder(runs_root: Path, cfg: MqttConfig) -> Path:
