@@ -205,14 +205,6 @@ class SurveyStore:
             out.append((c, days, {r[2] for r in members}))
         return out
 
-    def history(self, crack_id: str) -> Dict[str, Any]:
-        """A crack's sightings (car, run, time, sizes) and its size per survey day."""
-        rows = self.db.execute("SELECT * FROM sightings WHERE crack = ? ORDER BY time, key",
-                               (crack_id,)).fetchall()
-        return {"sightings": [{"key": r[0], "car_id": r[2], "run_id": r[3], "time": r[5],
-                               "length_m": r[10], "width_mm": r[11], "label": r[14]}
-                              for r in rows], "days": _day_rows(rows)}
-
     def label(self, crack_id: str, label: str) -> int:
         """Label every sighting of a crack (confirmed, false_positive, or '' to clear);
         returns how many sightings it has (0: no such crack)."""

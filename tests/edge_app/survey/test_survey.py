@@ -226,7 +226,7 @@ def test_geopackage_segments_and_the_length_plot(tmp_path):
     pytest.importorskip("matplotlib")  # the survey extra; not on the car's runtime leg
     from edge_app.survey.export import length_plot
     png = tmp_path / "lengths.png"
-    n = length_plot(cracks, {c.crack_id: store.history(c.crack_id)["days"] for c in cracks},
+    n = length_plot(cracks, {c.crack_id: days for c, days, _ in store.view()},
                     str(png))
     assert n == 4 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
